@@ -1,0 +1,108 @@
+//! The API's one error type, and the single place where domain errors become HTTP responses.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use m365backup_core::CoreError;
+use serde::Serialize;
+
+/// The vendor's `RESTExceptionInfo`: every error body is `{"message": "..."}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub message: String,
+}
+
+pub const DENIED: &str = "Authorization has been denied for this request.";
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized,
+    NotFound(String),
+    Conflict(String),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType(String),
+    TooManyRequests(Duration),
+    /// OAuth-style token endpoint error (`invalid_grant`, `unsupported_grant_type`, ...).
+    OAuth {
+        error: &'static str,
+        description: String,
+    },
+    Internal(String),
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Invalid(m) => ApiError::BadRequest(m),
+            CoreError::NotFound(m) => ApiError::NotFound(m),
+            CoreError::Conflict(m) => ApiError::Conflict(m),
+            CoreError::InvalidGrant(m) => ApiError::OAuth {
+                error: "invalid_grant",
+                description: m,
+            },
+            CoreError::Throttled { retry_after } => ApiError::TooManyRequests(retry_after),
+            CoreError::Unauthenticated => ApiError::Unauthorized,
+            CoreError::Store(e) => ApiError::Internal(e.to_string()),
+            CoreError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+pub fn message(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            message: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest(m) => message(StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized => {
+                let mut r = message(StatusCode::UNAUTHORIZED, DENIED);
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r
+            }
+            ApiError::NotFound(m) => message(StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => message(StatusCode::CONFLICT, m),
+            ApiError::PayloadTooLarge(limit) => message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the limit of {limit} bytes"),
+            ),
+            ApiError::UnsupportedMediaType(m) => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            ApiError::TooManyRequests(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut r = message(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed sign-in attempts. Try again in {secs} seconds."),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                r
+            }
+            ApiError::OAuth { error, description } => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": error, "error_description": description })),
+            )
+                .into_response(),
+            ApiError::Internal(detail) => {
+                // The detail is for the log; the client learns only that it was not its fault.
+                tracing::error!(%detail, "internal error");
+                message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server failed to process the request.",
+                )
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

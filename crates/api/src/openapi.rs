@@ -1,0 +1,33 @@
+//! The OpenAPI 3 document. Paths are collected from the handlers' `#[utoipa::path]` attributes
+//! by the router itself (see [`crate::build`]), so the document cannot drift from the routes.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "m365backup REST API",
+        version = "v5",
+        description = "Management API of m365backup, wire-compatible with the Veeam Backup for Microsoft Office 365 v5 REST API for the resources it implements. Paths are case-insensitive."
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "Token", description = "Operator sign-in and sign-out"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub const SWAGGER_PATH: &str = "/swagger/v5/swagger.json";

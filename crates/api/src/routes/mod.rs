@@ -1,0 +1,3 @@
+//! One module per v5 resource.
+
+pub mod token;

@@ -1,0 +1,31 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use m365backup_core::auth::AuthService;
+
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// Request bodies above this many bytes are refused with 413.
+    pub max_body_bytes: usize,
+    /// Take the client address, scheme and host from `X-Forwarded-*` (only behind a proxy).
+    pub trust_forwarded_headers: bool,
+    /// `https`, or `http` when the server was explicitly asked to serve plain HTTP.
+    pub scheme: &'static str,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            trust_forwarded_headers: false,
+            scheme: "https",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Arc<AuthService>,
+    pub settings: Arc<ApiSettings>,
+}

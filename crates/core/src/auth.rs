@@ -1,0 +1,317 @@
+//! Operator sign-in and bearer tokens (the `/v5/Token` semantics, without the HTTP).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::distributions::{Alphanumeric, DistString};
+
+use crate::error::{CoreError, CoreResult};
+use crate::ids::{OperatorId, SessionId};
+use crate::operators::{Operator, OperatorName};
+use crate::password::{hash_password, validate_new_password, verify_password};
+use crate::signin_guard::{GuardKey, GuardPolicy, SignInGuard};
+use crate::store::{NewSession, Principal, RefreshOutcome, SessionTokens, Store};
+use crate::token::{generate_token, TokenDigest};
+use crate::Secret;
+
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub guard: GuardPolicy,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_token_lifetime: Duration::from_secs(60 * 60),
+            refresh_token_lifetime: Duration::from_secs(14 * 24 * 60 * 60),
+            guard: GuardPolicy::default(),
+        }
+    }
+}
+
+/// What a successful sign-in or refresh hands to the client.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: Secret,
+    pub refresh_token: Secret,
+    pub user_name: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub expires_in: Duration,
+}
+
+const BAD_CREDENTIALS: &str = "The user name or password is incorrect.";
+const BAD_REFRESH: &str = "The refresh token is invalid, expired or revoked.";
+
+pub struct AuthService {
+    store: Arc<dyn Store>,
+    guard: SignInGuard,
+    settings: AuthSettings,
+}
+
+impl AuthService {
+    pub fn new(store: Arc<dyn Store>, settings: AuthSettings) -> Self {
+        let guard = SignInGuard::new(settings.guard.clone());
+        Self {
+            store,
+            guard,
+            settings,
+        }
+    }
+
+    /// The password grant.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &Secret,
+        client: IpAddr,
+    ) -> CoreResult<IssuedTokens> {
+        let user_key = GuardKey::username(username);
+        let keys = [user_key.clone(), GuardKey::Address(client)];
+        self.check_guard(&keys)?;
+
+        let credentials = match OperatorName::parse(username) {
+            Ok(name) => self.store.operator_credentials(&name.normalized()).await?,
+            Err(_) => None,
+        };
+        let (operator, hash) = match credentials {
+            Some(c) => (Some(c.operator), Some(c.password_hash)),
+            None => (None, None),
+        };
+        // Always runs argon2, so an unknown user takes as long as a wrong password.
+        let verified = verify_password(password, hash).await;
+        match operator {
+            Some(operator) if verified => {
+                self.guard.record_success(&user_key);
+                tracing::info!(operator = %operator.name, %client, "operator signed in");
+                self.open_session(operator.id, operator.name).await
+            }
+            _ => {
+                self.guard.record_failure(&keys);
+                tracing::warn!(username = %username, %client, "failed sign-in");
+                Err(CoreError::InvalidGrant(BAD_CREDENTIALS.into()))
+            }
+        }
+    }
+
+    /// The refresh_token grant: the presented token is spent and a new pair issued.
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        client: IpAddr,
+    ) -> CoreResult<IssuedTokens> {
+        let keys = [GuardKey::Address(client)];
+        self.check_guard(&keys)?;
+        let (access, refresh, tokens, issued_at) = self.new_tokens();
+        let presented = TokenDigest::of(refresh_token);
+        match self
+            .store
+            .rotate_refresh_token(&presented, &tokens, issued_at)
+            .await?
+        {
+            RefreshOutcome::Rotated(principal) => {
+                Ok(self.issued(access, refresh, principal.operator_name, issued_at))
+            }
+            RefreshOutcome::Replayed(session) => {
+                tracing::warn!(%client, session = %session, "refresh token replayed; session revoked");
+                self.guard.record_failure(&keys);
+                Err(CoreError::InvalidGrant(BAD_REFRESH.into()))
+            }
+            RefreshOutcome::Unknown => {
+                self.guard.record_failure(&keys);
+                Err(CoreError::InvalidGrant(BAD_REFRESH.into()))
+            }
+        }
+    }
+
+    /// Resolves a bearer access token, or `Unauthenticated`.
+    pub async fn authenticate(&self, access_token: &str) -> CoreResult<Principal> {
+        if access_token.is_empty() || access_token.len() > 512 {
+            return Err(CoreError::Unauthenticated);
+        }
+        let digest = TokenDigest::of(&Secret::new(access_token));
+        self.store
+            .principal_for_access_token(&digest, Utc::now())
+            .await?
+            .ok_or(CoreError::Unauthenticated)
+    }
+
+    /// Logout: both tokens of the session die.
+    pub async fn sign_out(&self, principal: &Principal) -> CoreResult<()> {
+        self.store.delete_session(principal.session_id).await?;
+        tracing::info!(operator = %principal.operator_name, "operator signed out");
+        Ok(())
+    }
+
+    pub async fn purge_expired_sessions(&self) -> CoreResult<u64> {
+        Ok(self.store.purge_expired_sessions(Utc::now()).await?)
+    }
+
+    fn check_guard(&self, keys: &[GuardKey]) -> CoreResult<()> {
+        self.guard
+            .check(keys)
+            .map_err(|retry_after| CoreError::Throttled { retry_after })
+    }
+
+    async fn open_session(
+        &self,
+        operator_id: OperatorId,
+        user_name: String,
+    ) -> CoreResult<IssuedTokens> {
+        let (access, refresh, tokens, issued_at) = self.new_tokens();
+        let session = NewSession {
+            id: SessionId::new_random(),
+            operator_id,
+            tokens,
+            created_at: issued_at,
+        };
+        self.store.insert_session(&session).await?;
+        Ok(self.issued(access, refresh, user_name, issued_at))
+    }
+
+    fn new_tokens(&self) -> (Secret, Secret, SessionTokens, DateTime<Utc>) {
+        let now = Utc::now();
+        let access = generate_token();
+        let refresh = generate_token();
+        let tokens = SessionTokens {
+            access: TokenDigest::of(&access),
+            access_expires_at: now + self.settings.access_token_lifetime,
+            refresh: TokenDigest::of(&refresh),
+            refresh_expires_at: now + self.settings.refresh_token_lifetime,
+        };
+        (access, refresh, tokens, now)
+    }
+
+    fn issued(
+        &self,
+        access: Secret,
+        refresh: Secret,
+        user_name: String,
+        issued_at: DateTime<Utc>,
+    ) -> IssuedTokens {
+        IssuedTokens {
+            access_token: access,
+            refresh_token: refresh,
+            user_name,
+            issued_at,
+            expires_at: issued_at + self.settings.access_token_lifetime,
+            expires_in: self.settings.access_token_lifetime,
+        }
+    }
+}
+
+/// Operator account management (the `m365backup admin` commands and first start).
+pub struct OperatorService {
+    store: Arc<dyn Store>,
+}
+
+impl OperatorService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    pub async fn add(&self, name: &str, password: &Secret) -> CoreResult<Operator> {
+        let name = OperatorName::parse(name)?;
+        validate_new_password(password)?;
+        let hash = hash_password(password).await?;
+        let operator = Operator {
+            id: OperatorId::new_random(),
+            name: name.as_str().to_owned(),
+            created_at: Utc::now(),
+        };
+        self.store
+            .insert_operator(&operator, &hash)
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::Conflict(_) => {
+                    CoreError::Conflict(format!("operator '{}' already exists", name.as_str()))
+                }
+                other => other.into(),
+            })?;
+        Ok(operator)
+    }
+
+    /// Changes the password; every token of the operator dies with the old one.
+    pub async fn set_password(&self, name: &str, password: &Secret) -> CoreResult<()> {
+        let name = OperatorName::parse(name)?;
+        validate_new_password(password)?;
+        let hash = hash_password(password).await?;
+        if self
+            .store
+            .set_operator_password(&name.normalized(), &hash)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound(format!(
+                "no operator named '{}'",
+                name.as_str()
+            )))
+        }
+    }
+
+    pub async fn list(&self) -> CoreResult<Vec<Operator>> {
+        Ok(self.store.list_operators().await?)
+    }
+
+    /// Removes an operator, but never the last one: the server would be unmanageable.
+    pub async fn remove(&self, name: &str) -> CoreResult<()> {
+        let name = OperatorName::parse(name)?;
+        if self
+            .store
+            .operator_credentials(&name.normalized())
+            .await?
+            .is_none()
+        {
+            return Err(CoreError::NotFound(format!(
+                "no operator named '{}'",
+                name.as_str()
+            )));
+        }
+        if self.store.count_operators().await? <= 1 {
+            return Err(CoreError::Conflict(
+                "cannot remove the last operator".into(),
+            ));
+        }
+        self.store.delete_operator(&name.normalized()).await?;
+        Ok(())
+    }
+
+    /// On a server without operators, creates `admin`, with `password` or a random one.
+    /// Returns the password when one was generated, so the caller can show it once.
+    pub async fn ensure_bootstrap_admin(
+        &self,
+        password: Option<Secret>,
+    ) -> CoreResult<BootstrapOutcome> {
+        if self.store.count_operators().await? > 0 {
+            return Ok(BootstrapOutcome::AlreadyHasOperators);
+        }
+        let (password, generated) = match password {
+            Some(p) => (p, false),
+            None => (
+                Secret::new(Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24)),
+                true,
+            ),
+        };
+        match self.add(BOOTSTRAP_ADMIN, &password).await {
+            Ok(_) if generated => Ok(BootstrapOutcome::CreatedWithGeneratedPassword(password)),
+            Ok(_) => Ok(BootstrapOutcome::CreatedWithGivenPassword),
+            // Another node sharing the database won the race: fine.
+            Err(CoreError::Conflict(_)) => Ok(BootstrapOutcome::AlreadyHasOperators),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+#[derive(Debug)]
+pub enum BootstrapOutcome {
+    AlreadyHasOperators,
+    CreatedWithGivenPassword,
+    CreatedWithGeneratedPassword(Secret),
+}

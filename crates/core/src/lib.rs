@@ -1,0 +1,17 @@
+//! The domain core of m365backup: validated types and the services that apply the rules.
+//!
+//! This crate knows nothing about HTTP or SQL. Persistence is reached through the traits in
+//! [`store`], implemented by the `m365backup-store` crate; the HTTP layer lives in `m365backup-api`.
+
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod operators;
+pub mod password;
+pub mod secret;
+pub mod signin_guard;
+pub mod store;
+pub mod token;
+
+pub use error::{CoreError, StoreError};
+pub use secret::Secret;

@@ -1,0 +1,282 @@
+//! Configuration: defaults embedded here, overridden by a TOML file (`--config`), then by
+//! `M365BACKUP_*` environment variables, then by command-line flags. Every option is listed in
+//! README.md ("Configuration").
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use m365backup_api::ApiSettings;
+use m365backup_core::auth::AuthSettings;
+use m365backup_core::signin_guard::GuardPolicy;
+use m365backup_core::Secret;
+use serde::Deserialize;
+
+/// Options every subcommand needs to find the server's state.
+#[derive(Args, Debug, Clone, Default)]
+pub struct StateArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "M365BACKUP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the database, TLS certificate and keys [default: ./data].
+    #[arg(long, env = "M365BACKUP_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://user[:password]@host/db` to keep state in PostgreSQL [default: SQLite file in the data dir].
+    #[arg(long, env = "M365BACKUP_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+}
+
+/// Options of `m365backup serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address and port to listen on [default: 0.0.0.0:4443].
+    #[arg(long, env = "M365BACKUP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain; with --tls-key, replaces the generated self-signed certificate.
+    #[arg(long, env = "M365BACKUP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "M365BACKUP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating reverse proxy).
+    #[arg(long, env = "M365BACKUP_PLAIN_HTTP")]
+    pub plain_http: Option<bool>,
+    /// Trust X-Forwarded-For/-Proto/-Host (only behind a reverse proxy that sets them).
+    #[arg(long, env = "M365BACKUP_TRUST_FORWARDED_HEADERS")]
+    pub trust_forwarded_headers: Option<bool>,
+    /// Largest accepted request body in bytes [default: 1048576].
+    #[arg(long, env = "M365BACKUP_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Lifetime of access tokens in seconds [default: 3600].
+    #[arg(long, env = "M365BACKUP_ACCESS_TOKEN_LIFETIME_SECS")]
+    pub access_token_lifetime_secs: Option<u64>,
+    /// Lifetime of refresh tokens in seconds [default: 1209600, 14 days].
+    #[arg(long, env = "M365BACKUP_REFRESH_TOKEN_LIFETIME_SECS")]
+    pub refresh_token_lifetime_secs: Option<u64>,
+    /// Failed sign-ins (per user name or client address) before lockouts start [default: 5].
+    #[arg(long, env = "M365BACKUP_SIGNIN_LOCKOUT_THRESHOLD")]
+    pub signin_lockout_threshold: Option<u32>,
+    /// First lockout in seconds; doubles with each further failure, up to 15 minutes [default: 5].
+    #[arg(long, env = "M365BACKUP_SIGNIN_LOCKOUT_SECS")]
+    pub signin_lockout_secs: Option<u64>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The TOML file: the same option names as the flags, with underscores.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    plain_http: Option<bool>,
+    trust_forwarded_headers: Option<bool>,
+    max_body_bytes: Option<usize>,
+    access_token_lifetime_secs: Option<u64>,
+    refresh_token_lifetime_secs: Option<u64>,
+    signin_lockout_threshold: Option<u32>,
+    signin_lockout_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+/// Fully resolved settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub listen: SocketAddr,
+    pub tls: TlsSource,
+    pub plain_http: bool,
+    pub api: ApiSettings,
+    pub auth: AuthSettings,
+    pub log_format: LogFormat,
+    /// Password for the `admin` operator created on first start (`M365BACKUP_ADMIN_PASSWORD`);
+    /// random and printed once when absent. Environment only: flags show up in `ps`.
+    pub bootstrap_admin_password: Option<Secret>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Self-signed, generated in the data dir on first start and reused.
+    Generated,
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+}
+
+pub const ADMIN_PASSWORD_ENV: &str = "M365BACKUP_ADMIN_PASSWORD";
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:4443";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+
+impl Settings {
+    pub fn resolve(state: &StateArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &state.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let tls = match (
+            serve.tls_cert.clone().or(file.tls_cert),
+            serve.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+            (None, None) => TlsSource::Generated,
+            _ => anyhow::bail!("tls_cert and tls_key must be given together"),
+        };
+        let plain_http = serve.plain_http.or(file.plain_http).unwrap_or(false);
+        let max_body_bytes = serve
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(1024 * 1024);
+        anyhow::ensure!(
+            max_body_bytes >= 1024,
+            "max_body_bytes must be at least 1024"
+        );
+        let defaults = AuthSettings::default();
+        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file).map(Duration::from_secs).unwrap_or(default)
+        };
+        let auth = AuthSettings {
+            access_token_lifetime: secs(
+                serve.access_token_lifetime_secs,
+                file.access_token_lifetime_secs,
+                defaults.access_token_lifetime,
+            ),
+            refresh_token_lifetime: secs(
+                serve.refresh_token_lifetime_secs,
+                file.refresh_token_lifetime_secs,
+                defaults.refresh_token_lifetime,
+            ),
+            guard: GuardPolicy {
+                threshold: serve
+                    .signin_lockout_threshold
+                    .or(file.signin_lockout_threshold)
+                    .unwrap_or(defaults.guard.threshold)
+                    .max(1),
+                base_delay: secs(
+                    serve.signin_lockout_secs,
+                    file.signin_lockout_secs,
+                    defaults.guard.base_delay,
+                ),
+                ..defaults.guard
+            },
+        };
+        anyhow::ensure!(
+            !auth.access_token_lifetime.is_zero(),
+            "access_token_lifetime_secs must be positive"
+        );
+        anyhow::ensure!(
+            auth.refresh_token_lifetime >= auth.access_token_lifetime,
+            "refresh_token_lifetime_secs must not be shorter than access_token_lifetime_secs"
+        );
+        Ok(Settings {
+            data_dir: state
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: state.database_url.clone().or(file.database_url),
+            listen: serve
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            tls,
+            plain_http,
+            api: ApiSettings {
+                max_body_bytes,
+                trust_forwarded_headers: serve
+                    .trust_forwarded_headers
+                    .or(file.trust_forwarded_headers)
+                    .unwrap_or(false),
+                scheme: if plain_http { "http" } else { "https" },
+            },
+            auth,
+            log_format: serve.log_format.or(file.log_format).unwrap_or_default(),
+            bootstrap_admin_password: std::env::var(ADMIN_PASSWORD_ENV)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+        })
+    }
+
+    /// Settings for a test or an embedded server: defaults, with the given data dir.
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        let state = StateArgs {
+            data_dir: Some(data_dir.to_owned()),
+            ..StateArgs::default()
+        };
+        Self::resolve(&state, &ServeArgs::default()).expect("defaults are valid")
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_over_file_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 2048\ndata_dir = \"/srv/x\"\n",
+        )
+        .unwrap();
+        let state = StateArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        let serve = ServeArgs {
+            max_body_bytes: Some(4096),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&state, &serve).unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.api.max_body_bytes, 4096);
+        assert_eq!(s.data_dir, PathBuf::from("/srv/x"));
+        assert_eq!(s.tls, TlsSource::Generated);
+        assert_eq!(s.auth.access_token_lifetime, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let state = StateArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    #[test]
+    fn cert_needs_key() {
+        let serve = ServeArgs {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&StateArgs::default(), &serve).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! The `m365backup` server binary as a library, so integration tests start the real server.
+
+pub mod admin;
+pub mod config;
+pub mod fsutil;
+pub mod logging;
+pub mod server;
+pub mod tls;

@@ -1,0 +1,45 @@
+//! `m365backup`: the server and its administration commands.
+
+use clap::{Parser, Subcommand};
+use m365backup::admin::AdminCommand;
+use m365backup::config::{ServeArgs, Settings, StateArgs};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "m365backup",
+    version,
+    about = "Self-hosted backup server for Microsoft 365 SharePoint Online and OneDrive"
+)]
+struct Cli {
+    #[command(flatten)]
+    state: StateArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the API server.
+    Serve(ServeArgs),
+    /// Manage operator accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(serve) => {
+            let settings = Settings::resolve(&cli.state, &serve)?;
+            m365backup::logging::init(settings.log_format);
+            let server = m365backup::server::start(&settings).await?;
+            server.run_until_signal().await
+        }
+        Command::Admin(command) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::admin::run(command, &settings).await
+        }
+    }
+}

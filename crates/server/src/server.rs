@@ -1,0 +1,158 @@
+//! `m365backup serve`: opens the state, makes sure an operator exists, and serves the API over
+//! HTTPS (or plain HTTP when asked) until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::Handle;
+use m365backup_api::AppState;
+use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOTSTRAP_ADMIN};
+use m365backup_core::store::Store;
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    handle: Handle,
+    serving: JoinHandle<std::io::Result<()>>,
+    housekeeping: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, and returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        self.housekeeping.abort();
+        self.serving.await.context("server task")?.context("server")
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    create_private_dir(&settings.data_dir)?;
+    let store = m365backup_store::open(settings.database_url.as_deref(), &settings.data_dir)
+        .await
+        .context("opening the state store")?;
+    Ok(store)
+}
+
+pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
+    let store = open_store(settings).await?;
+    tracing::info!(backend = store.backend(), data_dir = %settings.data_dir.display(), "state store open");
+
+    let operators = OperatorService::new(store.clone());
+    match operators
+        .ensure_bootstrap_admin(settings.bootstrap_admin_password.clone())
+        .await?
+    {
+        BootstrapOutcome::CreatedWithGeneratedPassword(password) => {
+            // Printed to stdout once, deliberately not logged.
+            println!(
+                "Created operator '{BOOTSTRAP_ADMIN}' with password: {}\n\
+                 This password is shown only now. Change it with `m365backup admin passwd {BOOTSTRAP_ADMIN}`.",
+                password.expose()
+            );
+        }
+        BootstrapOutcome::CreatedWithGivenPassword => {
+            println!("Created operator '{BOOTSTRAP_ADMIN}' with the password from M365BACKUP_ADMIN_PASSWORD.");
+        }
+        BootstrapOutcome::AlreadyHasOperators => {}
+    }
+
+    let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()));
+    let state = AppState {
+        auth: auth.clone(),
+        settings: Arc::new(settings.api.clone()),
+    };
+    let app = m365backup_api::build(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let listener = std::net::TcpListener::bind(settings.listen)
+        .with_context(|| format!("binding {}", settings.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = Handle::new();
+    let serving = if settings.plain_http {
+        tracing::warn!(%addr, "serving plain HTTP: use only behind a TLS-terminating proxy");
+        tokio::spawn(
+            axum_server::from_tcp(listener)
+                .handle(handle.clone())
+                .serve(app),
+        )
+    } else {
+        let tls = crate::tls::load(&settings.tls, &settings.data_dir).await?;
+        tokio::spawn(
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle.clone())
+                .serve(app),
+        )
+    };
+    tracing::info!(%addr, scheme = settings.api.scheme, "m365backup API listening");
+
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SESSION_PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            match auth.purge_expired_sessions().await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+            }
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        store,
+        handle,
+        serving,
+        housekeeping,
+    })
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data dir {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,86 @@
+//! The state store: one interface ([`m365backup_core::store::Store`]), two real backends.
+//!
+//! - [`SqliteStore`]: the default, one file in the data dir, WAL journal. Writes go through a
+//!   single connection so they never fight over SQLite's one write lock; reads use a pool.
+//! - [`PgStore`]: for several server nodes sharing one PostgreSQL database.
+//!
+//! Both run the same SQL (written once, in [`queries`]) and carry their own migrations under
+//! `migrations/<backend>/`, applied at open.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use m365backup_core::store::Store;
+use m365backup_core::StoreError;
+
+mod postgres;
+mod queries;
+mod sqlite;
+mod time;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Opens the store named by `database_url`: `postgres://…`/`postgresql://…` for PostgreSQL,
+/// `sqlite://path` or `None` for SQLite (default file `m365backup.db` in `data_dir`).
+pub async fn open(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::connect(url).await?))
+        }
+        Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
+        Some(other) => Err(StoreError::Backend(format!(
+            "unsupported database URL scheme in '{}': use sqlite:// or postgres://",
+            redact_url(other)
+        ))),
+        None => Ok(Arc::new(
+            SqliteStore::open_file(&data_dir.join(DEFAULT_SQLITE_FILE)).await?,
+        )),
+    }
+}
+
+pub const DEFAULT_SQLITE_FILE: &str = "m365backup.db";
+
+/// A database URL for logs: any password in it replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_owned())
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_password() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

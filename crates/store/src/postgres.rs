@@ -1,0 +1,39 @@
+//! PostgreSQL backend: for several server nodes sharing one database.
+
+use std::time::Duration;
+
+use m365backup_core::StoreError;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+use crate::backend_error;
+
+pub struct PgStore {
+    pub(crate) read: PgPool,
+    /// The same pool as `read`: PostgreSQL handles concurrent writers itself.
+    pub(crate) write: PgPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(backend_error)?;
+        // Migrations take an advisory lock, so nodes starting together apply them once.
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        Ok(Self {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}
+
+crate::queries::impl_store!(PgStore, sqlx::Postgres, "postgres");
