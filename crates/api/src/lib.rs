@@ -7,7 +7,9 @@ pub mod bearer;
 pub mod body;
 pub mod ci_json;
 pub mod client;
+pub mod dates;
 pub mod error;
+pub mod links;
 pub mod openapi;
 pub mod paths;
 pub mod routes;
@@ -38,6 +40,8 @@ pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let protected = OpenApiRouter::new()
         .routes(routes!(routes::token::revoke_token))
+        .routes(routes!(routes::organizations::list_organizations))
+        .routes(routes!(routes::organizations::get_organization))
         .route_layer(from_fn_with_state(state.clone(), bearer::require_bearer));
     let public = OpenApiRouter::new().routes(routes!(routes::token::issue_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

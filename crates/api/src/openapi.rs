@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerScheme),
     tags(
         (name = "Token", description = "Operator sign-in and sign-out"),
+        (name = "Organizations", description = "Microsoft 365 organizations"),
     )
 )]
 pub struct ApiDoc;

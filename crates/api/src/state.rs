@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use m365backup_core::auth::AuthService;
+use m365backup_core::store::Store;
 
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -27,5 +28,6 @@ impl Default for ApiSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    pub store: Arc<dyn Store>,
     pub settings: Arc<ApiSettings>,
 }

@@ -48,3 +48,7 @@ guid_id!(
     /// One signed-in session: an access token and the refresh token that renews it.
     SessionId
 );
+guid_id!(
+    /// A Microsoft 365 organization registered with this server.
+    OrganizationId
+);

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod operators;
+pub mod organizations;
 pub mod password;
 pub mod secret;
 pub mod signin_guard;

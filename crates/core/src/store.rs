@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
+use crate::ids::OrganizationId;
 use crate::ids::{OperatorId, SessionId};
 use crate::operators::{Operator, OperatorCredentials};
+use crate::organizations::Organization;
 use crate::token::TokenDigest;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -89,8 +91,15 @@ pub trait SessionStore: Send + Sync {
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
+#[async_trait]
+pub trait OrganizationStore: Send + Sync {
+    /// All organizations, oldest first.
+    async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
+    async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>>;
+}
+
 /// The whole state store.
-pub trait Store: OperatorStore + SessionStore + Send + Sync {
+pub trait Store: OperatorStore + SessionStore + OrganizationStore + Send + Sync {
     /// `sqlite` or `postgres`, for logs and diagnostics.
     fn backend(&self) -> &'static str;
 }

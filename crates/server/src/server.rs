@@ -77,6 +77,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()));
     let state = AppState {
         auth: auth.clone(),
+        store: store.clone(),
         settings: Arc::new(settings.api.clone()),
     };
     let app = m365backup_api::build(state).into_make_service_with_connect_info::<SocketAddr>();

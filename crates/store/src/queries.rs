@@ -8,11 +8,12 @@ macro_rules! impl_store {
     ($store:ty, $db:ty, $backend:literal) => {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
-        use m365backup_core::ids::{OperatorId, SessionId};
+        use m365backup_core::ids::{OperatorId, OrganizationId, SessionId};
         use m365backup_core::operators::{Operator, OperatorCredentials};
+        use m365backup_core::organizations::Organization;
         use m365backup_core::store::{
-            NewSession, OperatorStore, Principal, RefreshOutcome, SessionStore, SessionTokens,
-            Store, StoreResult,
+            NewSession, OperatorStore, OrganizationStore, Principal, RefreshOutcome, SessionStore,
+            SessionTokens, Store, StoreResult,
         };
         use m365backup_core::token::TokenDigest;
         use sqlx::Row;
@@ -250,6 +251,38 @@ macro_rules! impl_store {
                     .await
                     .map_err(crate::backend_error)?;
                 Ok(done.rows_affected())
+            }
+        }
+
+        fn organization_from_document(document: &str) -> StoreResult<Organization> {
+            serde_json::from_str(document).map_err(|e| {
+                m365backup_core::StoreError::Backend(format!("corrupt organization document: {e}"))
+            })
+        }
+
+        #[async_trait]
+        impl OrganizationStore for $store {
+            async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
+                let docs: Vec<String> = sqlx::query_scalar(
+                    "SELECT document FROM organizations ORDER BY created_at, id",
+                )
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                docs.iter().map(|d| organization_from_document(d)).collect()
+            }
+
+            async fn get_organization(
+                &self,
+                id: OrganizationId,
+            ) -> StoreResult<Option<Organization>> {
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT document FROM organizations WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&self.read)
+                        .await
+                        .map_err(crate::backend_error)?;
+                doc.map(|d| organization_from_document(&d)).transpose()
             }
         }
 

@@ -1,3 +1,4 @@
 //! One module per v5 resource.
 
+pub mod organizations;
 pub mod token;

@@ -1,0 +1,200 @@
+//! Test harness: the real server on 127.0.0.1:0 with a temporary data dir, over HTTPS, on
+//! SQLite or on a fresh PostgreSQL database of its own.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use m365backup::config::Settings;
+use m365backup::server::RunningServer;
+use m365backup_core::Secret;
+use serde_json::Value;
+
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per store backend.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident;)*) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { super::$name($crate::common::Backend::Sqlite).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { super::$name($crate::common::Backend::Postgres).await }
+            }
+        )*
+    };
+}
+
+/// Base URL of the PostgreSQL server used by tests (a maintenance database on it).
+fn pg_admin_url() -> String {
+    std::env::var("M365BACKUP_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database for one test; dropped by [`TestServer::stop`].
+async fn create_pg_database() -> (String, String) {
+    use sqlx::Connection;
+    let admin = pg_admin_url();
+    let name = format!("m365backup_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL must be running for the tests (see .ci/run)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_pg_database(name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub addr: SocketAddr,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub settings: Settings,
+    pub data_dir: tempfile::TempDir,
+    pg_database: Option<String>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts with default settings changed by `adjust`.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::for_data_dir(data_dir.path());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.bootstrap_admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        let mut pg_database = None;
+        if let Backend::Postgres = backend {
+            let (url, name) = create_pg_database().await;
+            settings.database_url = Some(url);
+            pg_database = Some(name);
+        }
+        adjust(&mut settings);
+        let server = m365backup::server::start(&settings)
+            .await
+            .expect("server starts");
+        let expected = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        assert_eq!(server.store.backend(), expected);
+        let addr = server.addr;
+        let scheme = settings.api.scheme;
+        Self {
+            server: Some(server),
+            addr,
+            base: format!("{scheme}://127.0.0.1:{}", addr.port()),
+            http: client(),
+            settings,
+            data_dir,
+            pg_database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Signs in with the password grant; the JSON response, asserting 200.
+    pub async fn sign_in(&self, user: &str, password: &str) -> Value {
+        let r = self
+            .token_request(&[
+                ("grant_type", "password"),
+                ("username", user),
+                ("password", password),
+            ])
+            .await;
+        assert_eq!(r.status(), 200, "sign-in of {user} should succeed");
+        r.json().await.unwrap()
+    }
+
+    /// An access token of the bootstrap admin.
+    pub async fn admin_token(&self) -> String {
+        self.sign_in("admin", ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/v5/Token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Restarts the server on the same data dir and database (a new port).
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+        let server = m365backup::server::start(&self.settings)
+            .await
+            .expect("server restarts");
+        self.addr = server.addr;
+        self.base = format!(
+            "{}://127.0.0.1:{}",
+            self.settings.api.scheme,
+            server.addr.port()
+        );
+        self.server = Some(server);
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+        if let Some(name) = self.pg_database.take() {
+            drop_pg_database(&name).await;
+        }
+    }
+}
+
+/// An HTTPS client that accepts the server's self-signed certificate, as real v5 clients do.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+pub async fn json(r: reqwest::Response) -> Value {
+    let text = r.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
