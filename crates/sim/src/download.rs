@@ -1,0 +1,200 @@
+//! Pre-authenticated download URLs (`/_download/{ticket}`), as SharePoint hands out for file
+//! content: signed, expiring, no bearer token needed, `Range` honoured. The ticket names the
+//! exact content (item, version, size), which is generated while streaming.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::graph::Caller;
+use crate::tenant::{Drive, FileInfo, Item};
+use crate::throttle::Principal;
+use crate::SharedSim;
+
+/// How long a download URL stays valid (SharePoint: about an hour).
+const TICKET_LIFETIME_SECS: i64 = 3600;
+
+#[derive(Serialize, Deserialize)]
+pub struct DownloadTicket {
+    drive: String,
+    item: String,
+    version: u64,
+    size: u64,
+    expires: i64,
+    user: Option<Uuid>,
+    app: Uuid,
+}
+
+impl DownloadTicket {
+    pub fn new(
+        drive: &Drive,
+        item: &Item,
+        file: FileInfo,
+        caller: &Caller,
+        sim: &SharedSim,
+    ) -> Self {
+        Self {
+            drive: drive.id.clone(),
+            item: item.id.clone(),
+            version: file.version,
+            size: file.size,
+            expires: chrono::Utc::now().timestamp() + TICKET_LIFETIME_SECS,
+            user: caller.token.user.map(|u| sim.tenant.users[u].id),
+            app: caller.token.app,
+        }
+    }
+}
+
+pub struct UrlSigner {
+    key: [u8; 32],
+}
+
+impl Default for UrlSigner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UrlSigner {
+    pub fn new() -> Self {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        Self { key }
+    }
+
+    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(payload);
+        mac
+    }
+
+    pub fn url(&self, base: &str, ticket: &DownloadTicket) -> String {
+        let payload = serde_json::to_vec(ticket).unwrap_or_default();
+        let sig = self.mac(&payload).finalize().into_bytes();
+        format!(
+            "{base}/_download/{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    fn verify(&self, raw: &str) -> Option<DownloadTicket> {
+        let (payload, sig) = raw.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        self.mac(&payload).verify_slice(&sig).ok()?;
+        serde_json::from_slice(&payload).ok()
+    }
+}
+
+pub fn routes() -> Router<SharedSim> {
+    Router::new().route("/_download/{ticket}", get(download))
+}
+
+/// `bytes=a-b`, `bytes=a-` or `bytes=-n` of a `size`-byte file, as a half-open range.
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (from, to) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.saturating_sub(n), size)
+        }
+        (a, "") => (a.parse().ok()?, size),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.saturating_add(1).min(size),
+        ),
+    };
+    (from < to && from < size).then_some((from, to))
+}
+
+async fn download(
+    State(sim): State<SharedSim>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(t) = sim.downloads.verify(&raw) else {
+        return (StatusCode::UNAUTHORIZED, "invalid download URL").into_response();
+    };
+    if t.expires < chrono::Utc::now().timestamp() {
+        return (StatusCode::UNAUTHORIZED, "download URL expired").into_response();
+    }
+    let Some(drive) = sim.tenant.drive(&t.drive) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let key = match drive
+        .state
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&t.item)
+    {
+        Some(item) if !item.deleted => item.content_key(&drive.id),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, from, to) = match range {
+        None => (StatusCode::OK, 0, t.size),
+        Some(r) => match parse_range(r, t.size) {
+            Some((from, to)) => (StatusCode::PARTIAL_CONTENT, from, to),
+            None => {
+                return (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{}", t.size))],
+                )
+                    .into_response();
+            }
+        },
+    };
+    let mut principals = vec![Principal::App(t.app)];
+    principals.extend(t.user.map(Principal::User));
+    sim.throttler.add_bytes(&principals, to - from);
+    let chunks = crate::content::chunks(&key, t.version, from, to).map(Ok::<_, std::io::Error>);
+    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, (to - from).into());
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(
+        header::ACCEPT_RANGES,
+        header::HeaderValue::from_static("bytes"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = format!("bytes {from}-{}/{}", to - 1, t.size).parse() {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some((0, 100)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some((900, 1000)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some((900, 1000)));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Some((990, 1000)));
+        assert_eq!(parse_range("bytes=1000-", 1000), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+}

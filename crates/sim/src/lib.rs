@@ -1,0 +1,129 @@
+//! m365sim: a Microsoft 365 tenant simulator for tests, benchmarks and demos.
+//!
+//! It serves the subset of the Microsoft identity platform (`/{tenant}/oauth2/v2.0/token`) and
+//! of Microsoft Graph v1.0 (`/v1.0/...`) that m365backup uses, over a deterministic generated
+//! tenant ([`tenant`]), with Microsoft's throttling behaviour ([`throttle`]), plus a control API
+//! under `/_sim/` ([`control`]). Start it in-process with [`start`], or run the `m365sim` binary.
+
+pub mod content;
+pub mod control;
+pub mod download;
+pub mod graph;
+pub mod identity;
+pub mod tenant;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum_server::Handle;
+
+pub use tenant::{Tenant, TenantSpec};
+pub use throttle::ThrottleConfig;
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub tenant: TenantSpec,
+    pub throttling: ThrottleConfig,
+    /// Shared secret of the control API (`X-Sim-Secret` header).
+    pub control_secret: String,
+    /// Lifetime of issued access tokens, seconds (Microsoft: about an hour).
+    pub token_lifetime_secs: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            tenant: TenantSpec::default(),
+            throttling: ThrottleConfig::default(),
+            control_secret: "sim-control".into(),
+            token_lifetime_secs: 3599,
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub struct Sim {
+    pub tenant: Tenant,
+    pub throttler: throttle::Throttler,
+    pub tokens: identity::TokenRegistry,
+    pub downloads: download::UrlSigner,
+    pub config: SimConfig,
+    /// `http://127.0.0.1:port`, for links the simulator hands out.
+    pub base_url: String,
+}
+
+pub type SharedSim = Arc<Sim>;
+
+pub fn router(sim: SharedSim) -> Router {
+    Router::new()
+        .merge(identity::routes())
+        .merge(graph::routes())
+        .merge(download::routes())
+        .merge(control::routes())
+        .with_state(sim)
+}
+
+/// A simulator serving on a loopback port.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub sim: SharedSim,
+    handle: Handle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningSim {
+    /// `http://127.0.0.1:port`: the authority URL and the Graph URL (append `/v1.0`).
+    pub fn base_url(&self) -> &str {
+        &self.sim.base_url
+    }
+
+    pub fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.sim.base_url)
+    }
+
+    pub fn tenant(&self) -> &Tenant {
+        &self.sim.tenant
+    }
+
+    pub async fn shutdown(self) {
+        self.handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
+        let _ = self.task.await;
+    }
+}
+
+/// Generates the tenant and serves it over plain HTTP on `listen` (port 0: any free port).
+pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<RunningSim> {
+    let tenant = Tenant::generate(&config.tenant)?;
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let sim = Arc::new(Sim {
+        throttler: throttle::Throttler::new(config.throttling.clone(), config.tenant.seed),
+        tokens: identity::TokenRegistry::default(),
+        downloads: download::UrlSigner::new(),
+        tenant,
+        base_url: format!("http://{host}:{}", addr.port()),
+        config,
+    });
+    let handle = Handle::new();
+    let app = router(sim.clone());
+    let task = tokio::spawn(
+        axum_server::from_tcp(listener)
+            .handle(handle.clone())
+            .serve(app.into_make_service()),
+    );
+    Ok(RunningSim {
+        addr,
+        sim,
+        handle,
+        task,
+    })
+}
