@@ -717,6 +717,36 @@ mod tests {
     }
 
     #[test]
+    fn tenant_files_in_toml_and_json() {
+        let dir = std::env::temp_dir().join(format!("m365sim-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml_path = dir.join("t.toml");
+        std::fs::write(&toml_path, "seed = 9\nusers = 4\ndomain = \"fabrikam.onmicrosoft.com\"\n[[extra_groups]]\ndisplay_name = \"Ops\"\nkind = \"security\"\nmembers = [\"user2@fabrikam.onmicrosoft.com\"]\n").unwrap();
+        let spec = TenantSpec::from_file(&toml_path).unwrap();
+        assert_eq!((spec.seed, spec.users), (9, 4));
+        let json_path = dir.join("t.json");
+        std::fs::write(&json_path, serde_json::to_string(&spec).unwrap()).unwrap();
+        let again = TenantSpec::from_file(&json_path).unwrap();
+        let t = Tenant::generate(&again).unwrap();
+        assert_eq!(t.domain, "fabrikam.onmicrosoft.com");
+        assert_eq!(
+            t.groups
+                .iter()
+                .find(|g| g.display_name == "Ops")
+                .unwrap()
+                .members
+                .len(),
+            1
+        );
+        std::fs::write(&json_path, r#"{"usres": 3}"#).unwrap();
+        assert!(
+            TenantSpec::from_file(&json_path).is_err(),
+            "typos are errors"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn extras_with_fixed_ids() {
         let gid: Uuid = "6e570850-9ce9-40ed-b81d-41772dabcead".parse().unwrap();
         let spec = TenantSpec {

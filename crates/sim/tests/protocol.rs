@@ -393,6 +393,17 @@ async fn sites_drives_delta_and_content() {
     let drive = c.get("/users/user7@contoso42.onmicrosoft.com/drive").await;
     assert_eq!(drive["driveType"], "business");
     let drive_id = drive["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        drive["owner"]["user"]["email"],
+        "user7@contoso42.onmicrosoft.com"
+    );
+    assert_eq!(
+        c.get(&format!("/drives/{drive_id}")).await["id"],
+        drive["id"]
+    );
+    let root = c.get(&format!("/drives/{drive_id}/root")).await;
+    assert!(root.get("root").is_some() && root["folder"]["childCount"].as_u64().unwrap() >= 1);
+    assert_eq!(c.get_raw("/drives/b!nope/root").await.status(), 404);
 
     // Full enumeration, paged: root, folders and files, nothing deleted.
     let (items, last) = c
