@@ -25,6 +25,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     UnsupportedMediaType(String),
     TooManyRequests(Duration),
+    /// Microsoft 365 is unavailable or throttling; the client may retry later.
+    ServiceUnavailable(String),
     /// OAuth-style token endpoint error (`invalid_grant`, `unsupported_grant_type`, ...).
     OAuth {
         error: &'static str,
@@ -45,6 +47,7 @@ impl From<CoreError> for ApiError {
             },
             CoreError::Throttled { retry_after } => ApiError::TooManyRequests(retry_after),
             CoreError::Unauthenticated => ApiError::Unauthorized,
+            CoreError::Unavailable(m) => ApiError::ServiceUnavailable(m),
             CoreError::Store(e) => ApiError::Internal(e.to_string()),
             CoreError::Internal(m) => ApiError::Internal(m),
         }
@@ -88,6 +91,7 @@ impl IntoResponse for ApiError {
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
                 r
             }
+            ApiError::ServiceUnavailable(m) => message(StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::OAuth { error, description } => (
                 StatusCode::BAD_REQUEST,
                 Json(serde_json::json!({ "error": error, "error_description": description })),

@@ -11,6 +11,7 @@ pub mod dates;
 pub mod error;
 pub mod links;
 pub mod openapi;
+pub mod paging;
 pub mod paths;
 pub mod routes;
 pub mod state;
@@ -40,8 +41,20 @@ pub const JSON_UTF8: &str = "application/json; charset=utf-8";
 pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let protected = OpenApiRouter::new()
         .routes(routes!(routes::token::revoke_token))
-        .routes(routes!(routes::organizations::list_organizations))
-        .routes(routes!(routes::organizations::get_organization))
+        .routes(routes!(
+            routes::organizations::list_organizations,
+            routes::organizations::add_organization
+        ))
+        .routes(routes!(
+            routes::organizations::get_organization,
+            routes::organizations::edit_organization,
+            routes::organizations::remove_organization
+        ))
+        .routes(routes!(routes::directory::list_groups))
+        .routes(routes!(routes::directory::get_group))
+        .routes(routes!(routes::directory::list_members))
+        .routes(routes!(routes::directory::list_users))
+        .routes(routes!(routes::directory::get_user))
         .route_layer(from_fn_with_state(state.clone(), bearer::require_bearer));
     let public = OpenApiRouter::new().routes(routes!(routes::token::issue_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

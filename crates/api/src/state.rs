@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use m365backup_core::auth::AuthService;
-use m365backup_core::store::Store;
+use m365backup_core::directory_service::DirectoryService;
+use m365backup_core::organization_service::OrganizationService;
 
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -28,6 +29,7 @@ impl Default for ApiSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
-    pub store: Arc<dyn Store>,
+    pub organizations: Arc<OrganizationService>,
+    pub directory: Arc<DirectoryService>,
     pub settings: Arc<ApiSettings>,
 }

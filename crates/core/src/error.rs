@@ -28,6 +28,9 @@ pub enum CoreError {
     /// Too many failed sign-ins; try again after the given delay.
     #[error("too many failed sign-in attempts; retry in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    /// A service the request depends on (Microsoft 365) is unavailable or throttling: 503.
+    #[error("{0}")]
+    Unavailable(String),
     /// No valid access token.
     #[error("Authorization has been denied for this request.")]
     Unauthenticated,

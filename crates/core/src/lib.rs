@@ -4,9 +4,13 @@
 //! [`store`], implemented by the `m365backup-store` crate; the HTTP layer lives in `m365backup-api`.
 
 pub mod auth;
+pub mod crypto;
+pub mod directory;
+pub mod directory_service;
 pub mod error;
 pub mod ids;
 pub mod operators;
+pub mod organization_service;
 pub mod organizations;
 pub mod password;
 pub mod secret;

@@ -96,6 +96,21 @@ pub trait OrganizationStore: Send + Sync {
     /// All organizations, oldest first.
     async fn list_organizations(&self) -> StoreResult<Vec<Organization>>;
     async fn get_organization(&self, id: OrganizationId) -> StoreResult<Option<Organization>>;
+    /// Fails with [`StoreError::Conflict`] when the tenant is already registered.
+    async fn insert_organization(
+        &self,
+        org: &Organization,
+        sealed_secrets: &[u8],
+    ) -> StoreResult<()>;
+    /// `false` when there is no such organization.
+    async fn update_organization(
+        &self,
+        org: &Organization,
+        sealed_secrets: &[u8],
+    ) -> StoreResult<bool>;
+    /// Removes the organization and everything that belongs to it. `false` if absent.
+    async fn delete_organization(&self, id: OrganizationId) -> StoreResult<bool>;
+    async fn organization_secrets(&self, id: OrganizationId) -> StoreResult<Option<Vec<u8>>>;
 }
 
 /// The whole state store.

@@ -26,6 +26,9 @@ pub struct StateArgs {
     /// `postgres://user[:password]@host/db` to keep state in PostgreSQL [default: SQLite file in the data dir].
     #[arg(long, env = "M365BACKUP_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// Key that seals stored secrets [default: server.key in the data dir, created on first start].
+    #[arg(long, env = "M365BACKUP_SERVER_KEY_FILE", global = true)]
+    pub server_key_file: Option<PathBuf>,
 }
 
 /// Options of `m365backup serve`.
@@ -79,6 +82,7 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     data_dir: Option<PathBuf>,
+    server_key_file: Option<PathBuf>,
     database_url: Option<String>,
     listen: Option<SocketAddr>,
     tls_cert: Option<PathBuf>,
@@ -97,6 +101,7 @@ struct FileConfig {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    pub server_key_file: PathBuf,
     pub database_url: Option<String>,
     pub listen: SocketAddr,
     pub tls: TlsSource,
@@ -183,12 +188,18 @@ impl Settings {
             auth.refresh_token_lifetime >= auth.access_token_lifetime,
             "refresh_token_lifetime_secs must not be shorter than access_token_lifetime_secs"
         );
+        let data_dir = state
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         Ok(Settings {
-            data_dir: state
-                .data_dir
+            server_key_file: state
+                .server_key_file
                 .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+                .or(file.server_key_file)
+                .unwrap_or_else(|| data_dir.join(crate::server_key::DEFAULT_KEY_FILE)),
+            data_dir,
             database_url: state.database_url.clone().or(file.database_url),
             listen: serve
                 .listen

@@ -5,4 +5,5 @@ pub mod config;
 pub mod fsutil;
 pub mod logging;
 pub mod server;
+pub mod server_key;
 pub mod tls;

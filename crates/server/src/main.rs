@@ -33,8 +33,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(serve) => {
             let settings = Settings::resolve(&cli.state, &serve)?;
             m365backup::logging::init(settings.log_format);
+            let stop = m365backup::server::shutdown_signal()?;
             let server = m365backup::server::start(&settings).await?;
-            server.run_until_signal().await
+            server.run_until(stop).await
         }
         Command::Admin(command) => {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;

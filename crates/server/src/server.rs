@@ -9,7 +9,11 @@ use anyhow::Context;
 use axum_server::Handle;
 use m365backup_api::AppState;
 use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOTSTRAP_ADMIN};
+use m365backup_core::directory::TenantGateway;
+use m365backup_core::directory_service::DirectoryService;
+use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
+use m365backup_m365::gateway::M365Gateway;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
@@ -22,6 +26,7 @@ pub struct RunningServer {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
     pub store: Arc<dyn Store>,
+    pub organizations: Arc<OrganizationService>,
     handle: Handle,
     serving: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
@@ -35,9 +40,12 @@ impl RunningServer {
         self.serving.await.context("server task")?.context("server")
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
-    pub async fn run_until_signal(self) -> anyhow::Result<()> {
-        shutdown_signal().await;
+    /// Serves until `stop` completes (see [`shutdown_signal`]), then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        stop.await;
         tracing::info!("shutting down");
         self.shutdown().await
     }
@@ -75,9 +83,16 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     }
 
     let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()));
+    let sealer = Arc::new(crate::server_key::load_or_create(
+        &settings.server_key_file,
+    )?);
+    let gateway: Arc<dyn TenantGateway> = Arc::new(M365Gateway::default());
+    let organizations = Arc::new(OrganizationService::new(store.clone(), gateway, sealer));
+    let directory = Arc::new(DirectoryService::new(organizations.clone()));
     let state = AppState {
         auth: auth.clone(),
-        store: store.clone(),
+        organizations: organizations.clone(),
+        directory,
         settings: Arc::new(settings.api.clone()),
     };
     let app = m365backup_api::build(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -118,6 +133,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         addr,
         store,
+        organizations,
         handle,
         serving,
         housekeeping,
@@ -137,23 +153,25 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGTERM and SIGINT (Ctrl-C) now, so a signal that arrives while the server is
+/// still starting is not lost, and returns a future that completes on the first of them.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -254,6 +254,12 @@ macro_rules! impl_store {
             }
         }
 
+        fn organization_document(org: &Organization) -> StoreResult<String> {
+            serde_json::to_string(org).map_err(|e| {
+                m365backup_core::StoreError::Backend(format!("organization document: {e}"))
+            })
+        }
+
         fn organization_from_document(document: &str) -> StoreResult<Organization> {
             serde_json::from_str(document).map_err(|e| {
                 m365backup_core::StoreError::Backend(format!("corrupt organization document: {e}"))
@@ -283,6 +289,65 @@ macro_rules! impl_store {
                         .await
                         .map_err(crate::backend_error)?;
                 doc.map(|d| organization_from_document(&d)).transpose()
+            }
+
+            async fn insert_organization(
+                &self,
+                org: &Organization,
+                sealed_secrets: &[u8],
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO organizations (id, name, tenant_id, document, secrets, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(org.id.to_string())
+                .bind(&org.name)
+                .bind(&org.tenant_id)
+                .bind(organization_document(org)?)
+                .bind(sealed_secrets)
+                .bind(to_millis(org.created_at))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn update_organization(
+                &self,
+                org: &Organization,
+                sealed_secrets: &[u8],
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE organizations SET name = $2, document = $3, secrets = $4 WHERE id = $1",
+                )
+                .bind(org.id.to_string())
+                .bind(&org.name)
+                .bind(organization_document(org)?)
+                .bind(sealed_secrets)
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_organization(&self, id: OrganizationId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM organizations WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn organization_secrets(
+                &self,
+                id: OrganizationId,
+            ) -> StoreResult<Option<Vec<u8>>> {
+                sqlx::query_scalar("SELECT secrets FROM organizations WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(crate::backend_error)
             }
         }
 

@@ -3,12 +3,18 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use m365backup_core::ids::OrganizationId;
-use m365backup_core::organizations::{ConnectionSettings, Organization};
-use serde::Serialize;
+use m365backup_core::organization_service::{
+    ConnectionInput, ConnectionSecrets, OrganizationInput,
+};
+use m365backup_core::organizations::{ConnectionSettings, Organization, OrganizationType, Region};
+use m365backup_core::Secret;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::links::{Link, Links};
@@ -118,11 +124,7 @@ pub async fn list_organizations(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
 ) -> ApiResult<Json<Vec<OrganizationView>>> {
-    let orgs = state
-        .store
-        .list_organizations()
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let orgs = state.organizations.list().await?;
     Ok(Json(
         orgs.into_iter()
             .map(|o| OrganizationView::new(o, &base))
@@ -149,13 +151,167 @@ pub async fn get_organization(
     Path(organization_id): Path<String>,
 ) -> ApiResult<Json<OrganizationView>> {
     let id = parse_organization_id(&organization_id)?;
-    let org = state
-        .store
-        .get_organization(id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or_else(|| not_found(&organization_id))?;
+    let org = state.organizations.get(id).await?;
     Ok(Json(OrganizationView::new(org, &base)))
+}
+
+/// Connection settings as a client sends them; the secrets are sealed, never returned.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSettingsBody {
+    account: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<Secret>,
+    #[serde(default)]
+    use_mfa: bool,
+    #[serde(default)]
+    grant_admin_access: bool,
+    application_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    application_secret: Option<Secret>,
+    /// Base64 PKCS#12 certificate (stored; certificate sign-in is not supported yet).
+    #[schema(value_type = Option<String>)]
+    application_certificate: Option<Secret>,
+    #[schema(value_type = Option<String>)]
+    application_certificate_password: Option<Secret>,
+    #[serde(default)]
+    use_application_only_auth: bool,
+    office_organization_name: Option<String>,
+    /// (ours) Sign-in endpoint; default: the public cloud of `region`.
+    authority_url: Option<String>,
+    /// (ours) Graph endpoint; default: the public cloud of `region`.
+    graph_url: Option<String>,
+}
+
+impl From<ConnectionSettingsBody> for ConnectionInput {
+    fn from(b: ConnectionSettingsBody) -> Self {
+        ConnectionInput {
+            settings: ConnectionSettings {
+                account: b.account,
+                use_mfa: b.use_mfa,
+                grant_admin_access: b.grant_admin_access,
+                application_id: b.application_id,
+                use_application_only_auth: b.use_application_only_auth,
+                office_organization_name: b.office_organization_name,
+                authority_url: b.authority_url,
+                graph_url: b.graph_url,
+            },
+            secrets: ConnectionSecrets {
+                password: b.password,
+                application_secret: b.application_secret,
+                application_certificate: b.application_certificate,
+                application_certificate_password: b.application_certificate_password,
+            },
+        }
+    }
+}
+
+/// Body of `POST` and `PUT /v5/Organizations`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationBody {
+    /// `Office365` (default); `OnPremises` and `Hybrid` are refused.
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>)]
+    kind: Option<OrganizationType>,
+    /// `Worldwide` (default), `USgovCommunity`, `Germany`, `China`, `USgovDefence`.
+    #[schema(value_type = Option<String>)]
+    region: Option<Region>,
+    is_exchange_online: Option<bool>,
+    is_share_point_online: Option<bool>,
+    is_teams_online: Option<bool>,
+    exchange_online_settings: Option<ConnectionSettingsBody>,
+    share_point_online_settings: Option<ConnectionSettingsBody>,
+}
+
+impl From<OrganizationBody> for OrganizationInput {
+    fn from(b: OrganizationBody) -> Self {
+        OrganizationInput {
+            kind: b.kind.unwrap_or(OrganizationType::Office365),
+            region: b.region.unwrap_or(Region::Worldwide),
+            is_exchange_online: b
+                .is_exchange_online
+                .unwrap_or(b.exchange_online_settings.is_some()),
+            is_share_point_online: b
+                .is_share_point_online
+                .unwrap_or(b.share_point_online_settings.is_some()),
+            is_teams_online: b.is_teams_online.unwrap_or(false),
+            exchange: b.exchange_online_settings.map(Into::into),
+            share_point: b.share_point_online_settings.map(Into::into),
+        }
+    }
+}
+
+/// Adds an organization: signs in to the tenant with the given credentials first.
+#[utoipa::path(
+    post,
+    path = "/v5/Organizations",
+    tag = "Organizations",
+    security(("bearer" = [])),
+    request_body = OrganizationBody,
+    responses(
+        (status = 201, description = "Added", body = OrganizationView),
+        (status = 400, description = "Invalid settings, or the tenant refused the sign-in (its reason quoted)", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 409, description = "The tenant is already added", body = ErrorBody),
+    )
+)]
+pub async fn add_organization(
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    JsonBody(body): JsonBody<OrganizationBody>,
+) -> ApiResult<(StatusCode, Json<OrganizationView>)> {
+    let org = state.organizations.add(body.into()).await?;
+    Ok((StatusCode::CREATED, Json(OrganizationView::new(org, &base))))
+}
+
+/// Edits an organization; left-out secrets are kept, changed credentials are checked again.
+#[utoipa::path(
+    put,
+    path = "/v5/Organizations/{organizationId}",
+    tag = "Organizations",
+    security(("bearer" = [])),
+    params(("organizationId" = String, Path, description = "Organization GUID")),
+    request_body = OrganizationBody,
+    responses(
+        (status = 204, description = "Edited"),
+        (status = 400, description = "Invalid settings or refused sign-in", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+    )
+)]
+pub async fn edit_organization(
+    State(state): State<AppState>,
+    Path(organization_id): Path<String>,
+    JsonBody(body): JsonBody<OrganizationBody>,
+) -> ApiResult<StatusCode> {
+    let id = parse_organization_id(&organization_id)?;
+    state.organizations.edit(id, body.into()).await?;
+    state.directory.forget(id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes an organization and its backup accounts.
+#[utoipa::path(
+    delete,
+    path = "/v5/Organizations/{organizationId}",
+    tag = "Organizations",
+    security(("bearer" = [])),
+    params(("organizationId" = String, Path, description = "Organization GUID")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such organization", body = ErrorBody),
+    )
+)]
+pub async fn remove_organization(
+    State(state): State<AppState>,
+    Path(organization_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = parse_organization_id(&organization_id)?;
+    state.organizations.remove(id).await?;
+    state.directory.forget(id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn not_found(raw: &str) -> ApiError {

@@ -198,3 +198,77 @@ pub async fn json(r: reqwest::Response) -> Value {
     let text = r.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
+
+/// A simulated tenant on a loopback port, for the server's Microsoft 365 client to talk to.
+pub async fn start_sim(spec: m365sim::TenantSpec) -> m365sim::RunningSim {
+    let config = m365sim::SimConfig {
+        tenant: spec,
+        throttling: m365sim::ThrottleConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        control_secret: SIM_SECRET.into(),
+        ..Default::default()
+    };
+    m365sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+pub const SIM_SECRET: &str = "sim-secret-for-tests";
+
+/// A `POST /v5/Organizations` body signing in as `account` through the tenant's app.
+pub fn organization_body(sim: &m365sim::RunningSim, account: &str, password: &str) -> Value {
+    let t = sim.tenant();
+    serde_json::json!({
+        "type": "Office365",
+        "region": "Worldwide",
+        "isSharePointOnline": true,
+        "sharePointOnlineSettings": {
+            "account": account,
+            "password": password,
+            "applicationId": t.app.client_id.to_string(),
+            "officeOrganizationName": t.domain,
+            "authorityUrl": sim.base_url(),
+            "graphUrl": sim.graph_url(),
+        }
+    })
+}
+
+/// Every log line of this test binary, at debug level, to check that no secret is ever logged.
+pub fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let make_writer = move || SharedWriter(writer.clone());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "debug,sqlx=warn,hyper=info,h2=info,rustls=info,reqwest=info",
+            ))
+            .with_writer(make_writer)
+            .try_init();
+        buffer
+    })
+    .clone()
+}
+
+struct SharedWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn assert_not_logged(secret: &str) {
+    let logs = captured_logs();
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(!text.is_empty(), "logs are captured");
+    assert!(!text.contains(secret), "a secret was logged");
+}

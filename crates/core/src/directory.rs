@@ -1,0 +1,128 @@
+//! The tenant's directory as the server sees it, and the gateway through which it is read.
+//! The gateway is implemented by the Microsoft 365 client (`m365backup-m365`).
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::organizations::Region;
+use crate::Secret;
+
+/// How to reach and sign in to one tenant.
+#[derive(Clone, Debug)]
+pub struct TenantConnection {
+    pub region: Region,
+    pub authority_url: Option<String>,
+    pub graph_url: Option<String>,
+    /// Tenant id or domain, as the sign-in endpoint takes it.
+    pub tenant: String,
+    pub auth: TenantAuth,
+}
+
+#[derive(Clone, Debug)]
+pub enum TenantAuth {
+    AppSecret {
+        application_id: String,
+        secret: Secret,
+    },
+    Password {
+        application_id: String,
+        application_secret: Option<Secret>,
+        account: String,
+        password: Secret,
+    },
+}
+
+/// What signing in to a tenant tells about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantIdentity {
+    pub tenant_id: String,
+    /// Default domain, e.g. `contoso.onmicrosoft.com`.
+    pub name: String,
+    pub display_name: String,
+}
+
+/// The vendor's group types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum GroupType {
+    Office365,
+    Security,
+    Distribution,
+    DynamicDistribution,
+}
+
+/// Where a directory object is mastered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum LocationType {
+    Cloud,
+    OnPremises,
+    Hybrid,
+}
+
+#[derive(Clone, Debug)]
+pub struct DirectoryUser {
+    pub id: Uuid,
+    /// The on-premises object GUID of a synchronized user.
+    pub on_premises_id: Option<Uuid>,
+    pub display_name: String,
+    pub principal_name: String,
+    pub location: LocationType,
+}
+
+#[derive(Clone, Debug)]
+pub struct DirectoryGroup {
+    pub id: Uuid,
+    pub on_premises_id: Option<Uuid>,
+    pub display_name: String,
+    /// Mail address, or the mail nickname when the group has no mail.
+    pub name: String,
+    pub kind: GroupType,
+    pub location: LocationType,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum MemberType {
+    Unknown,
+    User,
+    Group,
+}
+
+#[derive(Clone, Debug)]
+pub struct GroupMember {
+    pub id: Uuid,
+    pub name: String,
+    pub login: String,
+    pub kind: MemberType,
+    pub is_cloud: bool,
+}
+
+/// A failure to talk to the tenant: the text is Microsoft's reason, fit to show an operator.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Sign-in refused, tenant unknown, endpoint unreachable: a problem with the given settings.
+    #[error("{0}")]
+    Connection(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// Throttled or otherwise failed after retries.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait TenantGateway: Send + Sync {
+    /// Signs in with the connection's credentials and reads the tenant's identity.
+    async fn verify(&self, connection: &TenantConnection) -> Result<TenantIdentity, GatewayError>;
+    async fn users(
+        &self,
+        connection: &TenantConnection,
+    ) -> Result<Vec<DirectoryUser>, GatewayError>;
+    async fn groups(
+        &self,
+        connection: &TenantConnection,
+    ) -> Result<Vec<DirectoryGroup>, GatewayError>;
+    async fn group_members(
+        &self,
+        connection: &TenantConnection,
+        group: Uuid,
+    ) -> Result<Vec<GroupMember>, GatewayError>;
+}

@@ -1,0 +1,224 @@
+//! Graph v1.0 calls: bearer token from a [`TokenSource`], `@odata.nextLink` paging,
+//! `Retry-After` honoured on 429/503, one renewal on 401, timeouts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::endpoints::Endpoints;
+use crate::error::M365Error;
+use crate::identity::{Credentials, TokenSource};
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// How many times a throttled request is retried after waiting `Retry-After`.
+    pub throttle_retries: u32,
+    /// Longest `Retry-After` waited before giving up (the caller can reschedule).
+    pub max_wait: Duration,
+    /// Retries of a request that failed on the network.
+    pub network_retries: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            throttle_retries: 5,
+            max_wait: Duration::from_secs(120),
+            network_retries: 2,
+        }
+    }
+}
+
+/// The HTTP client every Microsoft 365 call goes through: timeouts and the decorated User-Agent.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(crate::USER_AGENT)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("a TLS backend is compiled in")
+}
+
+/// A short reason for a transport failure. Never the URL: download URLs carry credentials.
+pub(crate) fn reason(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_decode() {
+        "the response could not be decoded"
+    } else if e.is_body() {
+        "the response body was cut off"
+    } else {
+        "the request failed"
+    };
+    // The innermost cause (e.g. "Connection refused") helps an administrator; it has no URL.
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(s) = source {
+        innermost = Some(s.to_string());
+        source = s.source();
+    }
+    match innermost {
+        Some(cause) => format!("{kind} ({cause})"),
+        None => kind.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorEnvelope {
+    #[serde(default)]
+    error: ErrorBody,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    tokens: Arc<TokenSource>,
+    retry: RetryPolicy,
+}
+
+impl GraphClient {
+    pub fn new(endpoints: Endpoints, credentials: Credentials) -> Self {
+        let http = http_client();
+        let tokens = Arc::new(TokenSource::new(
+            http.clone(),
+            endpoints.clone(),
+            credentials,
+        ));
+        Self {
+            http,
+            endpoints,
+            tokens,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
+    fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.endpoints.graph)
+        }
+    }
+
+    /// GETs a Graph resource (a path under `/v1.0`, or an absolute link Graph returned).
+    pub async fn get_json<T: DeserializeOwned>(&self, path_or_url: &str) -> Result<T, M365Error> {
+        let url = self.url(path_or_url);
+        let (mut throttled, mut network, mut renewed) = (0, 0, false);
+        loop {
+            let token = self.tokens.token().await?;
+            let sent = self.http.get(&url).bearer_auth(token.expose()).send().await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) if network < self.retry.network_retries => {
+                    network += 1;
+                    tracing::debug!(error = %reason(&e), "Graph request failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << network)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(M365Error::Unreachable {
+                        url: strip_query(&url),
+                        reason: reason(&e),
+                    })
+                }
+            };
+            let status = response.status().as_u16();
+            if (200..300).contains(&status) {
+                return response
+                    .json::<T>()
+                    .await
+                    .map_err(|e| M365Error::Unreachable {
+                        url: strip_query(&url),
+                        reason: format!("unexpected response: {}", reason(&e)),
+                    });
+            }
+            if status == 429 || status == 503 {
+                let wait =
+                    retry_after(&response).unwrap_or(Duration::from_secs(1 << throttled.min(5)));
+                if throttled < self.retry.throttle_retries && wait <= self.retry.max_wait {
+                    throttled += 1;
+                    tracing::debug!(
+                        status,
+                        wait_secs = wait.as_secs_f64(),
+                        "throttled by Graph; waiting as told"
+                    );
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                return Err(M365Error::Throttled {
+                    retry_after: wait,
+                    status,
+                });
+            }
+            if status == 401 && !renewed {
+                renewed = true;
+                self.tokens.invalidate().await;
+                continue;
+            }
+            let body: ErrorEnvelope = response.json().await.unwrap_or_default();
+            return Err(M365Error::Graph {
+                status,
+                code: body.error.code,
+                message: body.error.message,
+            });
+        }
+    }
+
+    /// Every item of a collection, following `@odata.nextLink` to the end.
+    pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, M365Error> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_owned());
+        while let Some(link) = next {
+            let page: Page<T> = self.get_json(&link).await?;
+            items.extend(page.value);
+            next = page.next_link;
+        }
+        Ok(items)
+    }
+}
+
+/// `Retry-After` in seconds (Graph never sends the HTTP-date form).
+pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let secs: f64 = response
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_owned()
+}

@@ -1,0 +1,214 @@
+//! Microsoft identity platform: access tokens for Graph, cached and renewed before expiry.
+
+use std::time::{Duration, Instant};
+
+use m365backup_core::Secret;
+use serde::Deserialize;
+
+use crate::endpoints::Endpoints;
+use crate::error::M365Error;
+
+/// How the server signs in to a tenant.
+#[derive(Clone, Debug)]
+pub enum Credentials {
+    /// App-only: client credentials grant with an application secret.
+    AppSecret {
+        tenant: String,
+        client_id: String,
+        client_secret: Secret,
+    },
+    /// Delegated: the password grant (ROPC) for an account, through the organization's app.
+    Password {
+        tenant: String,
+        client_id: String,
+        client_secret: Option<Secret>,
+        username: String,
+        password: Secret,
+    },
+}
+
+impl Credentials {
+    fn tenant(&self) -> &str {
+        match self {
+            Credentials::AppSecret { tenant, .. } | Credentials::Password { tenant, .. } => tenant,
+        }
+    }
+
+    /// Who signs in, for logs: the account or the application id (never a secret).
+    pub fn principal(&self) -> &str {
+        match self {
+            Credentials::AppSecret { client_id, .. } => client_id,
+            Credentials::Password { username, .. } => username,
+        }
+    }
+}
+
+/// Tokens are renewed when less than this is left, so no request carries an expiring token.
+const RENEW_MARGIN: Duration = Duration::from_secs(300);
+
+struct Cached {
+    token: Secret,
+    renew_at: Instant,
+}
+
+/// Hands out a valid access token for one set of credentials, signing in when needed.
+pub struct TokenSource {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    credentials: Credentials,
+    cached: tokio::sync::Mutex<Option<Cached>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct AadError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+impl TokenSource {
+    pub fn new(http: reqwest::Client, endpoints: Endpoints, credentials: Credentials) -> Self {
+        Self {
+            http,
+            endpoints,
+            credentials,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// A token valid for at least a few more minutes (one sign-in at a time per source).
+    pub async fn token(&self) -> Result<Secret, M365Error> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref().filter(|c| c.renew_at > Instant::now()) {
+            return Ok(c.token.clone());
+        }
+        let (token, lifetime) = self.sign_in().await?;
+        let renew_at = Instant::now() + lifetime.saturating_sub(RENEW_MARGIN.min(lifetime / 2));
+        *cached = Some(Cached {
+            token: token.clone(),
+            renew_at,
+        });
+        Ok(token)
+    }
+
+    /// Forgets the cached token (after Graph refused it).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    /// The scope for Graph: its origin plus `/.default`.
+    fn scope(&self) -> String {
+        let graph = &self.endpoints.graph;
+        let origin_end = graph
+            .find("://")
+            .map(|i| i + 3)
+            .and_then(|s| graph[s..].find('/').map(|p| s + p))
+            .unwrap_or(graph.len());
+        format!("{}/.default", &graph[..origin_end])
+    }
+
+    /// Signs in now; the token and its lifetime.
+    pub async fn sign_in(&self) -> Result<(Secret, Duration), M365Error> {
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.endpoints.authority,
+            self.credentials.tenant()
+        );
+        let scope = self.scope();
+        let mut form: Vec<(&str, &str)> = vec![("scope", scope.as_str())];
+        match &self.credentials {
+            Credentials::AppSecret {
+                client_id,
+                client_secret,
+                ..
+            } => {
+                form.extend([
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", client_secret.expose()),
+                ]);
+            }
+            Credentials::Password {
+                client_id,
+                client_secret,
+                username,
+                password,
+                ..
+            } => {
+                form.extend([
+                    ("grant_type", "password"),
+                    ("client_id", client_id.as_str()),
+                    ("username", username.as_str()),
+                    ("password", password.expose()),
+                ]);
+                if let Some(secret) = client_secret {
+                    form.push(("client_secret", secret.expose()));
+                }
+            }
+        }
+        let response =
+            self.http
+                .post(&url)
+                .form(&form)
+                .send()
+                .await
+                .map_err(|e| M365Error::Unreachable {
+                    url: url.clone(),
+                    reason: crate::graph::reason(&e),
+                })?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| M365Error::Unreachable {
+            url: url.clone(),
+            reason: crate::graph::reason(&e),
+        })?;
+        if status.is_success() {
+            let t: TokenResponse =
+                serde_json::from_slice(&body).map_err(|_| M365Error::Unreachable {
+                    url: url.clone(),
+                    reason: "the sign-in endpoint did not answer with a token".into(),
+                })?;
+            tracing::debug!(
+                principal = self.credentials.principal(),
+                "signed in to Microsoft 365"
+            );
+            return Ok((
+                Secret::new(t.access_token),
+                Duration::from_secs(t.expires_in.unwrap_or(3599)),
+            ));
+        }
+        match serde_json::from_slice::<AadError>(&body) {
+            Ok(e) if !e.error.is_empty() => {
+                // Microsoft appends trace and correlation ids; the first sentence is the reason.
+                let description = e
+                    .error_description
+                    .split(" Trace ID:")
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                Err(M365Error::SignIn {
+                    error: e.error,
+                    description,
+                    codes: e.error_codes,
+                })
+            }
+            _ => Err(M365Error::Unreachable {
+                url,
+                reason: format!("the sign-in endpoint answered HTTP {status}"),
+            }),
+        }
+    }
+}

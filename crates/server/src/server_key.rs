@@ -1,0 +1,44 @@
+//! The server key: seals organization and backup-account secrets at rest. Created on first
+//! start in the data dir (mode 0600) unless a key file is configured; losing it makes the stored
+//! secrets unreadable, so back it up with the database.
+
+use std::path::Path;
+
+use anyhow::Context;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use m365backup_core::crypto::{SecretSealer, KEY_LEN};
+use zeroize::Zeroizing;
+
+use crate::fsutil::write_private;
+
+pub const DEFAULT_KEY_FILE: &str = "server.key";
+
+/// Reads the key file (one base64 line), creating it with a fresh key when absent.
+pub fn load_or_create(path: &Path) -> anyhow::Result<SecretSealer> {
+    if !path.exists() {
+        let key = SecretSealer::generate_key();
+        write_private(
+            path,
+            format!("{}\n", STANDARD.encode(key.as_ref())).as_bytes(),
+        )?;
+        tracing::info!(path = %path.display(), "created the server key; back it up with the database");
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the server key {}", path.display()))?,
+    );
+    let bytes = Zeroizing::new(
+        STANDARD
+            .decode(text.trim())
+            .with_context(|| format!("the server key {} is not base64", path.display()))?,
+    );
+    let key: Zeroizing<[u8; KEY_LEN]> =
+        Zeroizing::new(bytes.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "the server key {} must hold {KEY_LEN} bytes",
+                path.display()
+            )
+        })?);
+    Ok(SecretSealer::new(&key))
+}
