@@ -67,6 +67,9 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Also run a simulated Microsoft 365 tenant and register it as an organization (try-out mode).
+    #[arg(long, env = "M365BACKUP_DEMO")]
+    pub demo: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -112,6 +115,8 @@ pub struct Settings {
     /// Password for the `admin` operator created on first start (`M365BACKUP_ADMIN_PASSWORD`);
     /// random and printed once when absent. Environment only: flags show up in `ps`.
     pub bootstrap_admin_password: Option<Secret>,
+    /// `serve --demo`: embedded simulated tenant, registered as an organization.
+    pub demo: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,6 +222,7 @@ impl Settings {
             },
             auth,
             log_format: serve.log_format.or(file.log_format).unwrap_or_default(),
+            demo: serve.demo,
             bootstrap_admin_password: std::env::var(ADMIN_PASSWORD_ENV)
                 .ok()
                 .filter(|p| !p.is_empty())

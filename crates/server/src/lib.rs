@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod demo;
 pub mod fsutil;
 pub mod logging;
 pub mod server;

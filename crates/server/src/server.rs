@@ -27,6 +27,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub organizations: Arc<OrganizationService>,
+    /// The simulated tenant of `serve --demo`.
+    pub demo: Option<m365sim::RunningSim>,
     handle: Handle,
     serving: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
@@ -37,7 +39,11 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         self.housekeeping.abort();
-        self.serving.await.context("server task")?.context("server")
+        let served = self.serving.await.context("server task")?.context("server");
+        if let Some(sim) = self.demo {
+            sim.shutdown().await;
+        }
+        served
     }
 
     /// Serves until `stop` completes (see [`shutdown_signal`]), then shuts down gracefully.
@@ -130,10 +136,16 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
             }
         }
     });
+    let demo = if settings.demo {
+        Some(crate::demo::start(&organizations).await?)
+    } else {
+        None
+    };
     Ok(RunningServer {
         addr,
         store,
         organizations,
+        demo,
         handle,
         serving,
         housekeeping,

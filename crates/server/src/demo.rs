@@ -1,0 +1,144 @@
+//! `serve --demo`: a simulated Microsoft 365 tenant on a loopback port, registered as an
+//! organization, so everything can be tried without a tenant. The tenant is seeded so that the
+//! founding document's example (`PUT /v5/Organizations/6f9b3da3-…/backupaccounts` with
+//! `account1@office365.onmicrosoft.com` of group `6e570850-…`) works verbatim.
+
+use anyhow::Context;
+use m365backup_core::ids::OrganizationId;
+use m365backup_core::organization_service::{
+    ConnectionInput, ConnectionSecrets, OrganizationInput, OrganizationService,
+};
+use m365backup_core::organizations::{ConnectionSettings, OrganizationType, Region};
+use m365backup_core::{CoreError, Secret};
+use m365sim::tenant::{generated_password, GroupKind, GroupSpec, UserSpec};
+use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+
+pub const DEMO_ORGANIZATION_ID: &str = "6f9b3da3-204d-4a4b-b466-55586e0233fc";
+pub const DEMO_GROUP_ID: &str = "6e570850-9ce9-40ed-b81d-41772dabcead";
+pub const DEMO_DOMAIN: &str = "office365.onmicrosoft.com";
+const DEMO_SEED: u64 = 365;
+const DEMO_ACCOUNTS: usize = 4;
+
+/// The demo tenant: a realistic small tenant plus the founding document's accounts and group.
+pub fn tenant_spec() -> TenantSpec {
+    let accounts: Vec<UserSpec> = (1..=DEMO_ACCOUNTS)
+        .map(|i| UserSpec {
+            id: None,
+            user_principal_name: format!("account{i}@{DEMO_DOMAIN}"),
+            display_name: format!("tworker{i}"),
+            // The founding document's example password for account1.
+            password: if i == 1 {
+                "XXXXX".into()
+            } else {
+                generated_password(&format!("account{i}"), DEMO_SEED)
+            },
+            account_enabled: true,
+        })
+        .collect();
+    TenantSpec {
+        seed: DEMO_SEED,
+        tenant_id: Some(
+            "3b8e5a55-5d2b-4a63-9a5f-6d0d3c6e7f01"
+                .parse()
+                .expect("valid GUID"),
+        ),
+        domain: Some(DEMO_DOMAIN.into()),
+        display_name: Some("Office 365 Demo".into()),
+        users: 50,
+        sites: 4,
+        files_per_drive: 12,
+        extra_groups: vec![GroupSpec {
+            id: Some(DEMO_GROUP_ID.parse().expect("valid GUID")),
+            display_name: "Backup Workers".into(),
+            kind: GroupKind::Security,
+            members: accounts
+                .iter()
+                .map(|a| a.user_principal_name.clone())
+                .collect(),
+        }],
+        extra_users: accounts,
+        app_client_id: Some(
+            "8d3f2c1b-0a9e-4f7d-8c6b-5a4e3d2c1b0a"
+                .parse()
+                .expect("valid GUID"),
+        ),
+        app_client_secret: Some("demo-app-secret".into()),
+        ..TenantSpec::default()
+    }
+}
+
+/// Starts the simulated tenant and registers (or re-points) the demo organization.
+pub async fn start(organizations: &OrganizationService) -> anyhow::Result<RunningSim> {
+    let config = SimConfig {
+        tenant: tenant_spec(),
+        throttling: ThrottleConfig::default(),
+        ..SimConfig::default()
+    };
+    let sim = m365sim::start(config, "127.0.0.1:0".parse().expect("valid address")).await?;
+    let t = sim.tenant();
+    let settings = ConnectionSettings {
+        application_id: Some(t.app.client_id.to_string()),
+        use_application_only_auth: true,
+        office_organization_name: Some(t.domain.clone()),
+        authority_url: Some(sim.base_url().to_owned()),
+        graph_url: Some(sim.graph_url()),
+        ..ConnectionSettings::default()
+    };
+    let input = OrganizationInput {
+        kind: OrganizationType::Office365,
+        region: Region::Worldwide,
+        is_exchange_online: false,
+        is_share_point_online: true,
+        is_teams_online: false,
+        exchange: None,
+        share_point: Some(ConnectionInput {
+            settings,
+            secrets: ConnectionSecrets {
+                application_secret: Some(Secret::new(t.app.client_secret.clone())),
+                ..Default::default()
+            },
+        }),
+    };
+    let id: OrganizationId = DEMO_ORGANIZATION_ID.parse().expect("valid GUID");
+    // The simulator has a new port at every start: point the organization at it.
+    let action = match organizations.get(id).await {
+        Ok(_) => {
+            organizations
+                .edit(id, input)
+                .await
+                .context("re-pointing the demo organization at the simulator")?;
+            "Re-connected"
+        }
+        Err(CoreError::NotFound(_)) => {
+            organizations
+                .add_with_id(id, input)
+                .await
+                .context("registering the demo organization")?;
+            "Registered"
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "Demo mode: simulated Microsoft 365 tenant '{}' at {}",
+        t.domain,
+        sim.base_url()
+    );
+    println!(
+        "{action} organization {DEMO_ORGANIZATION_ID} ({}).",
+        t.domain
+    );
+    if let Some(g) = t.group(DEMO_GROUP_ID) {
+        println!(
+            "Security group {DEMO_GROUP_ID} '{}'; its members and their demo passwords:",
+            g.display_name
+        );
+        for &i in &g.members {
+            let u = &t.users[i];
+            println!(
+                "  {:<40} {:<10} {}",
+                u.user_principal_name, u.display_name, u.password
+            );
+        }
+    }
+    Ok(sim)
+}
