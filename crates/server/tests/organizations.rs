@@ -118,6 +118,7 @@ async fn expect_400(s: &TestServer, token: &str, body: &Value, needle: &str) {
 }
 
 async fn bad_credentials_are_400_and_store_nothing(backend: Backend) {
+    captured_logs();
     let sim = start_sim(spec()).await;
     let s = TestServer::start(backend).await;
     let token = s.admin_token().await;
@@ -214,6 +215,13 @@ async fn bad_credentials_are_400_and_store_nothing(backend: Backend) {
     app_only["sharePointOnlineSettings"]["applicationSecret"] =
         json!(sim.tenant().app.client_secret);
     assert_eq!(post_org(&s, &token, &app_only).await.status(), 201);
+    for secret in [
+        "wrong-password",
+        "not-the-secret",
+        sim.tenant().app.client_secret.as_str(),
+    ] {
+        assert_not_logged(secret);
+    }
     s.stop().await;
     sim.shutdown().await;
 }
