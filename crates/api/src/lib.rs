@@ -50,6 +50,10 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
             routes::organizations::edit_organization,
             routes::organizations::remove_organization
         ))
+        .routes(routes!(
+            routes::backup_accounts::list_backup_accounts,
+            routes::backup_accounts::set_backup_accounts
+        ))
         .routes(routes!(routes::directory::list_groups))
         .routes(routes!(routes::directory::get_group))
         .routes(routes!(routes::directory::list_members))

@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "Token", description = "Operator sign-in and sign-out"),
         (name = "Organizations", description = "Microsoft 365 organizations"),
+        (name = "BackupAccounts", description = "Accounts the backup engine spreads SharePoint/OneDrive traffic across"),
         (name = "Groups", description = "Groups of an organization and their members"),
         (name = "Users", description = "Users of an organization"),
     )

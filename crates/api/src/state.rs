@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use m365backup_core::auth::AuthService;
+use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::organization_service::OrganizationService;
 
@@ -31,5 +32,6 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub organizations: Arc<OrganizationService>,
     pub directory: Arc<DirectoryService>,
+    pub backup_accounts: Arc<BackupAccountService>,
     pub settings: Arc<ApiSettings>,
 }

@@ -125,4 +125,6 @@ pub trait TenantGateway: Send + Sync {
         connection: &TenantConnection,
         group: Uuid,
     ) -> Result<Vec<GroupMember>, GatewayError>;
+    /// Signs in with the connection's credentials (an account's password grant) and nothing else.
+    async fn verify_account(&self, connection: &TenantConnection) -> Result<(), GatewayError>;
 }

@@ -4,6 +4,7 @@
 //! [`store`], implemented by the `m365backup-store` crate; the HTTP layer lives in `m365backup-api`.
 
 pub mod auth;
+pub mod backup_accounts;
 pub mod crypto;
 pub mod directory;
 pub mod directory_service;

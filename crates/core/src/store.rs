@@ -113,8 +113,26 @@ pub trait OrganizationStore: Send + Sync {
     async fn organization_secrets(&self, id: OrganizationId) -> StoreResult<Option<Vec<u8>>>;
 }
 
+#[async_trait]
+pub trait BackupAccountStore: Send + Sync {
+    /// The organization's accounts in the order they were set.
+    async fn list_backup_accounts(
+        &self,
+        org: OrganizationId,
+    ) -> StoreResult<Vec<crate::backup_accounts::StoredBackupAccount>>;
+    /// Replaces the organization's whole list in one transaction, serialized with any other
+    /// replacement for the same organization. `false` when the organization does not exist.
+    async fn replace_backup_accounts(
+        &self,
+        org: OrganizationId,
+        accounts: &[crate::backup_accounts::StoredBackupAccount],
+    ) -> StoreResult<bool>;
+}
+
 /// The whole state store.
-pub trait Store: OperatorStore + SessionStore + OrganizationStore + Send + Sync {
+pub trait Store:
+    OperatorStore + SessionStore + OrganizationStore + BackupAccountStore + Send + Sync
+{
     /// `sqlite` or `postgres`, for logs and diagnostics.
     fn backend(&self) -> &'static str;
 }

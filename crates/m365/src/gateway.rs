@@ -19,9 +19,19 @@ use crate::error::M365Error;
 use crate::graph::GraphClient;
 use crate::identity::Credentials;
 
-#[derive(Default)]
+/// One connection pool for every call, and a cached client per connection.
 pub struct M365Gateway {
+    http: reqwest::Client,
     clients: Mutex<HashMap<String, GraphClient>>,
+}
+
+impl Default for M365Gateway {
+    fn default() -> Self {
+        Self {
+            http: crate::graph::http_client(),
+            clients: Mutex::default(),
+        }
+    }
 }
 
 /// Endpoints and credentials of a connection, as the client takes them.
@@ -99,7 +109,7 @@ impl M365Gateway {
             .entry(key)
             .or_insert_with(|| {
                 let (endpoints, credentials) = client_parts(c);
-                GraphClient::new(endpoints, credentials)
+                GraphClient::with_http(self.http.clone(), endpoints, credentials)
             })
             .clone()
     }
@@ -148,7 +158,7 @@ impl TenantGateway for M365Gateway {
     async fn verify(&self, c: &TenantConnection) -> Result<TenantIdentity, GatewayError> {
         let (endpoints, credentials) = client_parts(c);
         // A fresh client: this is a check of the credentials as given, not of a cached token.
-        let client = GraphClient::new(endpoints, credentials);
+        let client = GraphClient::with_http(self.http.clone(), endpoints, credentials);
         client.tokens().sign_in().await.map_err(gateway_error)?;
         let info = client.tenant_info().await.map_err(gateway_error)?;
         let name = info.default_domain().unwrap_or(&c.tenant).to_owned();
@@ -199,6 +209,17 @@ impl TenantGateway for M365Gateway {
                 })
             })
             .collect()
+    }
+
+    async fn verify_account(&self, c: &TenantConnection) -> Result<(), GatewayError> {
+        let (endpoints, credentials) = client_parts(c);
+        let client = GraphClient::with_http(self.http.clone(), endpoints, credentials);
+        client
+            .tokens()
+            .sign_in()
+            .await
+            .map(|_| ())
+            .map_err(gateway_error)
     }
 
     async fn group_members(

@@ -98,7 +98,15 @@ pub struct GraphClient {
 
 impl GraphClient {
     pub fn new(endpoints: Endpoints, credentials: Credentials) -> Self {
-        let http = http_client();
+        Self::with_http(http_client(), endpoints, credentials)
+    }
+
+    /// A client sharing `http`'s connection pool (one pool for many accounts of a tenant).
+    pub fn with_http(
+        http: reqwest::Client,
+        endpoints: Endpoints,
+        credentials: Credentials,
+    ) -> Self {
         let tokens = Arc::new(TokenSource::new(
             http.clone(),
             endpoints.clone(),

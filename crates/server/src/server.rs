@@ -9,6 +9,7 @@ use anyhow::Context;
 use axum_server::Handle;
 use m365backup_api::AppState;
 use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOTSTRAP_ADMIN};
+use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory::TenantGateway;
 use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::organization_service::OrganizationService;
@@ -27,6 +28,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub organizations: Arc<OrganizationService>,
+    pub backup_accounts: Arc<BackupAccountService>,
     /// The simulated tenant of `serve --demo`.
     pub demo: Option<m365sim::RunningSim>,
     handle: Handle,
@@ -93,12 +95,23 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         &settings.server_key_file,
     )?);
     let gateway: Arc<dyn TenantGateway> = Arc::new(M365Gateway::default());
-    let organizations = Arc::new(OrganizationService::new(store.clone(), gateway, sealer));
+    let organizations = Arc::new(OrganizationService::new(
+        store.clone(),
+        gateway,
+        sealer.clone(),
+    ));
     let directory = Arc::new(DirectoryService::new(organizations.clone()));
+    let backup_accounts = Arc::new(BackupAccountService::new(
+        store.clone(),
+        organizations.clone(),
+        directory.clone(),
+        sealer,
+    ));
     let state = AppState {
         auth: auth.clone(),
         organizations: organizations.clone(),
         directory,
+        backup_accounts: backup_accounts.clone(),
         settings: Arc::new(settings.api.clone()),
     };
     let app = m365backup_api::build(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -145,6 +158,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         addr,
         store,
         organizations,
+        backup_accounts,
         demo,
         handle,
         serving,

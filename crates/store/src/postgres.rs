@@ -36,4 +36,9 @@ impl PgStore {
     }
 }
 
-crate::queries::impl_store!(PgStore, sqlx::Postgres, "postgres");
+crate::queries::impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    "postgres",
+    "SELECT id FROM organizations WHERE id = $1 FOR UPDATE"
+);

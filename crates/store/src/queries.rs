@@ -5,13 +5,15 @@
 //! type. sqlx's generic `Database` bounds would say the same thing at several times the length.
 
 macro_rules! impl_store {
-    ($store:ty, $db:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $backend:literal, $lock_organization:literal) => {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
         use m365backup_core::ids::{OperatorId, OrganizationId, SessionId};
         use m365backup_core::operators::{Operator, OperatorCredentials};
         use m365backup_core::organizations::Organization;
+        use m365backup_core::backup_accounts::StoredBackupAccount;
         use m365backup_core::store::{
+            BackupAccountStore,
             NewSession, OperatorStore, OrganizationStore, Principal, RefreshOutcome, SessionStore,
             SessionTokens, Store, StoreResult,
         };
@@ -348,6 +350,70 @@ macro_rules! impl_store {
                     .fetch_optional(&self.read)
                     .await
                     .map_err(crate::backend_error)
+            }
+        }
+
+        #[async_trait]
+        impl BackupAccountStore for $store {
+            async fn list_backup_accounts(&self, org: OrganizationId) -> StoreResult<Vec<StoredBackupAccount>> {
+                let rows = sqlx::query(
+                    "SELECT login, name, group_id, is_cloud, sealed_password FROM backup_accounts
+                     WHERE organization_id = $1 ORDER BY position",
+                )
+                .bind(org.to_string())
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(StoredBackupAccount {
+                            login: row.try_get("login").map_err(crate::backend_error)?,
+                            name: row.try_get("name").map_err(crate::backend_error)?,
+                            group_id: row.try_get("group_id").map_err(crate::backend_error)?,
+                            is_cloud: row.try_get("is_cloud").map_err(crate::backend_error)?,
+                            sealed_password: row.try_get("sealed_password").map_err(crate::backend_error)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn replace_backup_accounts(&self, org: OrganizationId, accounts: &[StoredBackupAccount]) -> StoreResult<bool> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                // Lock the organization row: concurrent replacements of one list take turns,
+                // so the result is one of them, never a mix.
+                let found: Option<String> = sqlx::query_scalar($lock_organization)
+                    .bind(org.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(crate::backend_error)?;
+                if found.is_none() {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM backup_accounts WHERE organization_id = $1")
+                    .bind(org.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::backend_error)?;
+                for (position, a) in accounts.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO backup_accounts
+                             (organization_id, login_key, login, name, group_id, is_cloud, sealed_password, position)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(org.to_string())
+                    .bind(a.login_key())
+                    .bind(&a.login)
+                    .bind(&a.name)
+                    .bind(&a.group_id)
+                    .bind(a.is_cloud)
+                    .bind(&a.sealed_password)
+                    .bind(position as i64)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::backend_error)?;
+                }
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(true)
             }
         }
 

@@ -53,4 +53,10 @@ impl SqliteStore {
     }
 }
 
-crate::queries::impl_store!(SqliteStore, sqlx::Sqlite, "sqlite");
+// SQLite has no row locks; its writes are already serialized by the single write connection.
+crate::queries::impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "sqlite",
+    "SELECT id FROM organizations WHERE id = $1"
+);
