@@ -191,9 +191,8 @@ impl BackupAccountService {
                     ),
                 ));
             }
-            if !members_of.contains_key(&gid) {
-                let members = self.directory.members(org, gid, None).await?.items;
-                members_of.insert(gid, members);
+            if let std::collections::hash_map::Entry::Vacant(slot) = members_of.entry(gid) {
+                slot.insert(self.directory.members(org, gid, None).await?.items);
             }
             let member = members_of[&gid]
                 .iter()
