@@ -1,0 +1,124 @@
+//! The founding endpoint's speed, in one run against an in-process simulated tenant:
+//! `PUT .../BackupAccounts` latency for 1, 10 and 100 accounts (every check included: directory
+//! reads, and one real sign-in per password, run concurrently), and `GET .../BackupAccounts`
+//! throughput beside the cheap `GET /v5/Organizations`, same server, same connections.
+//!
+//! `cargo bench -p m365backup --bench backup_accounts` (env: BENCH_SECS, BENCH_CONNECTIONS).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use m365backup::config::Settings;
+use m365backup_core::Secret;
+use m365sim::tenant::generated_password;
+use m365sim::{SimConfig, TenantSpec, ThrottleConfig};
+use serde_json::{json, Value};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn rate(url: String, token: String, connections: u64, secs: u64) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let client = reqwest::Client::builder().danger_accept_invalid_certs(true).http1_only().build().unwrap();
+        let (url, token, stop, ok) = (url.clone(), token.clone(), stop.clone(), ok.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(r) = client.get(&url).bearer_auth(&token).send().await {
+                    if r.status().is_success() && r.bytes().await.is_ok() {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = ok.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let r = (ok.load(Ordering::Relaxed) - start) as f64 / t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    r
+}
+
+#[tokio::main]
+async fn main() {
+    let secs = env_or("BENCH_SECS", 3);
+    let connections = env_or("BENCH_CONNECTIONS", 16);
+    let sim_config = SimConfig {
+        tenant: TenantSpec { seed: 9, users: 120, files_per_drive: 0, folders_per_drive: 0, ..TenantSpec::default() },
+        throttling: ThrottleConfig { enabled: false, ..ThrottleConfig::default() },
+        ..SimConfig::default()
+    };
+    let sim = m365sim::start(sim_config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::for_data_dir(dir.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.bootstrap_admin_password = Some(Secret::new("benchmark-password"));
+    let server = m365backup::server::start(&settings).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let token: Value = http
+        .post(format!("{base}/v5/Token"))
+        .form(&[("grant_type", "password"), ("username", "admin"), ("password", "benchmark-password")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let t = sim.tenant();
+    let org: Value = http
+        .post(format!("{base}/v5/Organizations"))
+        .bearer_auth(&token)
+        .json(&json!({"type": "Office365", "sharePointOnlineSettings": {
+            "useApplicationOnlyAuth": true, "applicationId": t.app.client_id.to_string(), "applicationSecret": t.app.client_secret,
+            "officeOrganizationName": t.domain, "authorityUrl": sim.base_url(), "graphUrl": sim.graph_url()}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org = org["id"].as_str().unwrap().to_owned();
+    let staff = t.groups.iter().find(|g| g.display_name == "All Staff").unwrap().id;
+    let body = |n: usize| -> Value {
+        json!((1..=n)
+            .map(|i| json!({"groupMember": {"groupId": format!("{staff}00000000-0000-0000-0000-000000000000"),
+                "login": format!("user{i}@{}", t.domain), "type": "User"}, "password": generated_password(&format!("user{i}"), 9)}))
+            .collect::<Vec<_>>())
+    };
+    let url = format!("{base}/v5/Organizations/{org}/BackupAccounts");
+    println!("backup_accounts: PUT latency (median of 7, every password signed in), GET throughput ({connections} connections, {secs} s)");
+    let mut medians = Vec::new();
+    for n in [1usize, 10, 100] {
+        let payload = body(n);
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            let t0 = Instant::now();
+            let r = http.put(&url).bearer_auth(&token).json(&payload).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            times.push(t0.elapsed());
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        medians.push(median);
+        println!("  PUT {n:>3} accounts              : {:>8.1} ms", median.as_secs_f64() * 1000.0);
+    }
+    println!("  ratio PUT 100 / PUT 1          : {:>8.1}  (100x the sign-ins)", medians[2].as_secs_f64() / medians[0].as_secs_f64());
+    let get_accounts = rate(url.clone(), token.clone(), connections, secs).await;
+    let get_orgs = rate(format!("{base}/v5/Organizations"), token.clone(), connections, secs).await;
+    println!("  GET BackupAccounts (100)       : {get_accounts:>8.0} req/s");
+    println!("  GET Organizations              : {get_orgs:>8.0} req/s");
+    println!("  ratio                          : {:>8.2}", get_accounts / get_orgs);
+    server.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
