@@ -16,7 +16,10 @@ use m365sim::{SimConfig, TenantSpec, ThrottleConfig};
 use serde_json::{json, Value};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn rate(url: String, token: String, connections: u64, secs: u64) -> f64 {
@@ -24,7 +27,11 @@ async fn rate(url: String, token: String, connections: u64, secs: u64) -> f64 {
     let ok = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let client = reqwest::Client::builder().danger_accept_invalid_certs(true).http1_only().build().unwrap();
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .http1_only()
+            .build()
+            .unwrap();
         let (url, token, stop, ok) = (url.clone(), token.clone(), stop.clone(), ok.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -53,21 +60,39 @@ async fn main() {
     let secs = env_or("BENCH_SECS", 3);
     let connections = env_or("BENCH_CONNECTIONS", 16);
     let sim_config = SimConfig {
-        tenant: TenantSpec { seed: 9, users: 120, files_per_drive: 0, folders_per_drive: 0, ..TenantSpec::default() },
-        throttling: ThrottleConfig { enabled: false, ..ThrottleConfig::default() },
+        tenant: TenantSpec {
+            seed: 9,
+            users: 120,
+            files_per_drive: 0,
+            folders_per_drive: 0,
+            ..TenantSpec::default()
+        },
+        throttling: ThrottleConfig {
+            enabled: false,
+            ..ThrottleConfig::default()
+        },
         ..SimConfig::default()
     };
-    let sim = m365sim::start(sim_config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sim = m365sim::start(sim_config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::for_data_dir(dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.bootstrap_admin_password = Some(Secret::new("benchmark-password"));
     let server = m365backup::server::start(&settings).await.unwrap();
     let base = format!("https://127.0.0.1:{}", server.addr.port());
-    let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
     let token: Value = http
         .post(format!("{base}/v5/Token"))
-        .form(&[("grant_type", "password"), ("username", "admin"), ("password", "benchmark-password")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "benchmark-password"),
+        ])
         .send()
         .await
         .unwrap()
@@ -89,7 +114,12 @@ async fn main() {
         .await
         .unwrap();
     let org = org["id"].as_str().unwrap().to_owned();
-    let staff = t.groups.iter().find(|g| g.display_name == "All Staff").unwrap().id;
+    let staff = t
+        .groups
+        .iter()
+        .find(|g| g.display_name == "All Staff")
+        .unwrap()
+        .id;
     let body = |n: usize| -> Value {
         json!((1..=n)
             .map(|i| json!({"groupMember": {"groupId": format!("{staff}00000000-0000-0000-0000-000000000000"),
@@ -104,21 +134,42 @@ async fn main() {
         let mut times = Vec::new();
         for _ in 0..7 {
             let t0 = Instant::now();
-            let r = http.put(&url).bearer_auth(&token).json(&payload).send().await.unwrap();
+            let r = http
+                .put(&url)
+                .bearer_auth(&token)
+                .json(&payload)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 201);
             times.push(t0.elapsed());
         }
         times.sort();
         let median = times[times.len() / 2];
         medians.push(median);
-        println!("  PUT {n:>3} accounts              : {:>8.1} ms", median.as_secs_f64() * 1000.0);
+        println!(
+            "  PUT {n:>3} accounts              : {:>8.1} ms",
+            median.as_secs_f64() * 1000.0
+        );
     }
-    println!("  ratio PUT 100 / PUT 1          : {:>8.1}  (100x the sign-ins)", medians[2].as_secs_f64() / medians[0].as_secs_f64());
+    println!(
+        "  ratio PUT 100 / PUT 1          : {:>8.1}  (100x the sign-ins)",
+        medians[2].as_secs_f64() / medians[0].as_secs_f64()
+    );
     let get_accounts = rate(url.clone(), token.clone(), connections, secs).await;
-    let get_orgs = rate(format!("{base}/v5/Organizations"), token.clone(), connections, secs).await;
+    let get_orgs = rate(
+        format!("{base}/v5/Organizations"),
+        token.clone(),
+        connections,
+        secs,
+    )
+    .await;
     println!("  GET BackupAccounts (100)       : {get_accounts:>8.0} req/s");
     println!("  GET Organizations              : {get_orgs:>8.0} req/s");
-    println!("  ratio                          : {:>8.2}", get_accounts / get_orgs);
+    println!(
+        "  ratio                          : {:>8.2}",
+        get_accounts / get_orgs
+    );
     server.shutdown().await.unwrap();
     sim.shutdown().await;
 }
