@@ -201,6 +201,43 @@ impl GraphClient {
         }
     }
 
+    /// One GET, no retries: the raw response of a success or redirect, else the typed error
+    /// (throttling included, with its `Retry-After`). The caller schedules any retry.
+    pub async fn get_once(&self, path_or_url: &str) -> Result<reqwest::Response, M365Error> {
+        let url = self.url(path_or_url);
+        let token = self.tokens.token().await?;
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| M365Error::Unreachable {
+                url: strip_query(&url),
+                reason: reason(&e),
+            })?;
+        let status = response.status().as_u16();
+        if status < 400 {
+            return Ok(response);
+        }
+        if status == 429 || status == 503 {
+            let retry_after = retry_after(&response).unwrap_or(Duration::from_secs(1));
+            return Err(M365Error::Throttled {
+                retry_after,
+                status,
+            });
+        }
+        if status == 401 {
+            self.tokens.invalidate().await;
+        }
+        let body: ErrorEnvelope = response.json().await.unwrap_or_default();
+        Err(M365Error::Graph {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        })
+    }
+
     /// Every item of a collection, following `@odata.nextLink` to the end.
     pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, M365Error> {
         let mut items = Vec::new();

@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod graph;
 pub mod identity;
+pub mod pool;
 
 pub use endpoints::Endpoints;
 pub use error::M365Error;

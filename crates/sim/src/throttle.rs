@@ -213,7 +213,8 @@ impl Throttler {
             b.tokens -= cost;
             b.stats.admitted += 1;
             b.stats.units += cost;
-            if b.tokens.floor() <= 0.2 * burst {
+            // Like Microsoft, the headers describe the app's budget, not a user's.
+            if matches!(p, Principal::App(_)) && b.tokens.floor() <= 0.2 * burst {
                 let info = RateLimitInfo {
                     limit: burst as u64,
                     remaining: b.tokens.max(0.0) as u64,
@@ -300,8 +301,15 @@ mod tests {
 
     #[test]
     fn rate_limit_headers_after_80_percent() {
-        let t = Throttler::new(small(), 1);
-        let u = [Principal::User(Uuid::nil())];
+        let cfg = ThrottleConfig {
+            app_rate: 10.0,
+            app_burst: 5.0,
+            user_rate: 100.0,
+            user_burst: 100.0,
+            ..small()
+        };
+        let t = Throttler::new(cfg, 1);
+        let u = [Principal::User(Uuid::nil()), Principal::App(Uuid::nil())];
         assert_eq!(t.admit(&u, 1.0), Admission::Admitted { rate_limit: None });
         assert_eq!(t.admit(&u, 1.0), Admission::Admitted { rate_limit: None });
         assert_eq!(t.admit(&u, 1.0), Admission::Admitted { rate_limit: None });

@@ -651,7 +651,10 @@ async fn honouring_retry_after_gets_the_full_budget_ignoring_it_does_not() {
         "rude client got {r_ok}: its throttle keeps being extended"
     );
     assert!(r_429 > 50, "rude client throttled {r_429} times");
-    assert!(headers, "RateLimit-* headers near the limit");
+    assert!(
+        !headers,
+        "no RateLimit-* headers: the app's budget is far from used"
+    );
 
     // Statistics per principal, behind the control secret.
     let ctl = reqwest::Client::new();
@@ -717,6 +720,31 @@ async fn throttling_changes_at_run_time_and_503s() {
         statuses.push(c.get_raw("/organization").await.status().as_u16());
     }
     assert_eq!(&statuses[2..], &[503, 503]);
+
+    // RateLimit-* headers once 80 % of the app's budget is spent.
+    ctl.put(format!("{}/_sim/throttling", sim.base_url()))
+        .header("x-sim-secret", SECRET)
+        .json(&json!({"user_rate": 1000.0, "user_burst": 1000.0, "app_rate": 1.0, "app_burst": 10.0, "fraction_503": 0.0}))
+        .send()
+        .await
+        .unwrap();
+    ctl.post(format!("{}/_sim/stats/reset", sim.base_url()))
+        .header("x-sim-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    let mut remaining = Vec::new();
+    for _ in 0..9 {
+        let r = c.get_raw("/organization").await;
+        assert_eq!(r.status(), 200);
+        remaining.push(
+            r.headers()
+                .get("ratelimit-remaining")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+    }
+    assert!(remaining[..7].iter().all(Option::is_none), "{remaining:?}");
+    assert_eq!(remaining[8].as_deref(), Some("1"));
     let bad = ctl
         .put(format!("{}/_sim/throttling", sim.base_url()))
         .header("x-sim-secret", SECRET)

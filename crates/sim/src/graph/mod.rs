@@ -136,7 +136,7 @@ pub enum Cost {
     Multi,
 }
 
-/// `RateLimit-*` headers for an admitted request, when a budget is 80 % used.
+/// `RateLimit-*` headers for an admitted request, when the app's budget is 80 % used.
 pub struct RateHeaders(Option<crate::throttle::RateLimitInfo>);
 
 impl IntoResponseParts for RateHeaders {
