@@ -42,8 +42,8 @@ impl Default for PoolConfig {
         Self {
             initial_rate: 10.0,
             min_rate: 0.2,
-            max_in_flight: 4,
-            increase_per_sec: 0.02,
+            max_in_flight: 2,
+            increase_per_sec: 0.03,
             throttle_decrease: 0.85,
             network_retries: 4,
             throttle_retries: 64,
@@ -85,15 +85,33 @@ struct Pace {
     in_flight: usize,
     paused_until: Option<Instant>,
     quarantined: Option<String>,
+    /// Since when the account has been sending without a throttle (the end of its last pause).
+    window_start: Instant,
+    /// Answers admitted since `window_start`.
+    window_admitted: f64,
+    /// The `Retry-After` of the last pause: how long the budget had to refill.
+    last_pause: Option<Duration>,
 }
 
+/// Pace gained per second before an account's first throttle.
+const SLOW_START_GROWTH: f64 = 0.3;
+
 impl Pace {
+    /// A lower bound of the account's sustainable rate, from the throttle that just came: since
+    /// the last pause ended the budget held at most `rate × last_pause` units, and is now empty,
+    /// so `admitted ≤ rate × (elapsed + last_pause)`.
+    fn measured_rate(&self, now: Instant) -> Option<f64> {
+        let pause = self.last_pause?;
+        let elapsed = now.saturating_duration_since(self.window_start) + pause;
+        (self.window_admitted > 0.0).then(|| self.window_admitted / elapsed.as_secs_f64())
+    }
+
     fn refill(&mut self, now: Instant, cfg: &PoolConfig) {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         // Additive increase while the account is not paused.
         if self.paused_until.is_none_or(|p| p <= now) {
             let growth = if self.probing {
-                1.0
+                SLOW_START_GROWTH
             } else {
                 cfg.increase_per_sec
             };
@@ -118,10 +136,21 @@ struct AppCeiling {
     tokens: f64,
     refilled: Instant,
     paused_until: Option<Instant>,
+    /// When `RateLimit-*` headers last said the app's budget is running low.
+    pressure_at: Option<Instant>,
+    /// When the pool-wide pace was last lowered (one decrease per half second at most).
+    lowered_at: Option<Instant>,
+    /// Best lower bound of the app budget's refill rate seen in `RateLimit-*` headers.
+    refill_estimate: Option<f64>,
+    /// After the app itself was throttled, one request at a time until one is admitted: every
+    /// request sent into the block would extend it.
+    probe_only: bool,
+    /// Requests in flight across the pool.
+    in_flight: usize,
     /// Recent throttles (when, which account), to tell app throttling from user throttling.
     recent_throttles: Vec<(Instant, usize)>,
     /// Requests sent recently (timestamps), to measure the pool's actual pace.
-    sent: std::collections::VecDeque<Instant>,
+    sent: std::collections::VecDeque<(Instant, f64)>,
 }
 
 pub struct AccountPool {
@@ -155,6 +184,11 @@ impl Drop for Lease<'_> {
             .unwrap_or_else(|p| p.into_inner());
         pace.in_flight -= 1;
         drop(pace);
+        self.pool
+            .app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight -= 1;
         self.pool.wake.notify_waiters();
     }
 }
@@ -185,6 +219,9 @@ impl AccountPool {
                     pace: Mutex::new(Pace {
                         rate: config.initial_rate,
                         probing: true,
+                        window_start: now,
+                        window_admitted: 0.0,
+                        last_pause: None,
                         tokens: config.initial_rate.max(1.0),
                         refilled: now,
                         in_flight: 0,
@@ -203,6 +240,11 @@ impl AccountPool {
                 tokens: 0.0,
                 refilled: now,
                 paused_until: None,
+                pressure_at: None,
+                lowered_at: None,
+                refill_estimate: None,
+                probe_only: false,
+                in_flight: 0,
                 recent_throttles: Vec::new(),
                 sent: Default::default(),
             }),
@@ -265,7 +307,7 @@ impl AccountPool {
     }
 
     /// Waits for the account with the most budget left that may send now.
-    async fn acquire(&self) -> Result<Lease<'_>, PoolError> {
+    async fn acquire(&self, units: f64) -> Result<Lease<'_>, PoolError> {
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
@@ -274,8 +316,10 @@ impl AccountPool {
             let mut wake_at: Option<Instant> = None;
             {
                 let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
-                let app_wait = self.app_wait(&mut app, now);
-                if let Some(until) = app_wait {
+                let app_wait = self.app_wait(&mut app, now, units);
+                if app.probe_only && app.in_flight > 0 && app_wait.is_none() {
+                    // Wait for the probe's answer (a lease drop wakes us).
+                } else if let Some(until) = app_wait {
                     wake_at = Some(until);
                 } else {
                     let mut best: Option<(usize, f64)> = None;
@@ -294,7 +338,9 @@ impl AccountPool {
                         if pace.in_flight >= self.config.max_in_flight {
                             continue;
                         }
-                        if pace.tokens >= 1.0 {
+                        // A request costing more than the bucket holds waits for a full bucket.
+                        let need = units.min(pace.rate.max(1.0));
+                        if pace.tokens >= need {
                             let share = pace.tokens / pace.rate.max(1.0);
                             if best.is_none_or(|(_, s)| share > s) {
                                 best = Some((i, share));
@@ -302,7 +348,7 @@ impl AccountPool {
                         } else {
                             let ready = now
                                 + Duration::from_secs_f64(
-                                    (1.0 - pace.tokens) / pace.rate.max(1e-3),
+                                    (need - pace.tokens) / pace.rate.max(1e-3),
                                 );
                             wake_at = Some(wake_at.map_or(ready, |w| w.min(ready)));
                         }
@@ -320,12 +366,13 @@ impl AccountPool {
                             .pace
                             .lock()
                             .unwrap_or_else(|p| p.into_inner());
-                        pace.tokens -= 1.0;
+                        pace.tokens -= units;
                         pace.in_flight += 1;
                         if app.rate.is_some() {
-                            app.tokens -= 1.0;
+                            app.tokens -= units;
                         }
-                        app.sent.push_back(now);
+                        app.sent.push_back((now, units));
+                        app.in_flight += 1;
                         return Ok(Lease {
                             pool: self,
                             index: i,
@@ -346,16 +393,22 @@ impl AccountPool {
     }
 
     /// When the app's ceiling holds requests back: the instant it lets the next one go.
-    fn app_wait(&self, app: &mut AppCeiling, now: Instant) -> Option<Instant> {
+    fn app_wait(&self, app: &mut AppCeiling, now: Instant, units: f64) -> Option<Instant> {
         if let Some(until) = app.paused_until.filter(|u| *u > now) {
             return Some(until);
         }
         while app
             .sent
             .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(2))
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(2))
         {
             app.sent.pop_front();
+        }
+        if app
+            .pressure_at
+            .is_none_or(|p| now.duration_since(p) > Duration::from_secs(10))
+        {
+            app.rate = None; // no word of the app's budget for a while: no pool-wide ceiling
         }
         let rate = app.rate?;
         let elapsed = now.saturating_duration_since(app.refilled).as_secs_f64();
@@ -363,31 +416,43 @@ impl AccountPool {
         app.rate = Some(rate);
         app.tokens = (app.tokens + elapsed * rate).min(rate.max(1.0));
         app.refilled = now;
-        (app.tokens < 1.0)
-            .then(|| now + Duration::from_secs_f64((1.0 - app.tokens) / rate.max(1e-3)))
+        let need = units.min(rate.max(1.0));
+        (app.tokens < need)
+            .then(|| now + Duration::from_secs_f64((need - app.tokens) / rate.max(1e-3)))
     }
 
-    /// The pool's actual pace over the last two seconds, requests/s.
+    /// The pool's actual pace over the last two seconds, resource units/s.
     fn recent_rate(app: &AppCeiling) -> f64 {
-        app.sent.len() as f64 / 2.0
+        app.sent.iter().map(|(_, u)| u).sum::<f64>() / 2.0
     }
 
-    /// The app's budget is running low (headers) or throttled several accounts: slow the pool.
+    /// The app's budget is running low: lower the pool-wide pace (at most twice a second), and
+    /// after a throttle pause every account for `retry_after`.
     fn app_pushback(&self, retry_after: Option<Duration>, decrease: f64) {
         let now = Instant::now();
         let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
-        let current = app
-            .rate
-            .unwrap_or_else(|| Self::recent_rate(&app).max(self.config.min_rate));
-        let lowered = (current * decrease).max(self.config.min_rate);
-        if app.rate.is_none_or(|r| lowered < r) {
+        if app
+            .lowered_at
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(500))
+        {
+            let current = app
+                .refill_estimate
+                .map(|e| e * 0.98)
+                .or(app.rate)
+                .unwrap_or_else(|| Self::recent_rate(&app).max(self.config.min_rate));
+            let lowered = (current * decrease).max(self.config.min_rate);
             app.rate = Some(lowered);
             app.tokens = app.tokens.min(lowered.max(1.0));
             app.refilled = now;
+            app.lowered_at = Some(now);
         }
         if let Some(wait) = retry_after {
             let until = now + wait;
             app.paused_until = Some(app.paused_until.map_or(until, |p| p.max(until)));
+            tracing::debug!(
+                retry_after_ms = wait.as_millis() as u64,
+                "app budget throttled; pool paused"
+            );
         }
     }
 
@@ -400,24 +465,9 @@ impl AccountPool {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        {
-            let mut pace = account.pace.lock().unwrap_or_else(|p| p.into_inner());
-            pace.refill(now, &self.config);
-            // Pause exactly as long as told; the waiting work goes to the other accounts.
-            let until = now + retry_after;
-            if pace.paused_until.is_none_or(|p| p < until) {
-                account
-                    .counters
-                    .paused_micros
-                    .fetch_add(retry_after.as_micros() as u64, Ordering::Relaxed);
-                pace.paused_until = Some(until);
-            }
-            pace.rate = (pace.rate * self.config.throttle_decrease).max(self.config.min_rate);
-            pace.probing = false;
-            pace.tokens = 0.0;
-        }
-        // Several accounts throttled within a second: the shared app budget is exhausted.
-        let several = {
+        // Throttled while the app's budget was said to run low, or several accounts throttled
+        // within a second: the app's shared budget is the one exhausted.
+        let app_throttled = {
             let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
             app.recent_throttles
                 .retain(|(t, _)| now.duration_since(*t) < Duration::from_secs(1));
@@ -425,15 +475,55 @@ impl AccountPool {
             let mut distinct: Vec<usize> = app.recent_throttles.iter().map(|(_, i)| *i).collect();
             distinct.sort_unstable();
             distinct.dedup();
-            distinct.len() >= 2 && self.accounts.len() >= 2
+            let pressure = app
+                .pressure_at
+                .is_some_and(|p| now.duration_since(p) < Duration::from_secs(2));
+            pressure || distinct.len() >= 3
         };
-        if several {
-            self.app_pushback(Some(retry_after), 0.8);
+        {
+            let mut pace = account.pace.lock().unwrap_or_else(|p| p.into_inner());
+            pace.refill(now, &self.config);
+            // Pause exactly as long as told; the waiting work goes to the other accounts.
+            let until = now + retry_after;
+            if pace.paused_until.is_none_or(|p| p < until) {
+                let already = pace
+                    .paused_until
+                    .map_or(Duration::ZERO, |p| p.saturating_duration_since(now));
+                account.counters.paused_micros.fetch_add(
+                    (retry_after - already).as_micros() as u64,
+                    Ordering::Relaxed,
+                );
+                // Answers to requests sent before this one may still bring throttles: learn once.
+                if already.is_zero() {
+                    let learned = match pace.measured_rate(now) {
+                        Some(measured) => {
+                            measured.max(pace.rate * self.config.throttle_decrease * 0.5)
+                        }
+                        None => pace.rate * 0.6, // end of the slow start: back near the last safe pace
+                    };
+                    pace.rate = learned.min(pace.rate).max(self.config.min_rate);
+                }
+                pace.paused_until = Some(until);
+                pace.window_start = until;
+                pace.window_admitted = 0.0;
+                pace.last_pause = Some(retry_after);
+            }
+            pace.probing = false;
+            pace.tokens = 0.0;
+        }
+        if app_throttled {
+            self.app_pushback(Some(retry_after), 0.9);
+            self.app
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .probe_only = true;
         }
         tracing::debug!(account = %account.login, status, retry_after_ms = retry_after.as_millis() as u64, "throttled; account paused");
     }
 
-    /// Reads `RateLimit-Remaining`/`-Limit`: at 10 % or less of the app's budget, slow down.
+    /// Reads `RateLimit-Limit`/`-Remaining`/`-Reset` (the app's budget, sent once 80 % of it
+    /// is used). `(limit − remaining) / reset` is a lower bound of the rate at which the budget
+    /// refills; while under pressure the pool paces itself just under the best such bound.
     fn observe_headers(&self, response: &reqwest::Response) {
         let header = |n: &str| {
             response
@@ -442,25 +532,56 @@ impl AccountPool {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<f64>().ok())
         };
-        if let (Some(remaining), Some(limit)) =
-            (header("ratelimit-remaining"), header("ratelimit-limit"))
-        {
-            if limit > 0.0 && remaining <= 0.1 * limit {
-                self.app_pushback(None, 0.97);
-            }
+        let (Some(limit), Some(remaining)) =
+            (header("ratelimit-limit"), header("ratelimit-remaining"))
+        else {
+            return;
+        };
+        if limit <= 0.0 || remaining > 0.2 * limit {
+            return;
         }
+        let now = Instant::now();
+        let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
+        app.pressure_at = Some(now);
+        if let Some(reset) = header("ratelimit-reset").filter(|r| *r >= 1.0) {
+            let bound = (limit - remaining) / reset;
+            app.refill_estimate = Some(app.refill_estimate.map_or(bound, |e| e.max(bound)));
+        }
+        let target = match app.refill_estimate {
+            Some(estimate) => estimate * 0.98,
+            None => Self::recent_rate(&app) * 0.7,
+        }
+        .max(self.config.min_rate);
+        // Follow the estimate both ways: after a throttle it may have been set far lower. The
+        // bucket keeps what it accrued (it refills from `refilled` on the next acquire).
+        app.rate = Some(target);
+    }
+
+    fn on_admitted(&self, index: usize, units: f64) {
+        let mut pace = self.accounts[index]
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pace.window_admitted += units;
+        drop(pace);
+        self.app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .probe_only = false;
     }
 
     /// Runs one GET through the pool; retries on other accounts as needed. The successful
     /// response (the body not yet read) and the account that got it.
     async fn send(&self, url: &str) -> Result<(reqwest::Response, Lease<'_>), PoolError> {
+        let units = resource_units(url);
         let (mut throttles, mut failures) = (0, 0);
         loop {
-            let lease = self.acquire().await?;
+            let lease = self.acquire(units).await?;
             let account = &self.accounts[lease.index];
             account.counters.requests.fetch_add(1, Ordering::Relaxed);
             match account.client.get_once(url).await {
                 Ok(response) => {
+                    self.on_admitted(lease.index, units);
                     self.observe_headers(&response);
                     return Ok((response, lease));
                 }
@@ -570,6 +691,23 @@ impl AccountPool {
 
     pub fn accounts(&self) -> usize {
         self.accounts.len()
+    }
+}
+
+/// What a Graph call costs against Microsoft's budgets (resource units): 2 for a multi-item
+/// query (a collection, a delta without a token), 1 for a single item, a delta with a token or a
+/// download. The pool paces accounts in units, so a listing-heavy phase is not over-sent.
+pub fn resource_units(url: &str) -> f64 {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/root/delta") {
+        return if query.contains("token=") { 1.0 } else { 2.0 };
+    }
+    let last = path.rsplit('/').next().unwrap_or("");
+    if ["users", "groups", "sites", "drives", "members", "children"].contains(&last) {
+        2.0
+    } else {
+        1.0
     }
 }
 

@@ -1,0 +1,300 @@
+//! How close the account pool gets to what Microsoft's throttling allows, measured in one run
+//! against m365sim with per-user budget R and per-app budget A:
+//! - for N = 1, 2, 4, 8, 16 backup accounts, the probe's achieved rate (resource units/s,
+//!   counted by the simulator) ÷ min(N·R, A), and the share of requests answered 429/503;
+//! - a naive baseline: one account, fixed concurrency, exponential backoff on 429 (ignoring
+//!   Retry-After), as common tools do;
+//! - peak resident memory streaming small files and then 16 MiB files (flat in file size).
+//!
+//! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 20).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use m365backup_core::backup_accounts::BackupAccountSession;
+use m365backup_core::directory::{TenantAuth, TenantConnection};
+use m365backup_core::organizations::Region;
+use m365backup_core::Secret;
+use m365backup_engine::pool_builder::build_pool;
+use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
+use m365backup_m365::pool::PoolConfig;
+use m365sim::tenant::generated_password;
+use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+use serde_json::Value;
+
+const SEED: u64 = 21;
+const R: f64 = 10.0;
+const A: f64 = 100.0;
+/// Left out of the measurement: sign-ins, the first listings and the pool learning its pace.
+const WARM_UP_SECS: u64 = 8;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+async fn start_sim(
+    throttling: ThrottleConfig,
+    files_per_drive: usize,
+    min: u64,
+    max: u64,
+) -> RunningSim {
+    let tenant = TenantSpec {
+        seed: SEED,
+        users: 100,
+        backup_accounts: 16,
+        sites: 4,
+        files_per_drive,
+        min_file_size: min,
+        max_file_size: max,
+        ..TenantSpec::default()
+    };
+    m365sim::start(
+        SimConfig {
+            tenant,
+            throttling,
+            control_secret: "bench".into(),
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
+fn throttled() -> ThrottleConfig {
+    ThrottleConfig {
+        user_rate: R,
+        user_burst: 2.0 * R,
+        app_rate: A,
+        app_burst: 2.0 * A,
+        ..ThrottleConfig::default()
+    }
+}
+
+fn connection(sim: &RunningSim, login: &str, password: &str) -> TenantConnection {
+    TenantConnection {
+        region: Region::Worldwide,
+        authority_url: Some(sim.base_url().to_owned()),
+        graph_url: Some(sim.graph_url()),
+        tenant: sim.tenant().domain.clone(),
+        auth: TenantAuth::Password {
+            application_id: sim.tenant().app.client_id.to_string(),
+            application_secret: None,
+            account: login.to_owned(),
+            password: Secret::new(password),
+        },
+    }
+}
+
+fn accounts(sim: &RunningSim, n: usize) -> Vec<BackupAccountSession> {
+    (1..=n)
+        .map(|i| {
+            let login = format!("backup{i}@{}", sim.tenant().domain);
+            BackupAccountSession {
+                connection: connection(
+                    sim,
+                    &login,
+                    &generated_password(&format!("backup{i}"), SEED),
+                ),
+                login,
+            }
+        })
+        .collect()
+}
+
+/// The app principal's row of the simulator's statistics: every request goes through the app.
+async fn app_stats(sim: &RunningSim) -> (f64, f64, f64) {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{}/_sim/stats", sim.base_url()))
+        .header("x-sim-secret", "bench")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = v["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "app")
+        .cloned()
+        .unwrap_or_default();
+    let f = |k: &str| app[k].as_f64().unwrap_or(0.0);
+    (
+        f("units"),
+        f("requests"),
+        f("throttled429") + f("throttled503"),
+    )
+}
+
+/// Units/s and throttled share over a window after a warm-up, while `work` runs.
+async fn measure(
+    sim: &RunningSim,
+    secs: u64,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (f64, f64) {
+    let task = tokio::spawn(work);
+    tokio::time::sleep(Duration::from_secs(WARM_UP_SECS)).await;
+    let (u0, r0, t0) = app_stats(sim).await;
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (u1, r1, t1) = app_stats(sim).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    task.abort();
+    ((u1 - u0) / elapsed, (t1 - t0) / (r1 - r0).max(1.0))
+}
+
+/// A common tool: one account, 8 requests at a time, exponential backoff on 429/503.
+async fn naive(sim: Arc<RunningSim>, account: BackupAccountSession) {
+    let (endpoints, credentials) = m365backup_m365::gateway::client_parts(&account.connection);
+    let client = Arc::new(m365backup_m365::GraphClient::new(endpoints, credentials));
+    let urls: Vec<String> = sim
+        .tenant()
+        .drives
+        .iter()
+        .flat_map(|d| {
+            d.state
+                .read()
+                .unwrap()
+                .items
+                .iter()
+                .filter(|i| i.file.is_some())
+                .map(|i| format!("/drives/{}/items/{}/content", d.id, i.id))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let queue = Arc::new(tokio::sync::Mutex::new(urls.into_iter()));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, queue) = (client.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(url) = queue.lock().await.next() else {
+                    return;
+                };
+                let mut attempt = 0u32;
+                loop {
+                    match client.get_once(&url).await {
+                        Ok(r) => {
+                            let _ = r.bytes().await;
+                            break;
+                        }
+                        Err(m365backup_m365::M365Error::Throttled { .. }) => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(100 << attempt.min(7))).await;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let only: Option<usize> = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok());
+    println!("pool_scaling: per-user budget R = {R} units/s, per-app budget A = {A} units/s, {secs} s measured after {WARM_UP_SECS} s warm-up");
+    println!(
+        "  {:>10} {:>12} {:>12} {:>8} {:>9}",
+        "accounts", "units/s", "limit", "ratio", "throttled"
+    );
+    for n in [1usize, 2, 4, 8, 16] {
+        if only.is_some_and(|o| o != n) {
+            continue;
+        }
+        let sim = start_sim(throttled(), 40, 1024, 64 << 10).await;
+        let pool = build_pool(
+            "bench",
+            accounts(&sim, n),
+            connection(&sim, "x", "x"),
+            PoolConfig::default(),
+        );
+        let options = ProbeOptions {
+            workers: (4 * n).max(8),
+            keep_file_list: false,
+        };
+        let pool_report = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (rate, throttled_share) = {
+            let watched = pool.clone();
+            let result = measure(&sim, secs, async move {
+                let _ = probe(pool, options, Arc::new(ProbeProgress::default())).await;
+            })
+            .await;
+            *pool_report.lock().unwrap() = watched.report();
+            result
+        };
+        let limit = (n as f64 * R).min(A);
+        println!(
+            "  {n:>10} {rate:>12.1} {limit:>12.1} {:>8.3} {:>8.2}%",
+            rate / limit,
+            100.0 * throttled_share
+        );
+        if std::env::var("BENCH_VERBOSE").is_ok() {
+            for a in pool_report.lock().unwrap().iter() {
+                println!(
+                    "      {} req {} 429 {} paused {:?} rate {:.1}",
+                    a.login, a.requests, a.throttled_429, a.paused, a.rate
+                );
+            }
+        }
+        sim.shutdown().await;
+    }
+    let sim = Arc::new(start_sim(throttled(), 40, 1024, 64 << 10).await);
+    let account = accounts(&sim, 1).remove(0);
+    let (rate, throttled_share) = measure(&sim, secs, naive(sim.clone(), account)).await;
+    println!("  {:>10} {rate:>12.1} {:>12.1} {:>8.3} {:>8.2}%  (naive: 1 account, 8 in flight, exponential backoff)", "naive", R, rate / R, 100.0 * throttled_share);
+    if let Ok(sim) = Arc::try_unwrap(sim) {
+        sim.shutdown().await;
+    }
+
+    // Memory: small files, then 16 MiB files, unthrottled.
+    let before = peak_rss_mib();
+    let unthrottled = ThrottleConfig {
+        enabled: false,
+        ..ThrottleConfig::default()
+    };
+    let big = start_sim(unthrottled, 1, 16 << 20, 16 << 20).await;
+    let pool = build_pool(
+        "bench",
+        accounts(&big, 4),
+        connection(&big, "x", "x"),
+        PoolConfig {
+            initial_rate: 1000.0,
+            ..PoolConfig::default()
+        },
+    );
+    let report = probe(
+        pool,
+        ProbeOptions {
+            workers: 16,
+            keep_file_list: false,
+        },
+        Arc::new(ProbeProgress::default()),
+    )
+    .await
+    .unwrap();
+    let after = peak_rss_mib();
+    println!(
+        "  memory: peak RSS {before:.0} MiB after the throttled runs; {after:.0} MiB after streaming {} files of 16 MiB ({:.1} GiB) at {:.0} MB/s",
+        report.files,
+        report.bytes as f64 / (1u64 << 30) as f64,
+        report.bytes as f64 / report.elapsed.as_secs_f64() / 1e6
+    );
+    big.shutdown().await;
+}
