@@ -36,6 +36,19 @@ use crate::paths::PathCanonicalizer;
 pub use crate::state::{ApiSettings, AppState};
 
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+/// Prometheus scrape endpoint (no sign-in, as scrapers expect; it holds figures, not secrets).
+pub const METRICS_PATH: &str = "/metrics";
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        (state.metrics)(),
+    )
+        .into_response()
+}
 
 /// The routes and the OpenAPI document describing exactly them.
 pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -77,7 +90,7 @@ pub fn build(state: AppState) -> Router {
             .paths
             .keys()
             .map(String::as_str)
-            .chain([SWAGGER_PATH]),
+            .chain([SWAGGER_PATH, METRICS_PATH]),
     );
     let limit = state.settings.max_body_bytes;
 
@@ -86,6 +99,7 @@ pub fn build(state: AppState) -> Router {
             SWAGGER_PATH,
             get(move || async move { ([(header::CONTENT_TYPE, JSON_UTF8)], openapi_json) }),
         )
+        .route(METRICS_PATH, get(metrics))
         .fallback(|| async { ApiError::NotFound("No route matches the request.".into()) })
         .layer(
             ServiceBuilder::new()

@@ -34,4 +34,6 @@ pub struct AppState {
     pub directory: Arc<DirectoryService>,
     pub backup_accounts: Arc<BackupAccountService>,
     pub settings: Arc<ApiSettings>,
+    /// Renders `/metrics` (Prometheus text format).
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }

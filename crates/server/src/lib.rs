@@ -5,6 +5,8 @@ pub mod config;
 pub mod demo;
 pub mod fsutil;
 pub mod logging;
+pub mod probe;
 pub mod server;
 pub mod server_key;
+pub mod services;
 pub mod tls;

@@ -24,6 +24,9 @@ enum Command {
     /// Manage operator accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Download every OneDrive and SharePoint file of an organization through its backup
+    /// accounts, hashing instead of storing: measures what a backup would achieve.
+    Probe(m365backup::probe::ProbeArgs),
 }
 
 #[tokio::main]
@@ -36,6 +39,11 @@ async fn main() -> anyhow::Result<()> {
             let stop = m365backup::server::shutdown_signal()?;
             let server = m365backup::server::start(&settings).await?;
             server.run_until(stop).await
+        }
+        Command::Probe(args) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::probe::run(args, &settings).await
         }
         Command::Admin(command) => {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;

@@ -10,14 +10,12 @@ use axum_server::Handle;
 use m365backup_api::AppState;
 use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOTSTRAP_ADMIN};
 use m365backup_core::backup_accounts::BackupAccountService;
-use m365backup_core::directory::TenantGateway;
-use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
-use m365backup_m365::gateway::M365Gateway;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::services::Services;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -91,28 +89,20 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     }
 
     let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()));
-    let sealer = Arc::new(crate::server_key::load_or_create(
-        &settings.server_key_file,
-    )?);
-    let gateway: Arc<dyn TenantGateway> = Arc::new(M365Gateway::default());
-    let organizations = Arc::new(OrganizationService::new(
-        store.clone(),
-        gateway,
-        sealer.clone(),
-    ));
-    let directory = Arc::new(DirectoryService::new(organizations.clone()));
-    let backup_accounts = Arc::new(BackupAccountService::new(
-        store.clone(),
-        organizations.clone(),
-        directory.clone(),
-        sealer,
-    ));
+    let Services {
+        organizations,
+        directory,
+        backup_accounts,
+    } = Services::build(settings, store.clone())?;
     let state = AppState {
         auth: auth.clone(),
         organizations: organizations.clone(),
         directory,
         backup_accounts: backup_accounts.clone(),
         settings: Arc::new(settings.api.clone()),
+        metrics: Arc::new(|| {
+            m365backup_m365::pool::render_metrics(&m365backup_m365::pool::live_pools())
+        }),
     };
     let app = m365backup_api::build(state).into_make_service_with_connect_info::<SocketAddr>();
 

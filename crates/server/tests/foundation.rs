@@ -467,6 +467,18 @@ async fn paths_are_case_insensitive(backend: Backend) {
         .unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert!(json(wrong_method).await["message"].is_string());
+    // Prometheus scrapes /metrics without a token.
+    let metrics = s.http.get(s.url("/METRICS")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    assert!(metrics
+        .text()
+        .await
+        .unwrap()
+        .contains("# TYPE m365backup_account_requests_total counter"));
     let get_token = s.http.get(s.url("/v5/Token")).send().await.unwrap();
     assert!(get_token.status().is_client_error());
     assert!(json(get_token).await["message"].is_string());

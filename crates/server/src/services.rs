@@ -1,0 +1,45 @@
+//! The domain services over one store, wired the same way for `serve` and the CLI commands.
+
+use std::sync::Arc;
+
+use m365backup_core::backup_accounts::BackupAccountService;
+use m365backup_core::directory::TenantGateway;
+use m365backup_core::directory_service::DirectoryService;
+use m365backup_core::organization_service::OrganizationService;
+use m365backup_core::store::Store;
+use m365backup_m365::gateway::M365Gateway;
+
+use crate::config::Settings;
+
+pub struct Services {
+    pub organizations: Arc<OrganizationService>,
+    pub directory: Arc<DirectoryService>,
+    pub backup_accounts: Arc<BackupAccountService>,
+}
+
+impl Services {
+    /// Loads (or creates) the server key and builds the services on the real Microsoft 365 client.
+    pub fn build(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let sealer = Arc::new(crate::server_key::load_or_create(
+            &settings.server_key_file,
+        )?);
+        let gateway: Arc<dyn TenantGateway> = Arc::new(M365Gateway::default());
+        let organizations = Arc::new(OrganizationService::new(
+            store.clone(),
+            gateway,
+            sealer.clone(),
+        ));
+        let directory = Arc::new(DirectoryService::new(organizations.clone()));
+        let backup_accounts = Arc::new(BackupAccountService::new(
+            store,
+            organizations.clone(),
+            directory.clone(),
+            sealer,
+        ));
+        Ok(Self {
+            organizations,
+            directory,
+            backup_accounts,
+        })
+    }
+}
