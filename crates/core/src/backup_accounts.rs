@@ -10,7 +10,10 @@ use futures_util::stream::{self, StreamExt};
 use uuid::Uuid;
 
 use crate::crypto::SecretSealer;
-use crate::directory::{GatewayError, GroupType, MemberType, TenantAuth, TenantConnection};
+use crate::directory::{
+    composite_id, parse_composite_id, GatewayError, GroupType, MemberType, TenantAuth,
+    TenantConnection,
+};
 use crate::directory_service::DirectoryService;
 use crate::error::{CoreError, CoreResult};
 use crate::ids::OrganizationId;
@@ -71,21 +74,6 @@ fn entry_error(index: usize, login: &str, problem: impl std::fmt::Display) -> Co
 /// The associated data binding a sealed password to its organization and login.
 fn seal_context(org: OrganizationId, login_key: &str) -> Vec<u8> {
     format!("backup-account:{org}:{login_key}").into_bytes()
-}
-
-fn composite(id: Uuid) -> String {
-    format!("{}{}", id.hyphenated(), Uuid::nil().hyphenated())
-}
-
-fn parse_group_id(raw: &str) -> Option<Uuid> {
-    match raw.len() {
-        72 => raw[36..]
-            .parse::<Uuid>()
-            .ok()
-            .and_then(|_| raw[..36].parse().ok()),
-        36 => raw.parse().ok(),
-        _ => None,
-    }
 }
 
 impl BackupAccountService {
@@ -149,7 +137,7 @@ impl BackupAccountService {
                     format!("the login is listed twice (also as entry [{first}])"),
                 ));
             }
-            let gid = parse_group_id(e.group_id.trim()).ok_or_else(|| {
+            let gid = parse_composite_id(e.group_id.trim()).ok_or_else(|| {
                 entry_error(
                     i,
                     login,
@@ -270,7 +258,7 @@ impl BackupAccountService {
             accounts.push(StoredBackupAccount {
                 login: member.login.clone(),
                 name: member.name.clone(),
-                group_id: composite(gid),
+                group_id: composite_id(gid, None),
                 is_cloud: member.is_cloud,
                 sealed_password,
             });

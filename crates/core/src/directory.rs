@@ -7,6 +7,53 @@ use uuid::Uuid;
 use crate::organizations::Region;
 use crate::Secret;
 
+/// The vendor's composite id of a directory object: its Microsoft 365 GUID immediately followed
+/// by its on-premises GUID (all zeros for cloud-only objects), 72 characters.
+pub fn composite_id(id: Uuid, on_premises: Option<Uuid>) -> String {
+    format!(
+        "{}{}",
+        id.hyphenated(),
+        on_premises.unwrap_or(Uuid::nil()).hyphenated()
+    )
+}
+
+/// The Microsoft 365 GUID of a composite id; a bare GUID is accepted too.
+pub fn parse_composite_id(raw: &str) -> Option<Uuid> {
+    match raw.len() {
+        72 => {
+            raw[36..].parse::<Uuid>().ok()?;
+            raw[..36].parse().ok()
+        }
+        36 => raw.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_ids() {
+        let g: Uuid = "6e570850-9ce9-40ed-b81d-41772dabcead".parse().unwrap();
+        let c = composite_id(g, None);
+        assert_eq!(
+            c,
+            "6e570850-9ce9-40ed-b81d-41772dabcead00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(parse_composite_id(&c), Some(g));
+        assert_eq!(
+            parse_composite_id("6e570850-9ce9-40ed-b81d-41772dabcead"),
+            Some(g)
+        );
+        assert_eq!(parse_composite_id("6e570850"), None);
+        assert_eq!(
+            parse_composite_id(&format!("{g}xxxxxxxx-0000-0000-0000-000000000000")),
+            None
+        );
+    }
+}
+
 /// How to reach and sign in to one tenant.
 #[derive(Clone, Debug)]
 pub struct TenantConnection {

@@ -71,6 +71,16 @@ pub struct OrganizationInput {
     pub share_point: Option<ConnectionInput>,
 }
 
+impl OrganizationInput {
+    /// The secret half of both connections, to be sealed.
+    fn into_secrets(self) -> OrganizationSecrets {
+        OrganizationSecrets {
+            exchange: self.exchange.map(|c| c.secrets).unwrap_or_default(),
+            share_point: self.share_point.map(|c| c.secrets).unwrap_or_default(),
+        }
+    }
+}
+
 pub struct OrganizationService {
     store: Arc<dyn Store>,
     gateway: Arc<dyn TenantGateway>,
@@ -235,11 +245,7 @@ impl OrganizationService {
             last_backup_time: None,
             created_at: Utc::now(),
         };
-        let secrets = OrganizationSecrets {
-            exchange: input.exchange.map(|c| c.secrets).unwrap_or_default(),
-            share_point: input.share_point.map(|c| c.secrets).unwrap_or_default(),
-        };
-        let sealed = self.seal(id, &secrets)?;
+        let sealed = self.seal(id, &input.into_secrets())?;
         self.store
             .insert_organization(&org, &sealed)
             .await
@@ -303,11 +309,7 @@ impl OrganizationService {
             share_point_online_settings: input.share_point.as_ref().map(|c| c.settings.clone()),
             ..current
         };
-        let secrets = OrganizationSecrets {
-            exchange: input.exchange.map(|c| c.secrets).unwrap_or_default(),
-            share_point: input.share_point.map(|c| c.secrets).unwrap_or_default(),
-        };
-        let sealed = self.seal(id, &secrets)?;
+        let sealed = self.seal(id, &input.into_secrets())?;
         if !self.store.update_organization(&org, &sealed).await? {
             return Err(not_found(id));
         }

@@ -4,72 +4,13 @@
 //!
 //! `cargo bench -p m365backup --bench api_throughput` (env: BENCH_SECS, BENCH_CONNECTIONS).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use axum::routing::get;
 use m365backup::config::Settings;
 use m365backup_core::Secret;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
 
-/// Drives `url` with `connections` concurrent clients (one TLS connection each) for `secs`.
-async fn load(url: &str, token: Option<&str>, connections: u64, secs: u64) -> (f64, u64) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .http1_only()
-            .pool_max_idle_per_host(1)
-            .build()
-            .unwrap();
-        let (url, token, stop, ok, errors) = (
-            url.to_owned(),
-            token.map(str::to_owned),
-            stop.clone(),
-            ok.clone(),
-            errors.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let mut req = client.get(&url);
-                if let Some(t) = &token {
-                    req = req.bearer_auth(t);
-                }
-                match req.send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    // Warm-up second (connections and TLS handshakes), then measure.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let start_ok = ok.load(Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    let done = ok.load(Ordering::Relaxed) - start_ok;
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    (done as f64 / elapsed, errors.load(Ordering::Relaxed))
-}
+use support::{env_or, load};
 
 #[tokio::main]
 async fn main() {

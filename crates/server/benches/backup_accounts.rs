@@ -5,9 +5,7 @@
 //!
 //! `cargo bench -p m365backup --bench backup_accounts` (env: BENCH_SECS, BENCH_CONNECTIONS).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use m365backup::config::Settings;
 use m365backup_core::Secret;
@@ -15,45 +13,9 @@ use m365sim::tenant::generated_password;
 use m365sim::{SimConfig, TenantSpec, ThrottleConfig};
 use serde_json::{json, Value};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
 
-async fn rate(url: String, token: String, connections: u64, secs: u64) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .http1_only()
-            .build()
-            .unwrap();
-        let (url, token, stop, ok) = (url.clone(), token.clone(), stop.clone(), ok.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(r) = client.get(&url).bearer_auth(&token).send().await {
-                    if r.status().is_success() && r.bytes().await.is_ok() {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let start = ok.load(Ordering::Relaxed);
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    let r = (ok.load(Ordering::Relaxed) - start) as f64 / t0.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    r
-}
+use support::{env_or, load};
 
 #[tokio::main]
 async fn main() {
@@ -156,10 +118,10 @@ async fn main() {
         "  ratio PUT 100 / PUT 1          : {:>8.1}  (100x the sign-ins)",
         medians[2].as_secs_f64() / medians[0].as_secs_f64()
     );
-    let get_accounts = rate(url.clone(), token.clone(), connections, secs).await;
-    let get_orgs = rate(
-        format!("{base}/v5/Organizations"),
-        token.clone(),
+    let (get_accounts, _) = load(&url, Some(&token), connections, secs).await;
+    let (get_orgs, _) = load(
+        &format!("{base}/v5/Organizations"),
+        Some(&token),
         connections,
         secs,
     )

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use m365backup_core::directory::{
-    DirectoryGroup, DirectoryUser, GroupMember, GroupType, LocationType, MemberType,
+    composite_id, parse_composite_id, DirectoryGroup, DirectoryUser, GroupMember, GroupType,
+    LocationType, MemberType,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -18,28 +18,6 @@ use crate::links::{Link, Links};
 use crate::paging::{page, wildcard_match, Page, PageRequest, QueryParams};
 use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
-
-/// The vendor's composite id: the object's GUID followed by its on-premises GUID (zeros for
-/// cloud-only objects).
-pub fn composite_id(id: Uuid, on_premises: Option<Uuid>) -> String {
-    format!(
-        "{}{}",
-        id.hyphenated(),
-        on_premises.unwrap_or(Uuid::nil()).hyphenated()
-    )
-}
-
-/// The object GUID of a composite id (a bare GUID is accepted too).
-pub fn parse_composite_id(raw: &str) -> Option<Uuid> {
-    match raw.len() {
-        72 => {
-            raw[36..].parse::<Uuid>().ok()?;
-            raw[..36].parse().ok()
-        }
-        36 => raw.parse().ok(),
-        _ => None,
-    }
-}
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -376,29 +354,4 @@ pub async fn get_user(
         .find(|u| u.id == uid)
         .ok_or_else(|| not_found("User", &user_id))?;
     Ok(Json(user_view(&base, &org.to_string(), user)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn composite_ids() {
-        let g: Uuid = "6e570850-9ce9-40ed-b81d-41772dabcead".parse().unwrap();
-        let c = composite_id(g, None);
-        assert_eq!(
-            c,
-            "6e570850-9ce9-40ed-b81d-41772dabcead00000000-0000-0000-0000-000000000000"
-        );
-        assert_eq!(parse_composite_id(&c), Some(g));
-        assert_eq!(
-            parse_composite_id("6e570850-9ce9-40ed-b81d-41772dabcead"),
-            Some(g)
-        );
-        assert_eq!(parse_composite_id("6e570850"), None);
-        assert_eq!(
-            parse_composite_id(&format!("{}xxxxxxxx-0000-0000-0000-000000000000", g)),
-            None
-        );
-    }
 }
