@@ -232,6 +232,17 @@ async fn main() {
         let pool_report = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (rate, throttled_share) = {
             let watched = pool.clone();
+            if std::env::var("BENCH_VERBOSE").is_ok() {
+                // Once a second: the pool's requests so far and its view of the app ceiling.
+                let traced = pool.clone();
+                tokio::spawn(async move {
+                    for _ in 0..(WARM_UP_SECS + secs) {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let requests: u64 = traced.report().iter().map(|a| a.requests).sum();
+                        println!("      requests {requests} {}", traced.debug_state());
+                    }
+                });
+            }
             let result = measure(&sim, secs, async move {
                 let _ = probe(pool, options, Arc::new(ProbeProgress::default())).await;
             })

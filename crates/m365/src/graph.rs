@@ -35,6 +35,9 @@ impl Default for RetryPolicy {
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(crate::USER_AGENT)
+        // Redirects are followed by hand: `/content` answers 302 to a pre-authenticated URL
+        // that must get no bearer token, and the 302 carries the throttling headers.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .build()

@@ -404,10 +404,10 @@ impl AccountPool {
         {
             app.sent.pop_front();
         }
-        if app
+        let quiet = app
             .pressure_at
-            .is_none_or(|p| now.duration_since(p) > Duration::from_secs(10))
-        {
+            .is_none_or(|p| now.duration_since(p) > Duration::from_secs(10));
+        if quiet && app.refill_estimate.is_none() {
             app.rate = None; // no word of the app's budget for a while: no pool-wide ceiling
         }
         let rate = app.rate?;
@@ -440,7 +440,11 @@ impl AccountPool {
                 .map(|e| e * 0.98)
                 .or(app.rate)
                 .unwrap_or_else(|| Self::recent_rate(&app).max(self.config.min_rate));
-            let lowered = (current * decrease).max(self.config.min_rate);
+            // Never below 90 % of what the headers showed the budget refills at.
+            let floor = app
+                .refill_estimate
+                .map_or(self.config.min_rate, |e| e * 0.9);
+            let lowered = (current * decrease).max(floor);
             app.rate = Some(lowered);
             app.tokens = app.tokens.min(lowered.max(1.0));
             app.refilled = now;
@@ -564,10 +568,13 @@ impl AccountPool {
             .unwrap_or_else(|p| p.into_inner());
         pace.window_admitted += units;
         drop(pace);
-        self.app
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .probe_only = false;
+        let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
+        if std::mem::take(&mut app.probe_only) {
+            // The app's block is over: back to the pace its budget sustains.
+            if let Some(estimate) = app.refill_estimate {
+                app.rate = Some(estimate * 0.98);
+            }
+        }
     }
 
     /// Runs one GET through the pool; retries on other accounts as needed. The successful
@@ -687,6 +694,21 @@ impl AccountPool {
             .bytes
             .fetch_add(total, Ordering::Relaxed);
         Ok(total)
+    }
+
+    /// The app ceiling as the pool sees it (for benchmark traces).
+    pub fn debug_state(&self) -> String {
+        let app = self.app.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        format!(
+            "app rate {:?} estimate {:?} probe_only {} in_flight {} paused {:?} recent {:.1}",
+            app.rate.map(|r| r.round()),
+            app.refill_estimate.map(|r| r.round()),
+            app.probe_only,
+            app.in_flight,
+            app.paused_until.map(|p| p.saturating_duration_since(now)),
+            Self::recent_rate(&app)
+        )
     }
 
     pub fn accounts(&self) -> usize {
