@@ -43,7 +43,7 @@ impl Default for PoolConfig {
             initial_rate: 10.0,
             min_rate: 0.2,
             max_in_flight: 2,
-            increase_per_sec: 0.03,
+            increase_per_sec: 0.015,
             throttle_decrease: 0.85,
             network_retries: 4,
             throttle_retries: 64,
@@ -147,6 +147,10 @@ struct AppCeiling {
     probe_only: bool,
     /// Requests in flight across the pool.
     in_flight: usize,
+    /// Units handed out since the pool started, and the last `RateLimit-Remaining` reading
+    /// (when, remaining, units handed out by then).
+    units_sent: f64,
+    last_reading: Option<(Instant, f64, f64)>,
     /// Recent throttles (when, which account), to tell app throttling from user throttling.
     recent_throttles: Vec<(Instant, usize)>,
     /// Requests sent recently (timestamps), to measure the pool's actual pace.
@@ -245,6 +249,8 @@ impl AccountPool {
                 refill_estimate: None,
                 probe_only: false,
                 in_flight: 0,
+                units_sent: 0.0,
+                last_reading: None,
                 recent_throttles: Vec::new(),
                 sent: Default::default(),
             }),
@@ -372,6 +378,7 @@ impl AccountPool {
                             app.tokens -= units;
                         }
                         app.sent.push_back((now, units));
+                        app.units_sent += units;
                         app.in_flight += 1;
                         return Ok(Lease {
                             pool: self,
@@ -550,6 +557,24 @@ impl AccountPool {
         if let Some(reset) = header("ratelimit-reset").filter(|r| *r >= 1.0) {
             let bound = (limit - remaining) / reset;
             app.refill_estimate = Some(app.refill_estimate.map_or(bound, |e| e.max(bound)));
+        }
+        // Sharper: between two readings at least a second apart, the budget refilled by what it
+        // gained plus what the pool spent meanwhile (the pool being its main spender).
+        let spent = app.units_sent;
+        match app.last_reading {
+            Some((at, previous, spent_then))
+                if now.duration_since(at) >= Duration::from_secs(1) =>
+            {
+                let flow = (remaining - previous + (spent - spent_then))
+                    / now.duration_since(at).as_secs_f64();
+                if flow > 0.0 {
+                    let smoothed = app.refill_estimate.map_or(flow, |e| 0.5 * e + 0.5 * flow);
+                    app.refill_estimate = Some(smoothed);
+                }
+                app.last_reading = Some((now, remaining, spent));
+            }
+            Some(_) => {}
+            None => app.last_reading = Some((now, remaining, spent)),
         }
         let target = match app.refill_estimate {
             Some(estimate) => estimate * 0.98,
