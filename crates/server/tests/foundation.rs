@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::{json, Backend, TestServer, ADMIN_PASSWORD};
 use m365backup_core::auth::OperatorService;
 use m365backup_core::Secret;
-use serde_json::Value;
 
 on_both_stores! {
     sign_in_returns_the_vendor_token_shape;
@@ -612,6 +611,3 @@ async fn configured_certificate_and_plain_http() {
     assert_eq!(s.get("/v5/Organizations", &token).await.status(), 200);
     s.stop().await;
 }
-
-#[allow(dead_code)]
-fn _value_is_used(_: Value) {}
