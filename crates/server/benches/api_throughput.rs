@@ -5,43 +5,24 @@
 //! `cargo bench -p m365backup --bench api_throughput` (env: BENCH_SECS, BENCH_CONNECTIONS).
 
 use axum::routing::get;
-use m365backup::config::Settings;
-use m365backup_core::Secret;
 
 mod support;
 
-use support::{env_or, load};
+use support::{env_or, load, start_server, BenchServer};
 
 #[tokio::main]
 async fn main() {
     let secs = env_or("BENCH_SECS", 5);
     let connections = env_or("BENCH_CONNECTIONS", 32);
-    let dir = tempfile::tempdir().unwrap();
-
     // The real server, default settings (SQLite), on loopback.
-    let mut settings = Settings::for_data_dir(dir.path());
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.bootstrap_admin_password = Some(Secret::new("benchmark-password"));
-    let server = m365backup::server::start(&settings).await.unwrap();
-    let base = format!("https://127.0.0.1:{}", server.addr.port());
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let token: serde_json::Value = client
-        .post(format!("{base}/v5/Token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "benchmark-password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let BenchServer {
+        server,
+        settings,
+        base,
+        token,
+        dir: _dir,
+        ..
+    } = start_server().await;
 
     // A bare axum handler, same TLS certificate, same server library.
     let tls = m365backup::tls::load(&settings.tls, &settings.data_dir)

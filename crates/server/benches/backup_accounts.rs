@@ -7,15 +7,13 @@
 
 use std::time::Instant;
 
-use m365backup::config::Settings;
-use m365backup_core::Secret;
 use m365sim::tenant::generated_password;
 use m365sim::{SimConfig, TenantSpec, ThrottleConfig};
 use serde_json::{json, Value};
 
 mod support;
 
-use support::{env_or, load};
+use support::{env_or, load, start_server, BenchServer};
 
 #[tokio::main]
 async fn main() {
@@ -38,30 +36,14 @@ async fn main() {
     let sim = m365sim::start(sim_config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::for_data_dir(dir.path());
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.bootstrap_admin_password = Some(Secret::new("benchmark-password"));
-    let server = m365backup::server::start(&settings).await.unwrap();
-    let base = format!("https://127.0.0.1:{}", server.addr.port());
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let token: Value = http
-        .post(format!("{base}/v5/Token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "benchmark-password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let BenchServer {
+        server,
+        base,
+        http,
+        token,
+        dir: _dir,
+        ..
+    } = start_server().await;
     let t = sim.tenant();
     let org: Value = http
         .post(format!("{base}/v5/Organizations"))

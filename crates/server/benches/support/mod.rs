@@ -1,4 +1,7 @@
-//! Load generation shared by the server's benchmarks: concurrent HTTPS clients on loopback.
+//! Shared by the server's benchmarks: a server to measure, and concurrent HTTPS clients on
+//! loopback. Each benchmark uses part of it.
+
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,4 +61,50 @@ pub async fn load(url: &str, token: Option<&str>, connections: u64, secs: u64) -
         let _ = t.await;
     }
     (done as f64 / elapsed, errors.load(Ordering::Relaxed))
+}
+
+/// The real server with default settings (SQLite) on a loopback port, and an admin token.
+pub struct BenchServer {
+    pub server: m365backup::server::RunningServer,
+    pub settings: m365backup::config::Settings,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: String,
+    /// The data dir; the server's files live as long as this.
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_server() -> BenchServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = m365backup::config::Settings::for_data_dir(dir.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.bootstrap_admin_password = Some(m365backup_core::Secret::new("benchmark-password"));
+    let server = m365backup::server::start(&settings).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let token: serde_json::Value = http
+        .post(format!("{base}/v5/Token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "benchmark-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    BenchServer {
+        server,
+        settings,
+        base,
+        http,
+        token,
+        dir,
+    }
 }
