@@ -272,3 +272,50 @@ pub fn assert_not_logged(secret: &str) {
     assert!(!text.is_empty(), "logs are captured");
     assert!(!text.contains(secret), "a secret was logged");
 }
+
+/// Asserts that `secret` appears nowhere in the server's state: in any SQLite file of the data
+/// dir, or in any row of any table of its PostgreSQL database (text, or bytea as hex).
+pub async fn assert_plaintext_absent(s: &TestServer, secret: &str) {
+    match s.settings.database_url.as_deref() {
+        None => {
+            for entry in std::fs::read_dir(s.data_dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("m365backup.db")
+                {
+                    let bytes = std::fs::read(&path).unwrap();
+                    assert!(
+                        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                        "{} holds the plaintext",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Some(url) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+            for table in tables {
+                let rows: Vec<String> =
+                    sqlx::query_scalar(&format!("SELECT t::text FROM \"{table}\" t"))
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
+                for row in rows {
+                    assert!(
+                        !row.contains(secret) && !row.contains(&hex),
+                        "table {table} holds the plaintext"
+                    );
+                }
+            }
+        }
+    }
+}
