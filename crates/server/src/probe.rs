@@ -79,12 +79,12 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             loop {
                 let bytes = progress.bytes_fetched.load(Ordering::Relaxed);
-                let throttles: u64 = pool
-                    .report()
+                let report = pool.report();
+                let throttles: u64 = report
                     .iter()
                     .map(|r| r.throttled_429 + r.throttled_503)
                     .sum();
-                let requests: u64 = pool.report().iter().map(|r| r.requests).sum();
+                let requests: u64 = report.iter().map(|r| r.requests).sum();
                 bar.set_message(format!(
                     "drives {} | items {} | files {}/{} | {} of {} | {}/s | {:.1} req/s | throttled {}",
                     progress.drives.load(Ordering::Relaxed),

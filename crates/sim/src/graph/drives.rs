@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{charge, collection, iso, json_response, page_window, Caller, Cost, GraphError};
 use crate::download::DownloadTicket;
-use crate::tenant::{Drive, DriveOwner, DriveState, Item, Site};
+use crate::tenant::{Drive, DriveOwner, DriveState, FileInfo, Item, Site};
 use crate::SharedSim;
 
 pub fn routes() -> Router<SharedSim> {
@@ -362,6 +362,20 @@ fn live_item<'a>(state: &'a DriveState, item: &str) -> Result<&'a Item, GraphErr
         .ok_or_else(|| GraphError::not_found(item))
 }
 
+/// The signed, expiring URL that serves this version of the file to `caller`.
+fn download_url(
+    sim: &SharedSim,
+    caller: &Caller,
+    drive: &Drive,
+    item: &Item,
+    file: FileInfo,
+) -> String {
+    sim.downloads.url(
+        &sim.base_url,
+        &DownloadTicket::new(drive, item, file, caller, sim),
+    )
+}
+
 async fn get_item(
     State(sim): State<SharedSim>,
     caller: Caller,
@@ -373,8 +387,7 @@ async fn get_item(
     let it = live_item(&state, &item)?;
     let mut v = item_json(d, it, &child_counts(&state));
     if let Some(f) = it.file {
-        let ticket = DownloadTicket::new(d, it, f, &caller, &sim);
-        v["@microsoft.graph.downloadUrl"] = json!(sim.downloads.url(&sim.base_url, &ticket));
+        v["@microsoft.graph.downloadUrl"] = json!(download_url(&sim, &caller, d, it, f));
     }
     Ok(json_response(rate, v))
 }
@@ -391,7 +404,6 @@ async fn item_content(
     let f = it
         .file
         .ok_or_else(|| GraphError::bad_request("The item is a folder and has no content."))?;
-    let ticket = DownloadTicket::new(d, it, f, &caller, &sim);
-    let url = sim.downloads.url(&sim.base_url, &ticket);
+    let url = download_url(&sim, &caller, d, it, f);
     Ok((StatusCode::FOUND, rate, [(header::LOCATION, url)]).into_response())
 }
