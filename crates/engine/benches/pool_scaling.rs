@@ -4,9 +4,9 @@
 //!   counted by the simulator) ÷ min(N·R, A), and the share of requests answered 429/503;
 //! - a naive baseline: one account, fixed concurrency, exponential backoff on 429 (ignoring
 //!   Retry-After), as common tools do;
-//! - peak resident memory streaming small files and then 16 MiB files (flat in file size).
+//! - peak resident memory streaming 256 KiB files and then 16 MiB files (flat in file size).
 //!
-//! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 20).
+//! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 60).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,36 @@ const R: f64 = 10.0;
 const A: f64 = 100.0;
 /// Left out of the measurement: sign-ins, the first listings and the pool learning its pace.
 const WARM_UP_SECS: u64 = 8;
+
+/// Probes an unthrottled tenant with one file of `size` bytes per drive; the peak resident
+/// memory of the process (simulator included) while doing so, MiB.
+async fn stream_files(size: u64) -> (f64, m365backup_engine::probe::ProbeReport) {
+    // Linux: writing 5 to clear_refs resets the peak RSS (VmHWM).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let unthrottled = ThrottleConfig {
+        enabled: false,
+        ..ThrottleConfig::default()
+    };
+    let sim = start_sim(unthrottled, 1, size, size).await;
+    let pool = build_pool(
+        "bench",
+        accounts(&sim, 4),
+        connection(&sim, "x", "x"),
+        PoolConfig {
+            initial_rate: 1000.0,
+            ..PoolConfig::default()
+        },
+    );
+    let options = ProbeOptions {
+        workers: 16,
+        keep_file_list: false,
+    };
+    let report = probe(pool, options, Arc::new(ProbeProgress::default()))
+        .await
+        .unwrap();
+    sim.shutdown().await;
+    (peak_rss_mib(), report)
+}
 
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -110,9 +140,9 @@ fn accounts(sim: &RunningSim, n: usize) -> Vec<BackupAccountSession> {
 }
 
 /// The app principal's row of the simulator's statistics: every request goes through the app.
-async fn app_stats(sim: &RunningSim) -> (f64, f64, f64) {
+async fn app_stats(sim_url: &str) -> (f64, f64, f64) {
     let v: Value = reqwest::Client::new()
-        .get(format!("{}/_sim/stats", sim.base_url()))
+        .get(format!("{sim_url}/_sim/stats"))
         .header("x-sim-secret", "bench")
         .send()
         .await
@@ -143,10 +173,10 @@ async fn measure(
 ) -> (f64, f64) {
     let task = tokio::spawn(work);
     tokio::time::sleep(Duration::from_secs(WARM_UP_SECS)).await;
-    let (u0, r0, t0) = app_stats(sim).await;
+    let (u0, r0, t0) = app_stats(sim.base_url()).await;
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (u1, r1, t1) = app_stats(sim).await;
+    let (u1, r1, t1) = app_stats(sim.base_url()).await;
     let elapsed = start.elapsed().as_secs_f64();
     task.abort();
     ((u1 - u0) / elapsed, (t1 - t0) / (r1 - r0).max(1.0))
@@ -207,7 +237,7 @@ async fn main() {
     let secs: u64 = std::env::var("BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(60);
     let only: Option<usize> = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok());
     println!("pool_scaling: per-user budget R = {R} units/s, per-app budget A = {A} units/s, {secs} s measured after {WARM_UP_SECS} s warm-up");
     println!(
@@ -218,7 +248,7 @@ async fn main() {
         if only.is_some_and(|o| o != n) {
             continue;
         }
-        let sim = start_sim(throttled(), 40, 1024, 64 << 10).await;
+        let sim = start_sim(throttled(), 120, 1024, 64 << 10).await;
         let pool = build_pool(
             "bench",
             accounts(&sim, n),
@@ -232,22 +262,43 @@ async fn main() {
         let pool_report = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (rate, throttled_share) = {
             let watched = pool.clone();
-            if std::env::var("BENCH_VERBOSE").is_ok() {
-                // Once a second: the pool's requests so far and its view of the app ceiling.
+            let trace = if std::env::var("BENCH_VERBOSE").is_ok() {
+                // Once a second: units the simulator admitted, the pool's requests so far and its
+                // view of the first account and of the app ceiling.
                 let traced = pool.clone();
-                tokio::spawn(async move {
-                    for _ in 0..(WARM_UP_SECS + secs) {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        let requests: u64 = traced.report().iter().map(|a| a.requests).sum();
-                        println!("      requests {requests} {}", traced.debug_state());
+                let sim_url = sim.base_url().to_owned();
+                Some(tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    tick.tick().await;
+                    let mut last_units = 0.0;
+                    loop {
+                        tick.tick().await;
+                        let report = traced.report();
+                        let requests: u64 = report.iter().map(|a| a.requests).sum();
+                        let throttled: u64 = report
+                            .iter()
+                            .map(|a| a.throttled_429 + a.throttled_503)
+                            .sum();
+                        let (units, _, _) = app_stats(&sim_url).await;
+                        println!(
+                            "      +{:.0} units, {requests} requests, {throttled} throttled; {}",
+                            units - last_units,
+                            traced.debug_state()
+                        );
+                        last_units = units;
                     }
-                });
-            }
+                }))
+            } else {
+                None
+            };
             let result = measure(&sim, secs, async move {
                 let _ = probe(pool, options, Arc::new(ProbeProgress::default())).await;
             })
             .await;
             *pool_report.lock().unwrap() = watched.report();
+            if let Some(trace) = trace {
+                trace.abort();
+            }
             result
         };
         let limit = (n as f64 * R).min(A);
@@ -266,7 +317,7 @@ async fn main() {
         }
         sim.shutdown().await;
     }
-    let sim = Arc::new(start_sim(throttled(), 40, 1024, 64 << 10).await);
+    let sim = Arc::new(start_sim(throttled(), 120, 1024, 64 << 10).await);
     let account = accounts(&sim, 1).remove(0);
     let (rate, throttled_share) = measure(&sim, secs, naive(sim.clone(), account)).await;
     println!("  {:>10} {rate:>12.1} {:>12.1} {:>8.3} {:>8.2}%  (naive: 1 account, 8 in flight, exponential backoff)", "naive", R, rate / R, 100.0 * throttled_share);
@@ -274,38 +325,15 @@ async fn main() {
         sim.shutdown().await;
     }
 
-    // Memory: small files, then 16 MiB files, unthrottled.
-    let before = peak_rss_mib();
-    let unthrottled = ThrottleConfig {
-        enabled: false,
-        ..ThrottleConfig::default()
-    };
-    let big = start_sim(unthrottled, 1, 16 << 20, 16 << 20).await;
-    let pool = build_pool(
-        "bench",
-        accounts(&big, 4),
-        connection(&big, "x", "x"),
-        PoolConfig {
-            initial_rate: 1000.0,
-            ..PoolConfig::default()
-        },
-    );
-    let report = probe(
-        pool,
-        ProbeOptions {
-            workers: 16,
-            keep_file_list: false,
-        },
-        Arc::new(ProbeProgress::default()),
-    )
-    .await
-    .unwrap();
-    let after = peak_rss_mib();
+    // Memory: the same number of files, 256 KiB and then 16 MiB each, unthrottled; the peak is
+    // reset before each phase so that the two are compared side by side.
+    let (small_peak, _) = stream_files(256 << 10).await;
+    let (big_peak, big) = stream_files(16 << 20).await;
     println!(
-        "  memory: peak RSS {before:.0} MiB after the throttled runs; {after:.0} MiB after streaming {} files of 16 MiB ({:.1} GiB) at {:.0} MB/s",
-        report.files,
-        report.bytes as f64 / (1u64 << 30) as f64,
-        report.bytes as f64 / report.elapsed.as_secs_f64() / 1e6
+        "  memory: peak RSS {small_peak:.0} MiB streaming {} files of 256 KiB; {big_peak:.0} MiB streaming {} files of 16 MiB ({:.1} GiB at {:.0} MB/s)",
+        big.files,
+        big.files,
+        big.bytes as f64 / (1u64 << 30) as f64,
+        big.bytes as f64 / big.elapsed.as_secs_f64() / 1e6
     );
-    big.shutdown().await;
 }

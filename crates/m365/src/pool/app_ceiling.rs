@@ -1,0 +1,359 @@
+//! The app's budget in a tenant, as the pool sees it. Microsoft throttles an app per tenant
+//! across all its users, so past some number of backup accounts the app's budget, not the
+//! accounts', caps a backup.
+//!
+//! The budget shows itself in `RateLimit-*` headers once 80 % of it is used (`Remaining` is what
+//! is left). The pool then holds that remainder near the middle of the visible band: it learns
+//! the rate at which the budget refills from two readings and the units it spent in between, and
+//! paces itself at that rate, faster while the remainder is above the target and slower below
+//! it. While answers come without headers there is room, and the pace climbs. An app-level
+//! throttle pauses the whole pool: every request sent into the block would extend it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// One `RateLimit-Limit` / `-Remaining` / `-Reset` reading.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimitReading {
+    pub limit: f64,
+    pub remaining: f64,
+    pub reset_secs: Option<f64>,
+}
+
+/// Where the pool holds the remainder, as a share of the limit (headers come at ≤ 20 %).
+const TARGET_SHARE: f64 = 0.1;
+/// A remainder off target is brought back in about this long.
+const CORRECTION_SECS: f64 = 1.0;
+/// Pace gained per second while answers show room (no headers), as a share of the estimate.
+const CLIMB_PER_SEC: f64 = 0.05;
+/// The pool-wide bucket holds this much of a second's pace: bursts stay small against the band.
+const BURST_SECS: f64 = 0.1;
+/// Two readings measure the refill rate when they are this far apart...
+const FLOW_SPAN: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(4);
+/// ...and both leave at most this share of the budget (far from full, so none of the refill
+/// was lost to the budget's cap in between).
+const FLOW_MAX_SHARE: f64 = 0.5;
+/// Weight of a new flow measurement in the estimate.
+const FLOW_WEIGHT: f64 = 0.3;
+/// A throttle is the app's when the last reading left less than this share of its budget.
+const EXHAUSTED_SHARE: f64 = 0.05;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Level {
+    /// No word yet (or just after a pause).
+    Unknown,
+    /// The last answer's reading.
+    Read {
+        remaining: f64,
+        limit: f64,
+        at: Instant,
+    },
+    /// Answers have come without headers since then: more than 20 % left.
+    Room { since: Instant },
+}
+
+pub(super) struct AppCeiling {
+    /// The rate at which the app's budget refills, units/s; `None` until it has shown itself.
+    estimate: Option<f64>,
+    /// Whether `estimate` comes from a flow measurement (not only a bound from one reading).
+    measured: bool,
+    level: Level,
+    tokens: f64,
+    refilled: Instant,
+    pub paused_until: Option<Instant>,
+    /// After an app throttle, one request at a time until one is admitted.
+    pub probe_only: bool,
+    pub in_flight: usize,
+    /// Units handed out minus the ones refused: what the app's budget was charged, the pool
+    /// being its main spender.
+    charged: f64,
+    /// The reading a flow measurement starts from: when, remaining, `charged` by then.
+    flow_from: Option<(Instant, f64, f64)>,
+    /// Recent throttles (when, which account), to tell app throttling from user throttling
+    /// before any header was seen.
+    recent_throttles: Vec<(Instant, usize)>,
+    /// Units sent over the last two seconds: the pool's actual pace.
+    sent: VecDeque<(Instant, f64)>,
+}
+
+impl AppCeiling {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            estimate: None,
+            measured: false,
+            level: Level::Unknown,
+            tokens: 0.0,
+            refilled: now,
+            paused_until: None,
+            probe_only: false,
+            in_flight: 0,
+            charged: 0.0,
+            flow_from: None,
+            recent_throttles: Vec::new(),
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// The pool-wide pace, units/s, or `None` while the app's budget has not pushed back.
+    pub fn pace(&self, now: Instant) -> Option<f64> {
+        let estimate = self.estimate?;
+        Some(match self.level {
+            Level::Unknown => estimate,
+            Level::Read {
+                remaining, limit, ..
+            } => (estimate + (remaining - TARGET_SHARE * limit) / CORRECTION_SECS)
+                .max(0.5 * estimate),
+            Level::Room { since } => {
+                let secs = now.saturating_duration_since(since).as_secs_f64();
+                estimate * (1.0 + CLIMB_PER_SEC * (1.0 + secs))
+            }
+        })
+    }
+
+    /// `None` when a request of `units` may go now, else the instant to look again.
+    pub fn wait(&mut self, now: Instant, units: f64) -> Option<Instant> {
+        if let Some(until) = self.paused_until.filter(|u| *u > now) {
+            return Some(until);
+        }
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        let pace = self.pace(now)?;
+        let cap = (pace * BURST_SECS).max(1.0);
+        self.tokens = (self.tokens + elapsed * pace).min(cap);
+        let need = units.min(cap);
+        (self.tokens < need)
+            .then(|| now + Duration::from_secs_f64((need - self.tokens) / pace.max(1e-3)))
+    }
+
+    /// Hands out `units`; what the budget was charged by then, this request included.
+    pub fn take(&mut self, now: Instant, units: f64) -> f64 {
+        if self.estimate.is_some() {
+            self.tokens -= units;
+        }
+        while self
+            .sent
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > Duration::from_secs(2))
+        {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((now, units));
+        self.charged += units;
+        self.in_flight += 1;
+        self.charged
+    }
+
+    /// The pool's pace over the last two seconds, units/s.
+    fn recent_rate(&self) -> f64 {
+        self.sent.iter().map(|(_, u)| u).sum::<f64>() / 2.0
+    }
+
+    /// An admitted answer, with its reading if it carried one, and what the budget had been
+    /// charged when its request was handed out.
+    pub fn admitted(&mut self, now: Instant, reading: Option<RateLimitReading>, charged: f64) {
+        self.probe_only = false;
+        let Some(r) = reading.filter(|r| r.limit > 0.0) else {
+            if !matches!(self.level, Level::Room { .. }) {
+                self.level = Level::Room { since: now };
+            }
+            // The budget may fill to its cap out of sight: measure afresh from the next reading.
+            self.flow_from = None;
+            return;
+        };
+        self.level = Level::Read {
+            remaining: r.remaining,
+            limit: r.limit,
+            at: now,
+        };
+        if !self.measured {
+            // Until a flow is measured: what was used over what is left to refill is a lower
+            // bound of the refill rate.
+            if let Some(reset) = r.reset_secs.filter(|s| *s >= 1.0) {
+                let bound = (r.limit - r.remaining) / reset;
+                self.estimate = Some(self.estimate.map_or(bound, |e| e.max(bound)));
+            }
+        }
+        if r.remaining > FLOW_MAX_SHARE * r.limit {
+            self.flow_from = None;
+            return;
+        }
+        match self.flow_from {
+            Some((at, remaining, charged_then)) if now.duration_since(at) >= *FLOW_SPAN.start() => {
+                let span = now.duration_since(at);
+                if span <= *FLOW_SPAN.end() {
+                    let flow =
+                        (r.remaining - remaining + (charged - charged_then)) / span.as_secs_f64();
+                    if flow > 0.0 {
+                        self.estimate = Some(match (self.measured, self.estimate) {
+                            (true, Some(e)) => (1.0 - FLOW_WEIGHT) * e + FLOW_WEIGHT * flow,
+                            _ => flow,
+                        });
+                        self.measured = true;
+                    }
+                }
+                self.flow_from = Some((now, r.remaining, charged));
+            }
+            Some(_) => {}
+            None => self.flow_from = Some((now, r.remaining, charged)),
+        }
+    }
+
+    /// A request of `units` was refused: the budget was not charged for it.
+    pub fn refused(&mut self, units: f64) {
+        self.charged -= units;
+    }
+
+    /// A throttle on account `index`. When it is the app's (its last reading left almost
+    /// nothing, or, before any reading, three accounts throttled within a second), pauses the
+    /// pool for `retry_after` and switches to one request at a time; true then.
+    pub fn throttled(&mut self, now: Instant, index: usize, retry_after: Duration) -> bool {
+        self.recent_throttles
+            .retain(|(t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
+        self.recent_throttles.push((now, index));
+        let app = match self.level {
+            Level::Read {
+                remaining,
+                limit,
+                at,
+            } => {
+                remaining < EXHAUSTED_SHARE * limit
+                    && now.saturating_duration_since(at) < Duration::from_secs(1)
+            }
+            Level::Room { .. } => false,
+            Level::Unknown if self.estimate.is_some() => false,
+            Level::Unknown => {
+                let mut accounts: Vec<usize> =
+                    self.recent_throttles.iter().map(|(_, i)| *i).collect();
+                accounts.sort_unstable();
+                accounts.dedup();
+                accounts.len() >= 3
+            }
+        };
+        if !app {
+            return false;
+        }
+        self.estimate = Some(match self.estimate {
+            // Readings were there: the estimate was a little high, or a burst emptied the band.
+            Some(e) => 0.95 * e,
+            // No headers at all: back off from the pace that was too much.
+            None => 0.8 * self.recent_rate(),
+        });
+        let until = now + retry_after;
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        self.probe_only = true;
+        self.level = Level::Unknown;
+        self.flow_from = None;
+        // Nothing accrues during the pause (the budget keeps what it refills as slack).
+        self.tokens = 0.0;
+        self.refilled = self.refilled.max(until);
+        true
+    }
+
+    /// For benchmark traces.
+    pub fn describe(&self, now: Instant) -> String {
+        format!(
+            "app pace {:?} estimate {:?} level {:?} probe_only {} in_flight {} paused {:?} recent {:.1}",
+            self.pace(now).map(|r| r.round()),
+            self.estimate.map(|r| r.round()),
+            match self.level {
+                Level::Unknown => "unknown".to_owned(),
+                Level::Read { remaining, .. } => format!("{remaining}"),
+                Level::Room { .. } => "room".to_owned(),
+            },
+            self.probe_only,
+            self.in_flight,
+            self.paused_until
+                .map(|p| p.saturating_duration_since(now)),
+            self.recent_rate()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(remaining: f64) -> Option<RateLimitReading> {
+        Some(RateLimitReading {
+            limit: 200.0,
+            remaining,
+            reset_secs: Some(2.0),
+        })
+    }
+
+    #[test]
+    fn no_ceiling_until_the_budget_shows_itself() {
+        let t0 = Instant::now();
+        let mut app = AppCeiling::new(t0);
+        assert_eq!(app.wait(t0, 1.0), None);
+        let charged = app.take(t0, 1.0);
+        app.admitted(t0, None, charged);
+        assert_eq!(app.pace(t0), None);
+    }
+
+    #[test]
+    fn the_refill_rate_is_measured_from_two_readings_and_the_units_spent() {
+        let t0 = Instant::now();
+        let mut app = AppCeiling::new(t0);
+        // The budget refills at 100/s; the pool spends 110/s, so the remainder falls 10/s.
+        let mut charged = 0.0;
+        for tick in 0..=30 {
+            let now = t0 + Duration::from_millis(100 * tick);
+            charged += 11.0;
+            app.admitted(now, reading(40.0 - tick as f64), charged);
+        }
+        let estimate = app.estimate.unwrap();
+        assert!((estimate - 100.0).abs() < 0.5, "{estimate}");
+    }
+
+    #[test]
+    fn the_pace_holds_the_remainder_near_the_target() {
+        let t0 = Instant::now();
+        let mut app = AppCeiling::new(t0);
+        app.estimate = Some(100.0);
+        app.measured = true;
+        app.admitted(t0, reading(40.0), 0.0);
+        let high = app.pace(t0).unwrap();
+        app.admitted(t0, reading(20.0), 0.0);
+        let on_target = app.pace(t0).unwrap();
+        app.admitted(t0, reading(2.0), 0.0);
+        let low = app.pace(t0).unwrap();
+        assert!(
+            high > on_target && on_target > low,
+            "{high} {on_target} {low}"
+        );
+        assert_eq!(on_target, 100.0);
+        // Answers without headers: room, and the pace climbs with time.
+        app.admitted(t0, None, 0.0);
+        let later = t0 + Duration::from_secs(4);
+        assert!(app.pace(later).unwrap() > app.pace(t0).unwrap());
+    }
+
+    #[test]
+    fn a_throttle_is_the_apps_only_when_its_budget_was_nearly_spent() {
+        let t0 = Instant::now();
+        let mut app = AppCeiling::new(t0);
+        app.admitted(t0, reading(20.0), 1.0);
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
+        app.admitted(t0, reading(3.0), 2.0);
+        assert!(app.throttled(t0, 1, Duration::from_secs(2)));
+        assert!(app.probe_only);
+        assert_eq!(app.wait(t0, 1.0), Some(t0 + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn without_headers_three_accounts_throttled_at_once_mean_the_app() {
+        let t0 = Instant::now();
+        let mut app = AppCeiling::new(t0);
+        for _ in 0..50 {
+            app.take(t0, 2.0);
+        }
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
+        assert!(!app.throttled(t0, 1, Duration::from_secs(1)));
+        assert!(app.throttled(t0, 2, Duration::from_secs(1)));
+        // Backs off from the pace that was too much: 100 units in 2 s.
+        assert_eq!(app.estimate, Some(40.0));
+    }
+}

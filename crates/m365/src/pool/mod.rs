@@ -1,0 +1,555 @@
+//! The throttling-aware account pool: one authenticated session per backup account, and a
+//! scheduler that spreads SharePoint/OneDrive requests across them.
+//!
+//! Microsoft throttles per user and per app per tenant. For each request the pool picks the
+//! account with the most budget left; each account is paced by a token bucket at a rate it
+//! learns (additive increase while answers come back, multiplicative decrease on 429/503), and
+//! bounded in flight. A throttled account pauses exactly as long as `Retry-After` says, and its
+//! waiting work goes to the others at once. An account whose sign-in fails is quarantined and
+//! reported; the rest carry on. The app's budget is a shared ceiling ([`app_ceiling`]): the
+//! pool reads `RateLimit-*` headers (sent once 80 % of it is used) and paces itself at the rate
+//! the budget refills.
+
+mod app_ceiling;
+mod metrics;
+mod pace;
+
+pub use app_ceiling::RateLimitReading;
+pub use metrics::render_metrics;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::de::DeserializeOwned;
+
+use crate::error::M365Error;
+use crate::graph::GraphClient;
+
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Starting pace per account, requests/s (Microsoft publishes 3,000 per 5 minutes per user).
+    pub initial_rate: f64,
+    pub min_rate: f64,
+    /// Upper bound of requests in flight per account; below it the pool keeps as many as the
+    /// account's pace needs given its answer times.
+    pub max_in_flight: usize,
+    /// Additive increase: pace gained per second without a throttle, as a share of the pace.
+    pub increase_per_sec: f64,
+    /// Multiplicative decrease of an account's pace when it is throttled.
+    pub throttle_decrease: f64,
+    /// Retries of a request after network failures (idempotent GETs only), with jittered backoff.
+    pub network_retries: u32,
+    /// Throttled answers tolerated for one request before it fails.
+    pub throttle_retries: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            initial_rate: 10.0,
+            min_rate: 0.2,
+            max_in_flight: 2,
+            increase_per_sec: 0.015,
+            throttle_decrease: 0.85,
+            network_retries: 4,
+            throttle_retries: 64,
+        }
+    }
+}
+
+/// Figures of one account, for job sessions and `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountReport {
+    pub login: String,
+    pub requests: u64,
+    pub throttled_429: u64,
+    pub throttled_503: u64,
+    pub paused: Duration,
+    pub bytes: u64,
+    /// The pace the account has learned, requests/s.
+    pub rate: f64,
+    /// Why the account was taken out of the pool, if it was.
+    pub quarantined: Option<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    throttled_429: AtomicU64,
+    throttled_503: AtomicU64,
+    paused_micros: AtomicU64,
+    bytes: AtomicU64,
+}
+
+pub struct PooledAccount {
+    pub login: String,
+    client: GraphClient,
+    pace: Mutex<pace::Pace>,
+    counters: Counters,
+}
+
+pub struct AccountPool {
+    pub organization: String,
+    accounts: Vec<Arc<PooledAccount>>,
+    app: Mutex<app_ceiling::AppCeiling>,
+    /// Where the next scan for an account starts.
+    rotation: AtomicUsize,
+    config: PoolConfig,
+    wake: tokio::sync::Notify,
+    downloads: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("every account of the pool is quarantined: {0}")]
+    NoUsableAccount(String),
+    #[error(transparent)]
+    M365(#[from] M365Error),
+}
+
+/// A slot on one account, released on drop.
+struct Lease<'a> {
+    pool: &'a AccountPool,
+    index: usize,
+    /// What the app's budget had been charged when this request was handed out.
+    charged: f64,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let mut pace = self.pool.accounts[self.index]
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pace.in_flight -= 1;
+        drop(pace);
+        self.pool
+            .app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_flight -= 1;
+        self.pool.wake.notify_waiters();
+    }
+}
+
+/// Live pools of this process, for `/metrics`.
+static REGISTRY: Mutex<Vec<Weak<AccountPool>>> = Mutex::new(Vec::new());
+
+pub fn live_pools() -> Vec<Arc<AccountPool>> {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|p| p.into_inner());
+    registry.retain(|w| w.strong_count() > 0);
+    registry.iter().filter_map(Weak::upgrade).collect()
+}
+
+impl AccountPool {
+    /// A pool over `(login, client)` pairs, one per account, registered for `/metrics`.
+    pub fn new(
+        organization: impl Into<String>,
+        accounts: Vec<(String, GraphClient)>,
+        config: PoolConfig,
+    ) -> Arc<Self> {
+        let now = Instant::now();
+        let accounts = accounts
+            .into_iter()
+            .map(|(login, client)| {
+                Arc::new(PooledAccount {
+                    login,
+                    client,
+                    pace: Mutex::new(pace::Pace::new(config.initial_rate, now)),
+                    counters: Counters::default(),
+                })
+            })
+            .collect();
+        let pool = Arc::new(Self {
+            organization: organization.into(),
+            accounts,
+            app: Mutex::new(app_ceiling::AppCeiling::new(now)),
+            rotation: AtomicUsize::new(0),
+            config,
+            wake: tokio::sync::Notify::new(),
+            downloads: crate::graph::http_client(),
+        });
+        REGISTRY
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&pool));
+        pool
+    }
+
+    /// Signs every account in now; failures are quarantined. The number of usable accounts.
+    pub async fn sign_in_all(&self) -> usize {
+        let results = futures_util::future::join_all(
+            self.accounts
+                .iter()
+                .map(|a| async move { (a, a.client.tokens().token().await) }),
+        )
+        .await;
+        let mut usable = 0;
+        for (account, result) in results {
+            match result {
+                Ok(_) => usable += 1,
+                Err(e) => self.quarantine(account, &e),
+            }
+        }
+        usable
+    }
+
+    pub fn report(&self) -> Vec<AccountReport> {
+        self.accounts
+            .iter()
+            .map(|a| {
+                let pace = a.pace.lock().unwrap_or_else(|p| p.into_inner());
+                AccountReport {
+                    login: a.login.clone(),
+                    requests: a.counters.requests.load(Ordering::Relaxed),
+                    throttled_429: a.counters.throttled_429.load(Ordering::Relaxed),
+                    throttled_503: a.counters.throttled_503.load(Ordering::Relaxed),
+                    paused: Duration::from_micros(a.counters.paused_micros.load(Ordering::Relaxed)),
+                    bytes: a.counters.bytes.load(Ordering::Relaxed),
+                    rate: pace.rate,
+                    quarantined: pace.quarantined.clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn quarantine(&self, account: &PooledAccount, e: &M365Error) {
+        let mut pace = account.pace.lock().unwrap_or_else(|p| p.into_inner());
+        if pace.quarantined.is_none() {
+            tracing::warn!(organization = %self.organization, account = %account.login, reason = %e, "backup account quarantined");
+            pace.quarantined = Some(e.to_string());
+        }
+        drop(pace);
+        self.wake.notify_waiters();
+    }
+
+    /// Waits for the account with the most budget left that may send now.
+    async fn acquire(&self, units: f64) -> Result<Lease<'_>, PoolError> {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let now = Instant::now();
+            let mut wake_at: Option<Instant> = None;
+            {
+                let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
+                let app_wait = app.wait(now, units);
+                if app.probe_only && app.in_flight > 0 && app_wait.is_none() {
+                    // Wait for the probe's answer (a lease drop wakes us).
+                } else if let Some(until) = app_wait {
+                    wake_at = Some(until);
+                } else {
+                    let mut best: Option<(usize, f64)> = None;
+                    let mut quarantined = 0;
+                    // Scan from a rotating start: among equally rested accounts the work is
+                    // spread evenly, not given to the first.
+                    let start = self.rotation.fetch_add(1, Ordering::Relaxed);
+                    let count = self.accounts.len();
+                    for i in (0..count).map(|k| (start + k) % count) {
+                        let mut pace = self.accounts[i]
+                            .pace
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        if pace.quarantined.is_some() {
+                            quarantined += 1;
+                            continue;
+                        }
+                        pace.refill(now, &self.config);
+                        if let Some(until) = pace.paused_until.filter(|u| *u > now) {
+                            wake_at = Some(wake_at.map_or(until, |w| w.min(until)));
+                            continue;
+                        }
+                        if pace.in_flight >= pace.in_flight_bound(self.config.max_in_flight) {
+                            continue;
+                        }
+                        // A request costing more than the bucket holds waits for a full bucket.
+                        let need = units.min(pace.rate.max(1.0));
+                        if pace.tokens >= need {
+                            let share = pace.tokens / pace.rate.max(1.0);
+                            if best.is_none_or(|(_, s)| share > s) {
+                                best = Some((i, share));
+                            }
+                        } else {
+                            let ready = now
+                                + Duration::from_secs_f64(
+                                    (need - pace.tokens) / pace.rate.max(1e-3),
+                                );
+                            wake_at = Some(wake_at.map_or(ready, |w| w.min(ready)));
+                        }
+                    }
+                    if quarantined == self.accounts.len() {
+                        let reasons: Vec<String> = self
+                            .report()
+                            .into_iter()
+                            .filter_map(|r| r.quarantined.map(|q| format!("{}: {q}", r.login)))
+                            .collect();
+                        return Err(PoolError::NoUsableAccount(reasons.join("; ")));
+                    }
+                    if let Some((i, _)) = best {
+                        let mut pace = self.accounts[i]
+                            .pace
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        pace.tokens -= units;
+                        pace.in_flight += 1;
+                        let charged = app.take(now, units);
+                        return Ok(Lease {
+                            pool: self,
+                            index: i,
+                            charged,
+                        });
+                    }
+                }
+            }
+            match wake_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {},
+                        _ = &mut notified => {},
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    fn on_throttled(&self, lease: &Lease<'_>, units: f64, retry_after: Duration, status: u16) {
+        let account = &self.accounts[lease.index];
+        let counter = if status == 503 {
+            &account.counters.throttled_503
+        } else {
+            &account.counters.throttled_429
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let app_throttled = {
+            let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
+            app.refused(units);
+            app.throttled(now, lease.index, retry_after)
+        };
+        // Pause exactly as long as told; the waiting work goes to the other accounts. The
+        // account's own pace only learns from throttles of its own budget.
+        let paused = account
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .throttled(now, retry_after, !app_throttled, &self.config);
+        account
+            .counters
+            .paused_micros
+            .fetch_add(paused.as_micros() as u64, Ordering::Relaxed);
+        if app_throttled {
+            tracing::debug!(
+                retry_after_ms = retry_after.as_millis() as u64,
+                "app budget throttled; pool paused"
+            );
+        }
+        tracing::debug!(account = %account.login, status, retry_after_ms = retry_after.as_millis() as u64, "throttled; account paused");
+    }
+
+    fn on_admitted(&self, lease: &Lease<'_>, units: f64, response: &reqwest::Response) {
+        self.accounts[lease.index]
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admitted(units);
+        let reading = rate_limit_reading(response.headers());
+        self.app.lock().unwrap_or_else(|p| p.into_inner()).admitted(
+            Instant::now(),
+            reading,
+            lease.charged,
+        );
+    }
+
+    /// Runs one GET through the pool; retries on other accounts as needed. The successful
+    /// response (the body not yet read) and the account that got it. The account's slot is
+    /// free again once the answer's headers are in: reading the body cannot be throttled.
+    async fn send(&self, url: &str) -> Result<(reqwest::Response, usize), PoolError> {
+        let units = resource_units(url);
+        let (mut throttles, mut failures) = (0, 0);
+        loop {
+            let lease = self.acquire(units).await?;
+            let account = &self.accounts[lease.index];
+            account.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = Instant::now();
+            let result = account.client.get_once(url).await;
+            if matches!(&result, Ok(_) | Err(M365Error::Throttled { .. })) {
+                account
+                    .pace
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .answered_in(sent.elapsed());
+            }
+            match result {
+                Ok(response) => {
+                    self.on_admitted(&lease, units, &response);
+                    return Ok((response, lease.index));
+                }
+                Err(M365Error::Throttled {
+                    retry_after,
+                    status,
+                }) => {
+                    self.on_throttled(&lease, units, retry_after, status);
+                    throttles += 1;
+                    if throttles > self.config.throttle_retries {
+                        return Err(M365Error::Throttled {
+                            retry_after,
+                            status,
+                        }
+                        .into());
+                    }
+                }
+                Err(e) => {
+                    // Not charged to the app's budget either.
+                    self.app
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .refused(units);
+                    match e {
+                        e @ M365Error::SignIn { .. } => self.quarantine(account, &e),
+                        e @ (M365Error::Unreachable { .. }
+                        | M365Error::Graph {
+                            status: 401 | 500 | 502 | 504,
+                            ..
+                        }) => {
+                            failures += 1;
+                            if failures > self.config.network_retries {
+                                return Err(e.into());
+                            }
+                            drop(lease);
+                            // Jittered exponential backoff: 100 ms, 200 ms, ... ±50 %.
+                            let base = 100u64 << failures.min(6);
+                            let jitter = rand::thread_rng().gen_range(base / 2..=base + base / 2);
+                            tokio::time::sleep(Duration::from_millis(jitter)).await;
+                        }
+                        e => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, PoolError> {
+        let (response, _) = self.send(url).await?;
+        response.json::<T>().await.map_err(|e| {
+            M365Error::Unreachable {
+                url: url.split('?').next().unwrap_or(url).to_owned(),
+                reason: crate::graph::reason(&e),
+            }
+            .into()
+        })
+    }
+
+    /// Streams a file's content (`/drives/{d}/items/{i}/content`, following the redirect to
+    /// the download URL) into `sink`, chunk by chunk; the number of bytes.
+    pub async fn download(
+        &self,
+        content_url: &str,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<u64, PoolError> {
+        let (response, account) = self.send(content_url).await?;
+        let response = if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| M365Error::Unreachable {
+                    url: content_url.to_owned(),
+                    reason: "redirect without a location".into(),
+                })?
+                .to_owned();
+            // Pre-authenticated URL: no bearer token is sent to it.
+            self.downloads
+                .get(&location)
+                .send()
+                .await
+                .map_err(|e| M365Error::Unreachable {
+                    url: "download URL".into(),
+                    reason: crate::graph::reason(&e),
+                })?
+        } else {
+            response
+        };
+        if !response.status().is_success() {
+            return Err(M365Error::Graph {
+                status: response.status().as_u16(),
+                code: "downloadFailed".into(),
+                message: "the download URL refused the request".into(),
+            }
+            .into());
+        }
+        let mut total = 0u64;
+        let mut stream = response.bytes_stream();
+        use futures_util::StreamExt;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| M365Error::Unreachable {
+                url: "download URL".into(),
+                reason: crate::graph::reason(&e),
+            })?;
+            sink(&chunk);
+            total += chunk.len() as u64;
+        }
+        self.accounts[account]
+            .counters
+            .bytes
+            .fetch_add(total, Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// The app ceiling as the pool sees it (for benchmark traces).
+    pub fn debug_state(&self) -> String {
+        let first = self.accounts[0]
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let first = format!(
+            "first account: {}",
+            first.describe(self.config.max_in_flight)
+        );
+        format!(
+            "{first}; {}",
+            self.app
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .describe(Instant::now())
+        )
+    }
+
+    pub fn accounts(&self) -> usize {
+        self.accounts.len()
+    }
+}
+
+/// `RateLimit-Limit` / `-Remaining` / `-Reset` of an answer: the app's budget, when it runs low.
+fn rate_limit_reading(headers: &reqwest::header::HeaderMap) -> Option<RateLimitReading> {
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    Some(RateLimitReading {
+        limit: header("ratelimit-limit")?,
+        remaining: header("ratelimit-remaining")?,
+        reset_secs: header("ratelimit-reset"),
+    })
+}
+
+/// What a Graph call costs against Microsoft's budgets (resource units): 2 for a multi-item
+/// query (a collection, a delta without a token), 1 for a single item, a delta with a token or a
+/// download. The pool paces accounts in units, so a listing-heavy phase is not over-sent.
+pub fn resource_units(url: &str) -> f64 {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/root/delta") {
+        return if query.contains("token=") { 1.0 } else { 2.0 };
+    }
+    let last = path.rsplit('/').next().unwrap_or("");
+    if ["users", "groups", "sites", "drives", "members", "children"].contains(&last) {
+        2.0
+    } else {
+        1.0
+    }
+}

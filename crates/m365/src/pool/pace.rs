@@ -1,0 +1,150 @@
+//! One account's pace: a token bucket at a rate the account learns from its throttles.
+
+use std::time::{Duration, Instant};
+
+use super::PoolConfig;
+
+/// Pace gained per second before an account's first throttle (slow start, as TCP does).
+const SLOW_START_GROWTH: f64 = 0.3;
+
+pub(super) struct Pace {
+    /// Requests (resource units) per second the account is allowed.
+    pub rate: f64,
+    /// Before the first throttle the pace grows by `SLOW_START_GROWTH`; after it, by the
+    /// configured additive increase.
+    probing: bool,
+    pub tokens: f64,
+    refilled: Instant,
+    pub in_flight: usize,
+    pub paused_until: Option<Instant>,
+    pub quarantined: Option<String>,
+    /// Since when the account has been sending without a throttle (the end of its last pause).
+    window_start: Instant,
+    /// Units admitted since `window_start`.
+    window_admitted: f64,
+    /// The `Retry-After` of the last pause: how long the budget had to refill.
+    last_pause: Option<Duration>,
+    /// Smoothed time to an answer, seconds.
+    latency: Option<f64>,
+}
+
+impl Pace {
+    pub fn new(rate: f64, now: Instant) -> Self {
+        Self {
+            rate,
+            probing: true,
+            tokens: rate.max(1.0),
+            refilled: now,
+            in_flight: 0,
+            paused_until: None,
+            quarantined: None,
+            window_start: now,
+            window_admitted: 0.0,
+            last_pause: None,
+            latency: None,
+        }
+    }
+
+    fn capacity(&self) -> f64 {
+        self.rate.max(1.0)
+    }
+
+    pub fn refill(&mut self, now: Instant, cfg: &PoolConfig) {
+        // Nothing accrues during a pause: what Microsoft's budget refilled meanwhile stays
+        // there as slack, instead of being spent in a burst the moment the pause ends.
+        let from = match self.paused_until {
+            Some(until) if until > self.refilled => until,
+            _ => self.refilled,
+        };
+        let elapsed = now.saturating_duration_since(from).as_secs_f64();
+        // Grow only while the account is sending and using its pace: an account held back by
+        // the app's ceiling learns nothing about its own budget.
+        let used = self.tokens < 0.5 * self.capacity();
+        if used && self.paused_until.is_none_or(|p| p <= now) {
+            let growth = if self.probing {
+                SLOW_START_GROWTH
+            } else {
+                cfg.increase_per_sec
+            };
+            self.rate += self.rate * growth * elapsed.min(1.0);
+        }
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity());
+        self.refilled = now;
+    }
+
+    /// How many requests may be in flight: as many as the pace needs given the answer time
+    /// (Little's law, with room for jitter), at most `max`. Every request in flight when a
+    /// throttle comes lands in the block and, at SharePoint, extends it.
+    pub fn in_flight_bound(&self, max: usize) -> usize {
+        self.latency.map_or(max, |latency| {
+            ((self.rate * latency * 1.5).ceil() as usize).clamp(1, max.max(1))
+        })
+    }
+
+    /// For benchmark traces.
+    pub fn describe(&self, max_in_flight: usize) -> String {
+        format!(
+            "rate {:.1} tokens {:.1} in flight {}/{} latency {:.1} ms",
+            self.rate,
+            self.tokens,
+            self.in_flight,
+            self.in_flight_bound(max_in_flight),
+            self.latency.unwrap_or_default() * 1e3
+        )
+    }
+
+    pub fn answered_in(&mut self, took: Duration) {
+        let took = took.as_secs_f64();
+        self.latency = Some(self.latency.map_or(took, |l| 0.8 * l + 0.2 * took));
+    }
+
+    pub fn admitted(&mut self, units: f64) {
+        self.window_admitted += units;
+    }
+
+    /// A lower bound of the account's sustainable rate, from the throttle that just came: since
+    /// the last pause ended the budget held at most `rate × last_pause` units, and is now empty,
+    /// so `admitted ≤ rate × (elapsed + last_pause)`.
+    fn measured_rate(&self, now: Instant) -> Option<f64> {
+        let pause = self.last_pause?;
+        let elapsed = now.saturating_duration_since(self.window_start) + pause;
+        (self.window_admitted > 0.0).then(|| self.window_admitted / elapsed.as_secs_f64())
+    }
+
+    /// Pauses exactly as long as told; when the throttle was the account's own (`learn`),
+    /// lowers its pace. The pause added (answers to earlier requests may bring throttles that
+    /// end within the pause already counted).
+    pub fn throttled(
+        &mut self,
+        now: Instant,
+        retry_after: Duration,
+        learn: bool,
+        cfg: &PoolConfig,
+    ) -> Duration {
+        self.refill(now, cfg);
+        self.tokens = 0.0;
+        let until = now + retry_after;
+        if self.paused_until.is_some_and(|p| p >= until) {
+            return Duration::ZERO;
+        }
+        let already = self
+            .paused_until
+            .map_or(Duration::ZERO, |p| p.saturating_duration_since(now));
+        if learn {
+            // Learn once per pause.
+            if already.is_zero() {
+                let learned = match self.measured_rate(now) {
+                    Some(measured) => measured.max(self.rate * cfg.throttle_decrease * 0.5),
+                    None => self.rate * 0.6, // end of the slow start: back near the last safe pace
+                };
+                self.rate = learned.min(self.rate).max(cfg.min_rate);
+            }
+            self.probing = false;
+        }
+        self.paused_until = Some(until);
+        self.window_start = until;
+        self.window_admitted = 0.0;
+        self.last_pause = Some(retry_after);
+        retry_after - already
+    }
+}
