@@ -1,6 +1,6 @@
 //! The account pool and the probe against m365sim with small budgets: scaling with accounts,
-//! work moving off a throttled account, Retry-After honoured exactly, quarantine of a bad
-//! account, and every file fetched once with the right bytes.
+//! work moving off a throttled account, Retry-After honoured exactly, the app's budget as a
+//! shared ceiling, quarantine of a bad account, and every file fetched once with the right bytes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -234,6 +234,64 @@ async fn a_throttled_accounts_work_moves_and_retry_after_is_honoured_exactly() {
         "paused as told: {a:?} ({blocked_for:?})"
     );
     assert!(b.requests > 20, "the other account carried on: {b:?}");
+    sim.shutdown().await;
+}
+
+/// Throttled answers the simulator gave, over all principals (each is counted once on the
+/// app's row: every request is the app's).
+async fn sim_throttles(sim: &RunningSim) -> (u64, u64) {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/_sim/stats", sim.base_url()))
+        .header("x-sim-secret", "s")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = v["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "app")
+        .unwrap()
+        .clone();
+    let n = |k: &str| app[k].as_u64().unwrap();
+    (n("requests"), n("throttled429") + n("throttled503"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_budget_is_a_shared_ceiling() {
+    // Eight accounts could send 8 × 50 units/s; the app may spend 30.
+    const APP_RATE: f64 = 30.0;
+    let throttling = ThrottleConfig {
+        user_rate: 50.0,
+        user_burst: 50.0,
+        app_rate: APP_RATE,
+        app_burst: 2.0 * APP_RATE,
+        ..ThrottleConfig::default()
+    };
+    let sim = sim(throttling, 12).await;
+    let pool = pool(&sim, (1..=8).map(|i| backup_account(&sim, i)).collect());
+    // About 200 units at 30/s: without the ceiling the app's block never ends.
+    let report = tokio::time::timeout(Duration::from_secs(60), run(pool.clone()))
+        .await
+        .expect("the run ends");
+    assert_eq!(report.files as usize, expected_files(&sim).len());
+    let (requests, throttled) = sim_throttles(&sim).await;
+    assert!(requests > 150, "{requests}");
+    // Without the ceiling, the accounts' paces add up far beyond the app's budget and every
+    // request sent into the app's block extends it.
+    assert!(
+        throttled <= 4,
+        "{throttled} throttled of {requests}: {:?}",
+        report.accounts
+    );
+    let learned = pool.app_budget().expect("the app's budget was learned");
+    assert!(
+        (learned - APP_RATE).abs() < 0.25 * APP_RATE,
+        "learned {learned} units/s"
+    );
     sim.shutdown().await;
 }
 

@@ -95,6 +95,10 @@ impl AppCeiling {
         }
     }
 
+    pub fn estimate(&self) -> Option<f64> {
+        self.estimate
+    }
+
     /// The pool-wide pace, units/s, or `None` while the app's budget has not pushed back.
     pub fn pace(&self, now: Instant) -> Option<f64> {
         let estimate = self.estimate?;

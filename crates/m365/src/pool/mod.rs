@@ -498,6 +498,16 @@ impl AccountPool {
         Ok(total)
     }
 
+    /// The rate at which the app's budget in the tenant refills, units/s, as the pool has
+    /// learned it from `RateLimit-*` headers and app-level throttles; `None` while the app's
+    /// budget has not pushed back.
+    pub fn app_budget(&self) -> Option<f64> {
+        self.app
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .estimate()
+    }
+
     /// The app ceiling as the pool sees it (for benchmark traces).
     pub fn debug_state(&self) -> String {
         let first = self.accounts[0]

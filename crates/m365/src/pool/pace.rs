@@ -148,3 +148,88 @@ impl Pace {
         retry_after - already
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PoolConfig {
+        PoolConfig::default()
+    }
+
+    #[test]
+    fn nothing_accrues_during_a_pause() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(10.0, t0);
+        pace.throttled(t0, Duration::from_secs(2), true, &cfg());
+        let rate = pace.rate;
+        pace.refill(t0 + Duration::from_secs(2), &cfg());
+        assert_eq!(
+            pace.tokens, 0.0,
+            "the budget's refill stays with Microsoft as slack"
+        );
+        pace.refill(t0 + Duration::from_millis(2500), &cfg());
+        // Half a second at the pace (which grew a little meanwhile).
+        assert!((pace.tokens - 0.5 * rate).abs() < 0.05, "{}", pace.tokens);
+    }
+
+    #[test]
+    fn the_pace_grows_only_while_it_is_used() {
+        let t0 = Instant::now();
+        let mut idle = Pace::new(10.0, t0);
+        idle.refill(t0 + Duration::from_secs(5), &cfg());
+        assert_eq!(
+            idle.rate, 10.0,
+            "a full bucket says nothing about the budget"
+        );
+        let mut busy = Pace::new(10.0, t0);
+        busy.tokens = 0.0;
+        busy.refill(t0 + Duration::from_secs(1), &cfg());
+        assert!(busy.rate > 10.0);
+    }
+
+    #[test]
+    fn a_throttle_after_a_pause_learns_the_budget_from_what_was_admitted() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(20.0, t0);
+        // First throttle: end of the slow start.
+        pace.throttled(t0, Duration::from_secs(1), true, &cfg());
+        assert_eq!(pace.rate, 12.0);
+        // 4 s after the pause ended, 50 units were admitted: the budget refills at ≥ 10/s.
+        let resumed = t0 + Duration::from_secs(1);
+        pace.admitted(50.0);
+        pace.throttled(
+            resumed + Duration::from_secs(4),
+            Duration::from_secs(1),
+            true,
+            &cfg(),
+        );
+        assert!((pace.rate - 10.0).abs() < 1e-9, "{}", pace.rate);
+        // The app's throttles pause the account but teach it nothing about its own budget.
+        let before = pace.rate;
+        pace.throttled(
+            resumed + Duration::from_secs(9),
+            Duration::from_secs(1),
+            false,
+            &cfg(),
+        );
+        assert!(pace.rate >= before, "not lowered: {} < {before}", pace.rate);
+    }
+
+    #[test]
+    fn in_flight_follows_the_answer_time() {
+        let t0 = Instant::now();
+        let mut pace = Pace::new(10.0, t0);
+        assert_eq!(
+            pace.in_flight_bound(4),
+            4,
+            "no answer yet: the configured bound"
+        );
+        pace.answered_in(Duration::from_millis(2));
+        assert_eq!(pace.in_flight_bound(4), 1);
+        for _ in 0..50 {
+            pace.answered_in(Duration::from_millis(200));
+        }
+        assert_eq!(pace.in_flight_bound(4), 3, "10/s × 0.2 s × 1.5");
+    }
+}
