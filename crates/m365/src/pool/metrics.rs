@@ -31,7 +31,7 @@ pub fn render_metrics(pools: &[Arc<AccountPool>]) -> String {
         (
             "m365backup_account_rate",
             "gauge",
-            "Learned sustainable request rate of the account (requests/s)",
+            "Learned sustainable rate of the account (resource units/s)",
         ),
         (
             "m365backup_account_quarantined",

@@ -29,7 +29,8 @@ use crate::graph::GraphClient;
 
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
-    /// Starting pace per account, requests/s (Microsoft publishes 3,000 per 5 minutes per user).
+    /// Starting pace per account, resource units/s (Microsoft publishes 3,000 per 5 minutes per
+    /// user).
     pub initial_rate: f64,
     pub min_rate: f64,
     /// Upper bound of requests in flight per account; below it the pool keeps as many as the
@@ -68,7 +69,7 @@ pub struct AccountReport {
     pub throttled_503: u64,
     pub paused: Duration,
     pub bytes: u64,
-    /// The pace the account has learned, requests/s.
+    /// The pace the account has learned, resource units/s.
     pub rate: f64,
     /// Why the account was taken out of the pool, if it was.
     pub quarantined: Option<String>,
