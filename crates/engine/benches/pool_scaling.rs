@@ -78,7 +78,7 @@ async fn start_sim(
     let tenant = TenantSpec {
         seed: SEED,
         users: 100,
-        backup_accounts: 16,
+        backup_accounts: 32,
         sites: 4,
         files_per_drive,
         min_file_size: min,
@@ -98,12 +98,17 @@ async fn start_sim(
     .unwrap()
 }
 
+/// Budgets R and A; `BENCH_LATENCY_MS` adds a latency to every Graph answer (Microsoft's are
+/// tens to hundreds of milliseconds), `BENCH_503` answers that share of throttles with 503.
 fn throttled() -> ThrottleConfig {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     ThrottleConfig {
         user_rate: R,
         user_burst: 2.0 * R,
         app_rate: A,
         app_burst: 2.0 * A,
+        latency_ms: env("BENCH_LATENCY_MS").unwrap_or(0.0) as u64,
+        fraction_503: env("BENCH_503").unwrap_or(0.0),
         ..ThrottleConfig::default()
     }
 }
@@ -244,10 +249,8 @@ async fn main() {
         "  {:>10} {:>12} {:>12} {:>8} {:>9}",
         "accounts", "units/s", "limit", "ratio", "throttled"
     );
-    for n in [1usize, 2, 4, 8, 16] {
-        if only.is_some_and(|o| o != n) {
-            continue;
-        }
+    let counts = only.map_or_else(|| vec![1usize, 2, 4, 8, 16], |n| vec![n]);
+    for n in counts {
         let sim = start_sim(throttled(), 120, 1024, 64 << 10).await;
         let pool = build_pool(
             "bench",

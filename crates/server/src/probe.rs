@@ -25,7 +25,7 @@ pub struct ProbeArgs {
     /// Downloads in flight at once [default: 4 per account].
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Starting pace per account, requests/s (learned from there).
+    /// Starting pace per account, resource units/s (learned from there).
     #[arg(long, default_value_t = 10.0)]
     pub initial_rate: f64,
 }

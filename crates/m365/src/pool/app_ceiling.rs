@@ -71,7 +71,7 @@ pub(super) struct AppCeiling {
     /// The reading a flow measurement starts from: when, remaining, `charged` by then.
     flow_from: Option<(Instant, f64, f64)>,
     /// Recent throttles (when, which account), to tell app throttling from user throttling
-    /// before any header was seen.
+    /// without a fresh reading.
     recent_throttles: Vec<(Instant, usize)>,
     /// Units sent over the last two seconds: the pool's actual pace.
     sent: VecDeque<(Instant, f64)>,
@@ -208,25 +208,24 @@ impl AppCeiling {
         self.charged -= units;
     }
 
-    /// A throttle on account `index`. When it is the app's (its last reading left almost
-    /// nothing, or, before any reading, three accounts throttled within a second), pauses the
-    /// pool for `retry_after` and switches to one request at a time; true then.
+    /// A throttle on account `index`. When it is the app's (a reading of the last second left
+    /// almost nothing, or, without one, three accounts were throttled within a second), pauses
+    /// the pool for `retry_after` and switches to one request at a time; true then.
     pub fn throttled(&mut self, now: Instant, index: usize, retry_after: Duration) -> bool {
         self.recent_throttles
             .retain(|(t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
         self.recent_throttles.push((now, index));
         let app = match self.level {
+            // A fresh reading says how much was left.
             Level::Read {
                 remaining,
                 limit,
                 at,
-            } => {
+            } if now.saturating_duration_since(at) < Duration::from_secs(1) => {
                 remaining < EXHAUSTED_SHARE * limit
-                    && now.saturating_duration_since(at) < Duration::from_secs(1)
             }
-            Level::Room { .. } => false,
-            Level::Unknown if self.estimate.is_some() => false,
-            Level::Unknown => {
+            // Otherwise: accounts rarely run out of their own budgets within the same second.
+            _ => {
                 let mut accounts: Vec<usize> =
                     self.recent_throttles.iter().map(|(_, i)| *i).collect();
                 accounts.sort_unstable();
