@@ -20,7 +20,6 @@ use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
 use m365backup_m365::pool::PoolConfig;
 use m365sim::tenant::generated_password;
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
-use serde_json::Value;
 
 const SEED: u64 = 21;
 const R: f64 = 10.0;
@@ -144,29 +143,13 @@ fn accounts(sim: &RunningSim, n: usize) -> Vec<BackupAccountSession> {
         .collect()
 }
 
-/// The app principal's row of the simulator's statistics: every request goes through the app.
-async fn app_stats(sim_url: &str) -> (f64, f64, f64) {
-    let v: Value = reqwest::Client::new()
-        .get(format!("{sim_url}/_sim/stats"))
-        .header("x-sim-secret", "bench")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app = v["principals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == "app")
-        .cloned()
-        .unwrap_or_default();
-    let f = |k: &str| app[k].as_f64().unwrap_or(0.0);
+/// Units admitted, requests and throttled answers so far (every request goes through the app).
+fn app_stats(sim: &m365sim::Sim) -> (f64, f64, f64) {
+    let app = sim.app_stats();
     (
-        f("units"),
-        f("requests"),
-        f("throttled429") + f("throttled503"),
+        app.units,
+        app.requests as f64,
+        (app.throttled429 + app.throttled503) as f64,
     )
 }
 
@@ -178,10 +161,10 @@ async fn measure(
 ) -> (f64, f64) {
     let task = tokio::spawn(work);
     tokio::time::sleep(Duration::from_secs(WARM_UP_SECS)).await;
-    let (u0, r0, t0) = app_stats(sim.base_url()).await;
+    let (u0, r0, t0) = app_stats(&sim.sim);
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (u1, r1, t1) = app_stats(sim.base_url()).await;
+    let (u1, r1, t1) = app_stats(&sim.sim);
     let elapsed = start.elapsed().as_secs_f64();
     task.abort();
     ((u1 - u0) / elapsed, (t1 - t0) / (r1 - r0).max(1.0))
@@ -269,7 +252,7 @@ async fn main() {
                 // Once a second: units the simulator admitted, the pool's requests so far and its
                 // view of the first account and of the app ceiling.
                 let traced = pool.clone();
-                let sim_url = sim.base_url().to_owned();
+                let shared = sim.sim.clone();
                 Some(tokio::spawn(async move {
                     let mut tick = tokio::time::interval(Duration::from_secs(1));
                     tick.tick().await;
@@ -282,7 +265,7 @@ async fn main() {
                             .iter()
                             .map(|a| a.throttled_429 + a.throttled_503)
                             .sum();
-                        let (units, _, _) = app_stats(&sim_url).await;
+                        let (units, _, _) = app_stats(&shared);
                         println!(
                             "      +{:.0} units, {requests} requests, {throttled} throttled; {}",
                             units - last_units,

@@ -237,29 +237,6 @@ async fn a_throttled_accounts_work_moves_and_retry_after_is_honoured_exactly() {
     sim.shutdown().await;
 }
 
-/// Throttled answers the simulator gave, over all principals (each is counted once on the
-/// app's row: every request is the app's).
-async fn sim_throttles(sim: &RunningSim) -> (u64, u64) {
-    let v: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/_sim/stats", sim.base_url()))
-        .header("x-sim-secret", "s")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let app = v["principals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == "app")
-        .unwrap()
-        .clone();
-    let n = |k: &str| app[k].as_u64().unwrap();
-    (n("requests"), n("throttled429") + n("throttled503"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_apps_budget_is_a_shared_ceiling() {
     // Eight accounts could send 8 × 50 units/s; the app may spend 30.
@@ -278,7 +255,8 @@ async fn the_apps_budget_is_a_shared_ceiling() {
         .await
         .expect("the run ends");
     assert_eq!(report.files as usize, expected_files(&sim).len());
-    let (requests, throttled) = sim_throttles(&sim).await;
+    let stats = sim.sim.app_stats();
+    let (requests, throttled) = (stats.requests, stats.throttled429 + stats.throttled503);
     assert!(requests > 150, "{requests}");
     // Without the ceiling, the accounts' paces add up far beyond the app's budget and every
     // request sent into the app's block extends it.

@@ -56,6 +56,19 @@ pub struct Sim {
 
 pub type SharedSim = Arc<Sim>;
 
+impl Sim {
+    /// The app principal's figures: every Graph request of the tenant is charged to the app,
+    /// so these count all of them (throttles of users' budgets included).
+    pub fn app_stats(&self) -> throttle::PrincipalStats {
+        self.throttler
+            .stats()
+            .into_iter()
+            .find(|(p, _)| matches!(p, throttle::Principal::App(_)))
+            .map(|(_, s)| s)
+            .unwrap_or_default()
+    }
+}
+
 pub fn router(sim: SharedSim) -> Router {
     Router::new()
         .merge(identity::routes())
