@@ -8,18 +8,18 @@
 //!
 //! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 60).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use m365backup_core::backup_accounts::BackupAccountSession;
-use m365backup_core::directory::{TenantAuth, TenantConnection};
-use m365backup_core::organizations::Region;
-use m365backup_core::Secret;
 use m365backup_engine::pool_builder::build_pool;
 use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
 use m365backup_m365::pool::PoolConfig;
-use m365sim::tenant::generated_password;
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+use support::connection;
 
 const SEED: u64 = 21;
 const R: f64 = 10.0;
@@ -112,34 +112,9 @@ fn throttled() -> ThrottleConfig {
     }
 }
 
-fn connection(sim: &RunningSim, login: &str, password: &str) -> TenantConnection {
-    TenantConnection {
-        region: Region::Worldwide,
-        authority_url: Some(sim.base_url().to_owned()),
-        graph_url: Some(sim.graph_url()),
-        tenant: sim.tenant().domain.clone(),
-        auth: TenantAuth::Password {
-            application_id: sim.tenant().app.client_id.to_string(),
-            application_secret: None,
-            account: login.to_owned(),
-            password: Secret::new(password),
-        },
-    }
-}
-
 fn accounts(sim: &RunningSim, n: usize) -> Vec<BackupAccountSession> {
     (1..=n)
-        .map(|i| {
-            let login = format!("backup{i}@{}", sim.tenant().domain);
-            BackupAccountSession {
-                connection: connection(
-                    sim,
-                    &login,
-                    &generated_password(&format!("backup{i}"), SEED),
-                ),
-                login,
-            }
-        })
+        .map(|i| support::backup_account(sim, i, SEED))
         .collect()
 }
 

@@ -6,15 +6,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use m365backup_core::backup_accounts::BackupAccountSession;
-use m365backup_core::directory::{TenantAuth, TenantConnection};
-use m365backup_core::organizations::Region;
 use m365backup_core::Secret;
 use m365backup_engine::pool_builder::build_pool;
 use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
 use m365backup_m365::pool::{render_metrics, AccountPool, PoolConfig};
 use m365sim::tenant::generated_password;
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+use support::connection;
 
 const SEED: u64 = 11;
 
@@ -42,31 +43,8 @@ async fn sim(throttling: ThrottleConfig, files_per_drive: usize) -> RunningSim {
     .unwrap()
 }
 
-fn connection(sim: &RunningSim, login: &str, password: &str) -> TenantConnection {
-    TenantConnection {
-        region: Region::Worldwide,
-        authority_url: Some(sim.base_url().to_owned()),
-        graph_url: Some(sim.graph_url()),
-        tenant: sim.tenant().domain.clone(),
-        auth: TenantAuth::Password {
-            application_id: sim.tenant().app.client_id.to_string(),
-            application_secret: None,
-            account: login.to_owned(),
-            password: Secret::new(password),
-        },
-    }
-}
-
 fn backup_account(sim: &RunningSim, i: usize) -> BackupAccountSession {
-    let login = format!("backup{i}@{}", sim.tenant().domain);
-    BackupAccountSession {
-        connection: connection(
-            sim,
-            &login,
-            &generated_password(&format!("backup{i}"), SEED),
-        ),
-        login,
-    }
+    support::backup_account(sim, i, SEED)
 }
 
 fn pool(sim: &RunningSim, accounts: Vec<BackupAccountSession>) -> Arc<AccountPool> {

@@ -1,0 +1,38 @@
+//! Connections to a simulated tenant for the engine's tests and benchmarks (the benchmark
+//! includes this file by path).
+
+use m365backup_core::backup_accounts::BackupAccountSession;
+use m365backup_core::directory::{TenantAuth, TenantConnection};
+use m365backup_core::organizations::Region;
+use m365backup_core::Secret;
+use m365sim::tenant::generated_password;
+use m365sim::RunningSim;
+
+/// Signing in as `login` through the tenant's app (password grant).
+pub fn connection(sim: &RunningSim, login: &str, password: &str) -> TenantConnection {
+    TenantConnection {
+        region: Region::Worldwide,
+        authority_url: Some(sim.base_url().to_owned()),
+        graph_url: Some(sim.graph_url()),
+        tenant: sim.tenant().domain.clone(),
+        auth: TenantAuth::Password {
+            application_id: sim.tenant().app.client_id.to_string(),
+            application_secret: None,
+            account: login.to_owned(),
+            password: Secret::new(password),
+        },
+    }
+}
+
+/// The tenant's generated backup account `backupI` (the tenant generated with `seed`).
+pub fn backup_account(sim: &RunningSim, i: usize, seed: u64) -> BackupAccountSession {
+    let login = format!("backup{i}@{}", sim.tenant().domain);
+    BackupAccountSession {
+        connection: connection(
+            sim,
+            &login,
+            &generated_password(&format!("backup{i}"), seed),
+        ),
+        login,
+    }
+}
