@@ -103,7 +103,7 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
         })
     };
     let report = probe(
-        pool,
+        pool.clone(),
         ProbeOptions {
             workers,
             keep_file_list: false,
@@ -141,6 +141,11 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|q| format!("  quarantined: {q}"))
                 .unwrap_or_default()
+        );
+    }
+    if let Some(budget) = pool.app_budget() {
+        println!(
+            "The app's budget in the tenant was the limit: all accounts together were paced at about {budget:.1} units/s."
         );
     }
     Ok(())
