@@ -209,8 +209,9 @@ impl AppCeiling {
     }
 
     /// A throttle on account `index`. When it is the app's (a reading of the last second left
-    /// almost nothing, or, without one, three accounts were throttled within a second), pauses
-    /// the pool for `retry_after` and switches to one request at a time; true then.
+    /// almost nothing, or, with no word of the budget, three accounts were throttled within a
+    /// second), pauses the pool for `retry_after` and switches to one request at a time; true
+    /// then.
     pub fn throttled(&mut self, now: Instant, index: usize, retry_after: Duration) -> bool {
         self.recent_throttles
             .retain(|(t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
@@ -224,7 +225,9 @@ impl AppCeiling {
             } if now.saturating_duration_since(at) < Duration::from_secs(1) => {
                 remaining < EXHAUSTED_SHARE * limit
             }
-            // Otherwise: accounts rarely run out of their own budgets within the same second.
+            // The last answers came without headers: more than 20 % of the app's budget was left.
+            Level::Room { .. } => false,
+            // No word of the budget: accounts rarely run out of their own within the same second.
             _ => {
                 let mut accounts: Vec<usize> =
                     self.recent_throttles.iter().map(|(_, i)| *i).collect();
