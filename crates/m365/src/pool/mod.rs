@@ -511,16 +511,14 @@ impl AccountPool {
 
     /// The app ceiling as the pool sees it (for benchmark traces).
     pub fn debug_state(&self) -> String {
+        // One lock at a time (`acquire` takes the app's before an account's).
         let first = self.accounts[0]
             .pace
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let first = format!(
-            "first account: {}",
-            first.describe(self.config.max_in_flight)
-        );
+            .unwrap_or_else(|p| p.into_inner())
+            .describe(self.config.max_in_flight);
         format!(
-            "{first}; {}",
+            "first account: {first}; {}",
             self.app
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
