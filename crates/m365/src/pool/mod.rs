@@ -3,10 +3,10 @@
 //!
 //! Microsoft throttles per user and per app per tenant. For each request the pool picks the
 //! account with the most budget left; each account is paced by a token bucket at a rate it
-//! learns ([`pace`]: slow start, a measured bound after each throttle, then a slow increase
+//! learns (`pace.rs`: slow start, a measured bound after each throttle, then a slow increase
 //! while the pace is used), and keeps only as many requests in flight as its pace needs. A throttled account pauses exactly as long as `Retry-After` says, and its
 //! waiting work goes to the others at once. An account whose sign-in fails is quarantined and
-//! reported; the rest carry on. The app's budget is a shared ceiling ([`app_ceiling`]): the
+//! reported; the rest carry on. The app's budget is a shared ceiling (`app_ceiling.rs`): the
 //! pool reads `RateLimit-*` headers (sent once 80 % of it is used) and paces itself at the rate
 //! the budget refills.
 
