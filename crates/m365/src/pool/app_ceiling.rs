@@ -61,7 +61,7 @@ pub(super) struct AppCeiling {
     level: Level,
     tokens: f64,
     refilled: Instant,
-    pub paused_until: Option<Instant>,
+    paused_until: Option<Instant>,
     /// After an app throttle, one request at a time until one is admitted.
     pub probe_only: bool,
     pub in_flight: usize,
@@ -125,9 +125,7 @@ impl AppCeiling {
         let pace = self.pace(now)?;
         let cap = (pace * BURST_SECS).max(1.0);
         self.tokens = (self.tokens + elapsed * pace).min(cap);
-        let need = units.min(cap);
-        (self.tokens < need)
-            .then(|| now + Duration::from_secs_f64((need - self.tokens) / pace.max(1e-3)))
+        super::pace::bucket_ready(now, self.tokens, cap, pace, units)
     }
 
     /// Hands out `units`; what the budget was charged by then, this request included.

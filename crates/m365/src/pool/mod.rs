@@ -17,6 +17,8 @@ mod pace;
 pub use app_ceiling::RateLimitReading;
 pub use metrics::render_metrics;
 
+use pace::Readiness;
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -249,35 +251,22 @@ impl AccountPool {
                     let start = self.rotation.fetch_add(1, Ordering::Relaxed);
                     let count = self.accounts.len();
                     for i in (0..count).map(|k| (start + k) % count) {
-                        let mut pace = self.accounts[i]
+                        let readiness = self.accounts[i]
                             .pace
                             .lock()
-                            .unwrap_or_else(|p| p.into_inner());
-                        if pace.quarantined.is_some() {
-                            quarantined += 1;
-                            continue;
-                        }
-                        pace.refill(now, &self.config);
-                        if let Some(until) = pace.paused_until.filter(|u| *u > now) {
-                            wake_at = Some(wake_at.map_or(until, |w| w.min(until)));
-                            continue;
-                        }
-                        if pace.in_flight >= pace.in_flight_bound(self.config.max_in_flight) {
-                            continue;
-                        }
-                        // A request costing more than the bucket holds waits for a full bucket.
-                        let need = units.min(pace.rate.max(1.0));
-                        if pace.tokens >= need {
-                            let share = pace.tokens / pace.rate.max(1.0);
-                            if best.is_none_or(|(_, s)| share > s) {
-                                best = Some((i, share));
+                            .unwrap_or_else(|p| p.into_inner())
+                            .readiness(now, units, &self.config);
+                        match readiness {
+                            Readiness::Quarantined => quarantined += 1,
+                            Readiness::Ready { share } => {
+                                if best.is_none_or(|(_, s)| share > s) {
+                                    best = Some((i, share));
+                                }
                             }
-                        } else {
-                            let ready = now
-                                + Duration::from_secs_f64(
-                                    (need - pace.tokens) / pace.rate.max(1e-3),
-                                );
-                            wake_at = Some(wake_at.map_or(ready, |w| w.min(ready)));
+                            Readiness::Later(Some(at)) => {
+                                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                            }
+                            Readiness::Later(None) => {}
                         }
                     }
                     if quarantined == self.accounts.len() {
@@ -289,12 +278,11 @@ impl AccountPool {
                         return Err(PoolError::NoUsableAccount(reasons.join("; ")));
                     }
                     if let Some((i, _)) = best {
-                        let mut pace = self.accounts[i]
+                        self.accounts[i]
                             .pace
                             .lock()
-                            .unwrap_or_else(|p| p.into_inner());
-                        pace.tokens -= units;
-                        pace.in_flight += 1;
+                            .unwrap_or_else(|p| p.into_inner())
+                            .take(units);
                         let charged = app.take(now, units);
                         return Ok(Lease {
                             pool: self,

@@ -7,16 +7,41 @@ use super::PoolConfig;
 /// Pace gained per second before an account's first throttle (slow start, as TCP does).
 const SLOW_START_GROWTH: f64 = 0.3;
 
+/// When a token bucket holding `tokens` of `capacity`, refilled at `rate`, can pay for a
+/// request of `units`: `None` now, else the instant. A request costing more than the bucket
+/// holds waits for a full bucket.
+pub(super) fn bucket_ready(
+    now: Instant,
+    tokens: f64,
+    capacity: f64,
+    rate: f64,
+    units: f64,
+) -> Option<Instant> {
+    let need = units.min(capacity);
+    (tokens < need).then(|| now + Duration::from_secs_f64((need - tokens) / rate.max(1e-3)))
+}
+
+/// Whether an account may take a request now.
+pub(super) enum Readiness {
+    Quarantined,
+    /// Yes; `share` is how full its bucket is (the pool picks the fullest).
+    Ready {
+        share: f64,
+    },
+    /// Not before this instant (`None`: not until one of its requests is answered).
+    Later(Option<Instant>),
+}
+
 pub(super) struct Pace {
     /// Requests (resource units) per second the account is allowed.
     pub rate: f64,
     /// Before the first throttle the pace grows by `SLOW_START_GROWTH`; after it, by the
     /// configured additive increase.
     probing: bool,
-    pub tokens: f64,
+    tokens: f64,
     refilled: Instant,
     pub in_flight: usize,
-    pub paused_until: Option<Instant>,
+    paused_until: Option<Instant>,
     pub quarantined: Option<String>,
     /// Since when the account has been sending without a throttle (the end of its last pause).
     window_start: Instant,
@@ -96,6 +121,32 @@ impl Pace {
     pub fn answered_in(&mut self, took: Duration) {
         let took = took.as_secs_f64();
         self.latency = Some(self.latency.map_or(took, |l| 0.8 * l + 0.2 * took));
+    }
+
+    /// Refills the bucket and says whether a request of `units` may go now.
+    pub fn readiness(&mut self, now: Instant, units: f64, cfg: &PoolConfig) -> Readiness {
+        if self.quarantined.is_some() {
+            return Readiness::Quarantined;
+        }
+        self.refill(now, cfg);
+        if let Some(until) = self.paused_until.filter(|u| *u > now) {
+            return Readiness::Later(Some(until));
+        }
+        if self.in_flight >= self.in_flight_bound(cfg.max_in_flight) {
+            return Readiness::Later(None);
+        }
+        match bucket_ready(now, self.tokens, self.capacity(), self.rate, units) {
+            None => Readiness::Ready {
+                share: self.tokens / self.capacity(),
+            },
+            Some(at) => Readiness::Later(Some(at)),
+        }
+    }
+
+    /// A request of `units` goes out on this account.
+    pub fn take(&mut self, units: f64) {
+        self.tokens -= units;
+        self.in_flight += 1;
     }
 
     pub fn admitted(&mut self, units: f64) {
