@@ -18,7 +18,7 @@ use m365backup_core::backup_accounts::BackupAccountSession;
 use m365backup_engine::pool_builder::build_pool;
 use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
 use m365backup_m365::pool::PoolConfig;
-use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+use m365sim::{RunningSim, TenantSpec, ThrottleConfig};
 use support::connection;
 
 const SEED: u64 = 21;
@@ -84,17 +84,7 @@ async fn start_sim(
         max_file_size: max,
         ..TenantSpec::default()
     };
-    m365sim::start(
-        SimConfig {
-            tenant,
-            throttling,
-            control_secret: "bench".into(),
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    support::start_sim(tenant, throttling).await
 }
 
 /// Budgets R and A; `BENCH_LATENCY_MS` adds a latency to every Graph answer (Microsoft's are

@@ -14,7 +14,7 @@ use m365backup_engine::pool_builder::build_pool;
 use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
 use m365backup_m365::pool::{render_metrics, AccountPool, PoolConfig};
 use m365sim::tenant::generated_password;
-use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+use m365sim::{RunningSim, TenantSpec, ThrottleConfig};
 use support::connection;
 
 const SEED: u64 = 11;
@@ -30,17 +30,7 @@ async fn sim(throttling: ThrottleConfig, files_per_drive: usize) -> RunningSim {
         max_file_size: 256 << 10,
         ..TenantSpec::default()
     };
-    m365sim::start(
-        SimConfig {
-            tenant,
-            throttling,
-            control_secret: "s".into(),
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap()
+    support::start_sim(tenant, throttling).await
 }
 
 fn backup_account(sim: &RunningSim, i: usize) -> BackupAccountSession {

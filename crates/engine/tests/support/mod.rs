@@ -1,4 +1,4 @@
-//! Connections to a simulated tenant for the engine's tests and benchmarks (the benchmark
+//! Simulated tenants and connections to them for the engine's tests and benchmarks (the benchmark
 //! includes this file by path).
 
 use m365backup_core::backup_accounts::BackupAccountSession;
@@ -6,7 +6,19 @@ use m365backup_core::directory::{TenantAuth, TenantConnection};
 use m365backup_core::organizations::Region;
 use m365backup_core::Secret;
 use m365sim::tenant::generated_password;
-use m365sim::RunningSim;
+use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+
+/// A simulated tenant on a loopback port.
+pub async fn start_sim(tenant: TenantSpec, throttling: ThrottleConfig) -> RunningSim {
+    let config = SimConfig {
+        tenant,
+        throttling,
+        ..SimConfig::default()
+    };
+    m365sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
 
 /// Signing in as `login` through the tenant's app (password grant).
 pub fn connection(sim: &RunningSim, login: &str, password: &str) -> TenantConnection {
