@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::SecretSealer;
 use crate::directory::{GatewayError, TenantAuth, TenantConnection, TenantGateway};
+use crate::endpoint_policy::{EndpointKind, EndpointPolicy};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::OrganizationId;
 use crate::organizations::{ConnectionSettings, Organization, OrganizationType, Region};
@@ -85,6 +86,8 @@ pub struct OrganizationService {
     store: Arc<dyn Store>,
     gateway: Arc<dyn TenantGateway>,
     sealer: Arc<SecretSealer>,
+    /// Where credentials may be sent (Microsoft's cloud of the region, plus configured origins).
+    endpoints: EndpointPolicy,
 }
 
 fn invalid(message: impl Into<String>) -> CoreError {
@@ -116,16 +119,6 @@ pub fn connection_for(
     };
     let application_id = nonempty(&settings.application_id)
         .ok_or_else(|| invalid(format!("{field}.applicationId is required")))?;
-    for (name, url) in [
-        ("authorityUrl", &settings.authority_url),
-        ("graphUrl", &settings.graph_url),
-    ] {
-        if let Some(u) = url {
-            if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() < 10 {
-                return Err(invalid(format!("{field}.{name} must be an http(s) URL")));
-            }
-        }
-    }
     let (tenant, auth) = if settings.use_application_only_auth {
         if secrets.application_certificate.is_some() && secrets.application_secret.is_none() {
             return Err(invalid(format!("{field}.applicationCertificate sign-in is not supported yet: use applicationSecret")));
@@ -196,11 +189,13 @@ impl OrganizationService {
         store: Arc<dyn Store>,
         gateway: Arc<dyn TenantGateway>,
         sealer: Arc<SecretSealer>,
+        endpoints: EndpointPolicy,
     ) -> Self {
         Self {
             store,
             gateway,
             sealer,
+            endpoints,
         }
     }
 
@@ -270,15 +265,20 @@ impl OrganizationService {
         check_kind(&input)?;
         let current = self.get(id).await?;
         let stored = self.secrets(id).await?;
+        let region_changed = input.region != current.region;
         let changed = keep_secrets(
+            "exchangeOnlineSettings",
             &mut input.exchange,
             current.exchange_online_settings.as_ref(),
             stored.exchange,
-        ) | keep_secrets(
+            region_changed,
+        )? | keep_secrets(
+            "sharePointOnlineSettings",
             &mut input.share_point,
             current.share_point_online_settings.as_ref(),
             stored.share_point,
-        ) | (input.region != current.region);
+            region_changed,
+        )? | region_changed;
         let identity = if changed {
             Some(self.verify_all(&input).await?)
         } else {
@@ -388,6 +388,7 @@ impl OrganizationService {
             ("exchangeOnlineSettings", &input.exchange),
         ] {
             let Some(conn) = conn else { continue };
+            self.check_endpoints(input.region, field, &conn.settings)?;
             let connection = connection_for(input.region, field, &conn.settings, &conn.secrets)?;
             let found = self
                 .gateway
@@ -407,6 +408,32 @@ impl OrganizationService {
     }
 }
 
+impl OrganizationService {
+    /// Credentials go only where the policy allows: checked before any sign-in is attempted.
+    fn check_endpoints(
+        &self,
+        region: Region,
+        field: &str,
+        settings: &ConnectionSettings,
+    ) -> CoreResult<()> {
+        for (name, kind, url) in [
+            (
+                "authorityUrl",
+                EndpointKind::Authority,
+                &settings.authority_url,
+            ),
+            ("graphUrl", EndpointKind::Graph, &settings.graph_url),
+        ] {
+            if let Some(url) = url {
+                self.endpoints
+                    .check(region, kind, url)
+                    .map_err(|why| invalid(format!("{field}.{name} {why}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn check_kind(input: &OrganizationInput) -> CoreResult<()> {
     match input.kind {
         OrganizationType::Office365 => Ok(()),
@@ -416,37 +443,52 @@ fn check_kind(input: &OrganizationInput) -> CoreResult<()> {
     }
 }
 
-/// Fills secrets the client left out from the stored ones (same account and application only).
-/// `true` when the connection changed in a way that needs a new sign-in.
+/// Fills secrets the client left out from the stored ones, but only while they would go to the
+/// same principal at the same endpoints: a new sign-in or Graph endpoint (or region) needs every
+/// secret again in the same request, or a stolen API token could send the stored secrets to a
+/// host of its choosing. `Ok(true)` when the connection changed in a way that needs a sign-in.
 fn keep_secrets(
+    field: &str,
     input: &mut Option<ConnectionInput>,
     current: Option<&ConnectionSettings>,
     stored: ConnectionSecrets,
-) -> bool {
+    region_changed: bool,
+) -> CoreResult<bool> {
     let (Some(new), Some(old)) = (input.as_mut(), current) else {
-        return input.is_some() != current.is_some();
+        return Ok(input.is_some() != current.is_some());
     };
+    let s = &mut new.secrets;
+    let given = s.password.is_some()
+        || s.application_secret.is_some()
+        || s.application_certificate.is_some();
     let same_principal =
         new.settings.account == old.account && new.settings.application_id == old.application_id;
-    if same_principal {
-        let s = &mut new.secrets;
-        let given = s.password.is_some()
-            || s.application_secret.is_some()
-            || s.application_certificate.is_some();
-        s.password = s.password.take().or(stored.password);
-        s.application_secret = s.application_secret.take().or(stored.application_secret);
-        s.application_certificate = s
-            .application_certificate
-            .take()
-            .or(stored.application_certificate);
-        s.application_certificate_password = s
-            .application_certificate_password
-            .take()
-            .or(stored.application_certificate_password);
-        given || new.settings != *old
-    } else {
-        true
+    let same_destination = new.settings.authority_url == old.authority_url
+        && new.settings.graph_url == old.graph_url
+        && !region_changed;
+    if !same_destination {
+        if !given {
+            return Err(invalid(format!(
+                "{field}: the sign-in endpoint, Graph endpoint or region changed, so every secret \
+                 (password or applicationSecret) must be given again in the same request"
+            )));
+        }
+        return Ok(true);
     }
+    if !same_principal {
+        return Ok(true);
+    }
+    s.password = s.password.take().or(stored.password);
+    s.application_secret = s.application_secret.take().or(stored.application_secret);
+    s.application_certificate = s
+        .application_certificate
+        .take()
+        .or(stored.application_certificate);
+    s.application_certificate_password = s
+        .application_certificate_password
+        .take()
+        .or(stored.application_certificate_password);
+    Ok(given || new.settings != *old)
 }
 
 fn not_found(id: OrganizationId) -> CoreError {

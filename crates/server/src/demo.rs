@@ -67,14 +67,18 @@ pub fn tenant_spec() -> TenantSpec {
     }
 }
 
-/// Starts the simulated tenant and registers (or re-points) the demo organization.
-pub async fn start(organizations: &OrganizationService) -> anyhow::Result<RunningSim> {
+/// Starts the simulated tenant on a loopback port.
+pub async fn start_sim() -> anyhow::Result<RunningSim> {
     let config = SimConfig {
         tenant: tenant_spec(),
         throttling: ThrottleConfig::default(),
         ..SimConfig::default()
     };
-    let sim = m365sim::start(config, "127.0.0.1:0".parse().expect("valid address")).await?;
+    m365sim::start(config, "127.0.0.1:0".parse().expect("valid address")).await
+}
+
+/// Registers (or re-points) the demo organization at the running simulator.
+pub async fn register(organizations: &OrganizationService, sim: &RunningSim) -> anyhow::Result<()> {
     let t = sim.tenant();
     let settings = ConnectionSettings {
         application_id: Some(t.app.client_id.to_string()),
@@ -140,5 +144,5 @@ pub async fn start(organizations: &OrganizationService) -> anyhow::Result<Runnin
             );
         }
     }
-    Ok(sim)
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory::TenantGateway;
 use m365backup_core::directory_service::DirectoryService;
+use m365backup_core::endpoint_policy::EndpointPolicy;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
 use m365backup_m365::gateway::M365Gateway;
@@ -24,10 +25,13 @@ impl Services {
             &settings.server_key_file,
         )?);
         let gateway: Arc<dyn TenantGateway> = Arc::new(M365Gateway::default());
+        let endpoints = EndpointPolicy::with_allowed(&settings.allowed_endpoints)
+            .map_err(|e| anyhow::anyhow!("allowed_endpoints: {e}"))?;
         let organizations = Arc::new(OrganizationService::new(
             store.clone(),
             gateway,
             sealer.clone(),
+            endpoints,
         ));
         let directory = Arc::new(DirectoryService::new(organizations.clone()));
         let backup_accounts = Arc::new(BackupAccountService::new(
