@@ -25,6 +25,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     UnsupportedMediaType(String),
     TooManyRequests(Duration),
+    /// The server is at a limit of its own (e.g. password hashes in progress); retry later.
+    Busy(Duration),
     /// Microsoft 365 is unavailable or throttling; the client may retry later.
     ServiceUnavailable(String),
     /// OAuth-style token endpoint error (`invalid_grant`, `unsupported_grant_type`, ...).
@@ -48,6 +50,7 @@ impl From<CoreError> for ApiError {
             CoreError::Throttled { retry_after } => ApiError::TooManyRequests(retry_after),
             CoreError::Unauthenticated => ApiError::Unauthorized,
             CoreError::Unavailable(m) => ApiError::ServiceUnavailable(m),
+            CoreError::Busy { retry_after } => ApiError::Busy(retry_after),
             CoreError::Store(e) => ApiError::Internal(e.to_string()),
             CoreError::Internal(m) => ApiError::Internal(m),
         }
@@ -82,14 +85,24 @@ impl IntoResponse for ApiError {
             ),
             ApiError::UnsupportedMediaType(m) => message(StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::TooManyRequests(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let mut r = message(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("Too many failed sign-in attempts. Try again in {secs} seconds."),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-                r
+                let secs = whole_secs(wait);
+                with_retry_after(
+                    message(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("Too many sign-in attempts. Try again in {secs} seconds."),
+                    ),
+                    secs,
+                )
+            }
+            ApiError::Busy(wait) => {
+                let secs = whole_secs(wait);
+                with_retry_after(
+                    message(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("The server is busy. Try again in {secs} seconds."),
+                    ),
+                    secs,
+                )
             }
             ApiError::ServiceUnavailable(m) => message(StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::OAuth { error, description } => (
@@ -107,6 +120,18 @@ impl IntoResponse for ApiError {
             }
         }
     }
+}
+
+/// A wait in whole seconds, rounded up, at least one.
+fn whole_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+fn with_retry_after(mut response: Response, secs: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

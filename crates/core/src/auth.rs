@@ -9,9 +9,10 @@ use rand::distributions::{Alphanumeric, DistString};
 
 use crate::error::{CoreError, CoreResult};
 use crate::ids::{OperatorId, SessionId};
+use crate::log_text::LogText;
 use crate::operators::{Operator, OperatorName};
-use crate::password::{hash_password, validate_new_password, verify_password};
-use crate::signin_guard::{GuardKey, GuardPolicy, SignInGuard};
+use crate::password::{hash_password, validate_new_password, verify_password, HashSlots};
+use crate::signin_guard::{Attempt, GuardPolicy, SignInGuard};
 use crate::store::{NewSession, Principal, RefreshOutcome, SessionTokens, Store};
 use crate::token::{generate_token, TokenDigest};
 use crate::Secret;
@@ -50,8 +51,14 @@ const BAD_REFRESH: &str = "The refresh token is invalid, expired or revoked.";
 pub struct AuthService {
     store: Arc<dyn Store>,
     guard: SignInGuard,
+    hash_slots: HashSlots,
     settings: AuthSettings,
 }
+
+/// Longest user name accepted at sign-in (operator names are at most 64 characters).
+pub const MAX_USERNAME_BYTES: usize = 256;
+/// What a client is told to wait when every hashing slot is busy.
+const HASHING_BUSY_RETRY: Duration = Duration::from_secs(1);
 
 impl AuthService {
     pub fn new(store: Arc<dyn Store>, settings: AuthSettings) -> Self {
@@ -59,20 +66,28 @@ impl AuthService {
         Self {
             store,
             guard,
+            hash_slots: HashSlots::per_core(),
             settings,
         }
     }
 
-    /// The password grant.
+    /// The password grant. The attempt counts against the sign-in guard from before the
+    /// password is verified, and needs one of the bounded hashing slots.
     pub async fn sign_in(
         &self,
         username: &str,
         password: &Secret,
         client: IpAddr,
     ) -> CoreResult<IssuedTokens> {
-        let user_key = GuardKey::username(username);
-        let keys = [user_key.clone(), GuardKey::Address(client)];
-        self.check_guard(&keys)?;
+        if username.len() > MAX_USERNAME_BYTES {
+            return Err(CoreError::Invalid(format!(
+                "username must be at most {MAX_USERNAME_BYTES} bytes long"
+            )));
+        }
+        let attempt = self.begin_attempt(Some(username), client)?;
+        let permit = self.hash_slots.try_take().ok_or(CoreError::Busy {
+            retry_after: HASHING_BUSY_RETRY,
+        })?;
 
         let credentials = match OperatorName::parse(username) {
             Ok(name) => self.store.operator_credentials(&name.normalized()).await?,
@@ -83,16 +98,16 @@ impl AuthService {
             None => (None, None),
         };
         // Always runs argon2, so an unknown user takes as long as a wrong password.
-        let verified = verify_password(password, hash).await;
+        let verified = verify_password(password, hash, permit).await;
         match operator {
             Some(operator) if verified => {
-                self.guard.record_success(&user_key);
+                attempt.succeeded();
                 tracing::info!(operator = %operator.name, %client, "operator signed in");
                 self.open_session(operator.id, operator.name).await
             }
             _ => {
-                self.guard.record_failure(&keys);
-                tracing::warn!(username = %username, %client, "failed sign-in");
+                attempt.failed();
+                tracing::warn!(username = %LogText(username), %client, "failed sign-in");
                 Err(CoreError::InvalidGrant(BAD_CREDENTIALS.into()))
             }
         }
@@ -104,8 +119,7 @@ impl AuthService {
         refresh_token: &Secret,
         client: IpAddr,
     ) -> CoreResult<IssuedTokens> {
-        let keys = [GuardKey::Address(client)];
-        self.check_guard(&keys)?;
+        let attempt = self.begin_attempt(None, client)?;
         let (access, refresh, tokens, issued_at) = self.new_tokens();
         let presented = TokenDigest::of(refresh_token);
         match self
@@ -114,15 +128,16 @@ impl AuthService {
             .await?
         {
             RefreshOutcome::Rotated(principal) => {
+                attempt.succeeded();
                 Ok(self.issued(access, refresh, principal.operator_name, issued_at))
             }
             RefreshOutcome::Replayed(session) => {
                 tracing::warn!(%client, session = %session, "refresh token replayed; session revoked");
-                self.guard.record_failure(&keys);
+                attempt.failed();
                 Err(CoreError::InvalidGrant(BAD_REFRESH.into()))
             }
             RefreshOutcome::Unknown => {
-                self.guard.record_failure(&keys);
+                attempt.failed();
                 Err(CoreError::InvalidGrant(BAD_REFRESH.into()))
             }
         }
@@ -151,9 +166,9 @@ impl AuthService {
         Ok(self.store.purge_expired_sessions(Utc::now()).await?)
     }
 
-    fn check_guard(&self, keys: &[GuardKey]) -> CoreResult<()> {
+    fn begin_attempt(&self, name: Option<&str>, client: IpAddr) -> CoreResult<Attempt<'_>> {
         self.guard
-            .check(keys)
+            .begin(name, client)
             .map_err(|retry_after| CoreError::Throttled { retry_after })
     }
 

@@ -28,6 +28,10 @@ pub enum CoreError {
     /// Too many failed sign-ins; try again after the given delay.
     #[error("too many failed sign-in attempts; retry in {} s", retry_after.as_secs().max(1))]
     Throttled { retry_after: Duration },
+    /// The server is at its limit for this kind of work (e.g. password hashes in progress):
+    /// 503, try again after the given delay.
+    #[error("the server is busy; retry in {} s", retry_after.as_secs().max(1))]
+    Busy { retry_after: Duration },
     /// A service the request depends on (Microsoft 365) is unavailable or throttling: 503.
     #[error("{0}")]
     Unavailable(String),

@@ -5,7 +5,8 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{CoreError, CoreResult};
 use crate::Secret;
@@ -44,10 +45,16 @@ pub async fn hash_password(password: &Secret) -> CoreResult<String> {
 }
 
 /// Verifies a password against a stored PHC hash. With `None` (unknown user) it verifies against
-/// a fixed dummy hash so that the answer takes as long as for a real user.
-pub async fn verify_password(password: &Secret, stored_hash: Option<String>) -> bool {
+/// a fixed dummy hash so that the answer takes as long as for a real user. The permit (one of
+/// [`HashSlots`]) is held until the hash is done, even if the caller stops waiting.
+pub async fn verify_password(
+    password: &Secret,
+    stored_hash: Option<String>,
+    permit: OwnedSemaphorePermit,
+) -> bool {
     let password = password.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
         let Ok(parsed) = PasswordHash::new(&hash) else {
@@ -61,6 +68,28 @@ pub async fn verify_password(password: &Secret, stored_hash: Option<String>) -> 
     })
     .await
     .unwrap_or(false)
+}
+
+/// Bounds the password hashes computed at once: each argon2id run holds about 19 MiB, so an
+/// unbounded burst of sign-ins would take the server's memory with it.
+#[derive(Clone, Debug)]
+pub struct HashSlots(Arc<Semaphore>);
+
+impl HashSlots {
+    pub fn new(slots: usize) -> Self {
+        Self(Arc::new(Semaphore::new(slots.max(1))))
+    }
+
+    /// About two per core: enough to keep the cores busy, never more memory than that.
+    pub fn per_core() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::new(2 * cores)
+    }
+
+    /// A free slot now, or `None` when every slot is busy.
+    pub fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
 }
 
 /// argon2id hash, with the same parameters as real ones, of a random string nobody knows.
@@ -83,13 +112,32 @@ mod tests {
         let pw = Secret::new("correct horse");
         let hash = hash_password(&pw).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password(&pw, Some(hash.clone())).await);
-        assert!(!verify_password(&Secret::new("wrong horse"), Some(hash)).await);
+        let slots = HashSlots::new(1);
+        assert!(verify_password(&pw, Some(hash.clone()), slots.try_take().unwrap()).await);
+        assert!(
+            !verify_password(
+                &Secret::new("wrong horse"),
+                Some(hash),
+                slots.try_take().unwrap()
+            )
+            .await
+        );
+    }
+
+    #[tokio::test]
+    async fn slots_are_bounded() {
+        let slots = HashSlots::new(2);
+        let a = slots.try_take().unwrap();
+        let _b = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none());
+        drop(a);
+        assert!(slots.try_take().is_some());
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        assert!(!verify_password(&Secret::new("anything"), None).await);
+        let permit = HashSlots::new(1).try_take().unwrap();
+        assert!(!verify_password(&Secret::new("anything"), None, permit).await);
         assert!(
             PasswordHash::new(&DUMMY_HASH).is_ok(),
             "dummy hash must parse, or timing differs"

@@ -5,7 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use m365backup_core::auth::IssuedTokens;
+use m365backup_core::auth::{IssuedTokens, MAX_USERNAME_BYTES};
 use m365backup_core::Secret;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -94,6 +94,7 @@ fn invalid_request(description: &str) -> ApiError {
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not a form body", body = ErrorBody),
         (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many sign-ins being verified at once; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn issue_token(
@@ -109,6 +110,11 @@ pub async fn issue_token(
             let username = form
                 .get("username")
                 .ok_or_else(|| invalid_request("username is required"))?;
+            if username.len() > MAX_USERNAME_BYTES {
+                return Err(invalid_request(&format!(
+                    "username must be at most {MAX_USERNAME_BYTES} bytes long"
+                )));
+            }
             let password = Secret::new(
                 form.get("password")
                     .ok_or_else(|| invalid_request("password is required"))?,
