@@ -7,9 +7,14 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::endpoints::Endpoints;
+use crate::endpoints::{origin_of, Endpoints};
 use crate::error::M365Error;
 use crate::identity::{Credentials, TokenSource};
+use crate::response::{self, json_capped, read_capped, MAX_ERROR_BODY, MAX_GRAPH_BODY};
+
+/// Pages followed for one collection before giving up: a directory of 10 million objects at
+/// 999 a page, far beyond any tenant; stops a link that never ends.
+const MAX_PAGES: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -132,17 +137,49 @@ impl GraphClient {
         &self.tokens
     }
 
-    fn url(&self, path_or_url: &str) -> String {
-        if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
-            path_or_url.to_owned()
+    /// The absolute URL of a path under the Graph endpoint, or of a link Graph returned. Links
+    /// are followed only on the organization's own Graph host: the bearer token goes with them.
+    fn url(&self, path_or_url: &str) -> Result<String, M365Error> {
+        if !(path_or_url.starts_with("http://") || path_or_url.starts_with("https://")) {
+            return Ok(format!("{}{path_or_url}", self.endpoints.graph));
+        }
+        if origin_of(path_or_url).eq_ignore_ascii_case(self.endpoints.graph_origin()) {
+            Ok(path_or_url.to_owned())
         } else {
-            format!("{}{path_or_url}", self.endpoints.graph)
+            Err(M365Error::Unreachable {
+                url: self.endpoints.graph.clone(),
+                reason: "Graph answered with a link to another host; it was not followed".into(),
+            })
+        }
+    }
+
+    /// Graph's error body of a failed answer, read up to a cap; from a non-Microsoft endpoint
+    /// only a plain error code is kept, never its text.
+    async fn graph_error(&self, status: u16, response: reqwest::Response) -> M365Error {
+        let url = strip_query(response.url().as_str());
+        let body: ErrorEnvelope = read_capped(response, MAX_ERROR_BODY, &url)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if self.endpoints.is_microsoft() {
+            M365Error::Graph {
+                status,
+                code: body.error.code,
+                message: response::quote(&body.error.message),
+            }
+        } else {
+            M365Error::Graph {
+                status,
+                code: response::plain_code(&body.error.code),
+                message: format!("the Graph endpoint answered HTTP {status}"),
+            }
         }
     }
 
     /// GETs a Graph resource (a path under `/v1.0`, or an absolute link Graph returned).
     pub async fn get_json<T: DeserializeOwned>(&self, path_or_url: &str) -> Result<T, M365Error> {
-        let url = self.url(path_or_url);
+        let url = self.url(path_or_url)?;
         let (mut throttled, mut network, mut renewed) = (0, 0, false);
         loop {
             let token = self.tokens.token().await?;
@@ -156,21 +193,16 @@ impl GraphClient {
                     continue;
                 }
                 Err(e) => {
-                    return Err(M365Error::Unreachable {
-                        url: strip_query(&url),
-                        reason: reason(&e),
-                    })
+                    return Err(response::unreachable(
+                        self.endpoints.is_microsoft(),
+                        &strip_query(&url),
+                        &e,
+                    ))
                 }
             };
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
-                return response
-                    .json::<T>()
-                    .await
-                    .map_err(|e| M365Error::Unreachable {
-                        url: strip_query(&url),
-                        reason: format!("unexpected response: {}", reason(&e)),
-                    });
+                return json_capped(response, MAX_GRAPH_BODY, &strip_query(&url)).await;
             }
             if status == 429 || status == 503 {
                 let wait =
@@ -195,19 +227,14 @@ impl GraphClient {
                 self.tokens.invalidate().await;
                 continue;
             }
-            let body: ErrorEnvelope = response.json().await.unwrap_or_default();
-            return Err(M365Error::Graph {
-                status,
-                code: body.error.code,
-                message: body.error.message,
-            });
+            return Err(self.graph_error(status, response).await);
         }
     }
 
     /// One GET, no retries: the raw response of a success or redirect, else the typed error
     /// (throttling included, with its `Retry-After`). The caller schedules any retry.
     pub async fn get_once(&self, path_or_url: &str) -> Result<reqwest::Response, M365Error> {
-        let url = self.url(path_or_url);
+        let url = self.url(path_or_url)?;
         let token = self.tokens.token().await?;
         let response = self
             .http
@@ -215,9 +242,8 @@ impl GraphClient {
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| M365Error::Unreachable {
-                url: strip_query(&url),
-                reason: reason(&e),
+            .map_err(|e| {
+                response::unreachable(self.endpoints.is_microsoft(), &strip_query(&url), &e)
             })?;
         let status = response.status().as_u16();
         if status < 400 {
@@ -233,38 +259,40 @@ impl GraphClient {
         if status == 401 {
             self.tokens.invalidate().await;
         }
-        let body: ErrorEnvelope = response.json().await.unwrap_or_default();
-        Err(M365Error::Graph {
-            status,
-            code: body.error.code,
-            message: body.error.message,
-        })
+        Err(self.graph_error(status, response).await)
     }
 
-    /// Every item of a collection, following `@odata.nextLink` to the end.
+    /// Every item of a collection, following `@odata.nextLink` to the end (on the Graph host
+    /// only, at most [`MAX_PAGES`] pages, never the same page twice in a row).
     pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, M365Error> {
         let mut items = Vec::new();
         let mut next = Some(path.to_owned());
+        let mut pages = 0;
         while let Some(link) = next {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(M365Error::Unreachable {
+                    url: strip_query(&self.url(path)?),
+                    reason: format!("the collection did not end after {MAX_PAGES} pages"),
+                });
+            }
             let page: Page<T> = self.get_json(&link).await?;
             items.extend(page.value);
+            if page.next_link.as_deref() == Some(link.as_str()) {
+                return Err(M365Error::Unreachable {
+                    url: strip_query(&link),
+                    reason: "the collection's next link points at the same page".into(),
+                });
+            }
             next = page.next_link;
         }
         Ok(items)
     }
 }
 
-/// `Retry-After` in seconds (Graph never sends the HTTP-date form).
+/// `Retry-After` in seconds (Graph never sends the HTTP-date form), clamped to an hour.
 pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let secs: f64 = response
-        .headers()
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    response::parse_retry_after(response.headers().get("retry-after")?.to_str().ok()?)
 }
 
 fn strip_query(url: &str) -> String {

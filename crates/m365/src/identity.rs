@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::endpoints::Endpoints;
 use crate::error::M365Error;
+use crate::response::{self, read_capped, MAX_IDENTITY_BODY};
 
 /// How the server signs in to a tenant.
 #[derive(Clone, Debug)]
@@ -159,21 +160,15 @@ impl TokenSource {
                 }
             }
         }
-        let response =
-            self.http
-                .post(&url)
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| M365Error::Unreachable {
-                    url: url.clone(),
-                    reason: crate::graph::reason(&e),
-                })?;
+        let response = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| response::unreachable(self.endpoints.is_microsoft(), &url, &e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| M365Error::Unreachable {
-            url: url.clone(),
-            reason: crate::graph::reason(&e),
-        })?;
+        let body = read_capped(response, MAX_IDENTITY_BODY, &url).await?;
         if status.is_success() {
             let t: TokenResponse =
                 serde_json::from_slice(&body).map_err(|_| M365Error::Unreachable {
@@ -186,29 +181,37 @@ impl TokenSource {
             );
             return Ok((
                 Secret::new(t.access_token),
-                Duration::from_secs(t.expires_in.unwrap_or(3599)),
+                response::token_lifetime(t.expires_in),
             ));
         }
         match serde_json::from_slice::<AadError>(&body) {
-            Ok(e) if !e.error.is_empty() => {
-                // Microsoft appends trace and correlation ids; the first sentence is the reason.
-                let description = e
-                    .error_description
-                    .split(" Trace ID:")
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                Err(M365Error::SignIn {
-                    error: e.error,
-                    description,
-                    codes: e.error_codes,
-                })
-            }
+            Ok(e) if !e.error.is_empty() => Err(self.sign_in_refused(e, status)),
             _ => Err(M365Error::Unreachable {
                 url,
                 reason: format!("the sign-in endpoint answered HTTP {status}"),
             }),
+        }
+    }
+
+    /// The identity platform's refusal. Microsoft appends trace and correlation ids; the first
+    /// sentence is the reason. From an endpoint that is not Microsoft's, only text with the
+    /// identity platform's shape (`AADSTS<n>: …`) is quoted, shortened and without controls.
+    fn sign_in_refused(&self, e: AadError, status: reqwest::StatusCode) -> M365Error {
+        let first = e
+            .error_description
+            .split(" Trace ID:")
+            .next()
+            .unwrap_or_default()
+            .trim();
+        let description = if self.endpoints.is_microsoft() || response::looks_like_aadsts(first) {
+            response::quote(first)
+        } else {
+            format!("the sign-in endpoint refused the credentials (HTTP {status})")
+        };
+        M365Error::SignIn {
+            error: response::plain_code(&e.error),
+            description,
+            codes: e.error_codes,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod graph;
 pub mod identity;
 pub mod pool;
+pub mod response;
 
 pub use endpoints::Endpoints;
 pub use error::M365Error;
