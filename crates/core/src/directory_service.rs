@@ -3,6 +3,7 @@
 //! every page. Each listing has a `setId`; a client that pages with it keeps seeing the same set.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,14 @@ enum ListingKey {
     Members(OrganizationId, Uuid),
 }
 
+impl ListingKey {
+    fn organization(&self) -> OrganizationId {
+        match self {
+            ListingKey::Users(o) | ListingKey::Groups(o) | ListingKey::Members(o, _) => *o,
+        }
+    }
+}
+
 #[derive(Clone)]
 enum Items {
     Users(Arc<Vec<DirectoryUser>>),
@@ -33,9 +42,41 @@ enum Items {
 }
 
 struct Listing {
-    set_id: Uuid,
+    key: ListingKey,
     fetched: Instant,
     items: Items,
+}
+
+/// Listings kept at most (oldest forgotten first); each may hold a large group's members.
+const MAX_SETS: usize = 256;
+
+/// Every live listing by its set id, and the newest set of each listing. A set stays usable for
+/// its whole lifetime even after a newer listing of the same kind was fetched, so clients paging
+/// through it are not switched to another set half-way.
+#[derive(Default)]
+struct Listings {
+    by_set: HashMap<Uuid, Listing>,
+    latest: HashMap<ListingKey, Uuid>,
+}
+
+impl Listings {
+    fn expire(&mut self) {
+        self.by_set
+            .retain(|_, l| l.fetched.elapsed() < SET_LIFETIME);
+        while self.by_set.len() > MAX_SETS {
+            let oldest = self
+                .by_set
+                .iter()
+                .min_by_key(|(_, l)| l.fetched)
+                .map(|(id, _)| *id);
+            match oldest {
+                Some(id) => self.by_set.remove(&id),
+                None => break,
+            };
+        }
+        let by_set = &self.by_set;
+        self.latest.retain(|_, id| by_set.contains_key(id));
+    }
 }
 
 /// One page's source: the listing's set id and all its items.
@@ -46,7 +87,9 @@ pub struct Snapshot<T> {
 
 pub struct DirectoryService {
     organizations: Arc<OrganizationService>,
-    listings: Mutex<HashMap<ListingKey, Listing>>,
+    listings: Mutex<Listings>,
+    /// One directory read at a time per listing: concurrent first pages share one fetch.
+    fetching: Mutex<HashMap<ListingKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn gateway_error(e: GatewayError) -> CoreError {
@@ -63,43 +106,87 @@ impl DirectoryService {
         Self {
             organizations,
             listings: Mutex::default(),
+            fetching: Mutex::default(),
         }
     }
 
-    /// The cached listing for `key` when still usable for this request.
-    fn cached(&self, key: &ListingKey, set_id: Option<Uuid>) -> Option<(Uuid, Items)> {
+    /// The listing `set_id` names (404 when it is unknown, expired or of another listing), or
+    /// with no set id the newest listing while it is fresh.
+    fn cached(&self, key: &ListingKey, set_id: Option<Uuid>) -> CoreResult<Option<(Uuid, Items)>> {
         let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
-        listings.retain(|_, l| l.fetched.elapsed() < SET_LIFETIME);
-        let l = listings.get(key)?;
-        let usable = match set_id {
-            Some(id) => id == l.set_id,
-            None => l.fetched.elapsed() < LISTING_TTL,
-        };
-        usable.then(|| (l.set_id, l.items.clone()))
+        listings.expire();
+        match set_id {
+            Some(id) => match listings.by_set.get(&id) {
+                Some(l) if l.key == *key => Ok(Some((id, l.items.clone()))),
+                _ => Err(CoreError::NotFound(format!(
+                    "The listing '{id}' (setId) is unknown or has expired: ask for the first page without setId."
+                ))),
+            },
+            None => Ok(listings.latest.get(key).and_then(|id| {
+                let l = listings.by_set.get(id)?;
+                (l.fetched.elapsed() < LISTING_TTL).then(|| (*id, l.items.clone()))
+            })),
+        }
     }
 
     fn remember(&self, key: ListingKey, items: Items) -> Uuid {
         let set_id = Uuid::new_v4();
         let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
-        listings.insert(
-            key,
+        listings.latest.insert(key.clone(), set_id);
+        listings.by_set.insert(
+            set_id,
             Listing {
-                set_id,
+                key,
                 fetched: Instant::now(),
                 items,
             },
         );
+        listings.expire();
         set_id
+    }
+
+    /// A listing from the cache, or read from the tenant by `fetch` (once, however many
+    /// requests ask for it at the same time).
+    async fn listing<F, Fut>(
+        &self,
+        key: ListingKey,
+        set_id: Option<Uuid>,
+        fetch: F,
+    ) -> CoreResult<(Uuid, Items)>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = CoreResult<Items>>,
+    {
+        if let Some(hit) = self.cached(&key, set_id)? {
+            return Ok(hit);
+        }
+        let flight = self
+            .fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = flight.lock().await;
+        // Another request may have fetched it while this one waited.
+        if let Some(hit) = self.cached(&key, None)? {
+            return Ok(hit);
+        }
+        let items = fetch().await?;
+        Ok((self.remember(key, items.clone()), items))
     }
 
     /// Forgets everything cached for an organization (after it was edited or removed).
     pub fn forget(&self, organization: OrganizationId) {
         let mut listings = self.listings.lock().unwrap_or_else(|p| p.into_inner());
-        listings.retain(|k, _| match k {
-            ListingKey::Users(o) | ListingKey::Groups(o) | ListingKey::Members(o, _) => {
-                *o != organization
-            }
-        });
+        listings
+            .by_set
+            .retain(|_, l| l.key.organization() != organization);
+        listings.expire();
+        self.fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|k, _| k.organization() != organization);
     }
 
     pub async fn users(
@@ -107,20 +194,17 @@ impl DirectoryService {
         org: OrganizationId,
         set_id: Option<Uuid>,
     ) -> CoreResult<Snapshot<DirectoryUser>> {
-        let key = ListingKey::Users(org);
-        if let Some((set_id, Items::Users(items))) = self.cached(&key, set_id) {
-            return Ok(Snapshot { set_id, items });
+        let fetched = self
+            .listing(ListingKey::Users(org), set_id, || async {
+                let (_, connection) = self.organizations.connection(org).await?;
+                let users = self.organizations.gateway().users(&connection).await;
+                Ok(Items::Users(Arc::new(users.map_err(gateway_error)?)))
+            })
+            .await?;
+        match fetched {
+            (set_id, Items::Users(items)) => Ok(Snapshot { set_id, items }),
+            _ => Err(mixed_up()),
         }
-        let (_, connection) = self.organizations.connection(org).await?;
-        let items = Arc::new(
-            self.organizations
-                .gateway()
-                .users(&connection)
-                .await
-                .map_err(gateway_error)?,
-        );
-        let set_id = self.remember(key, Items::Users(items.clone()));
-        Ok(Snapshot { set_id, items })
     }
 
     pub async fn groups(
@@ -128,20 +212,17 @@ impl DirectoryService {
         org: OrganizationId,
         set_id: Option<Uuid>,
     ) -> CoreResult<Snapshot<DirectoryGroup>> {
-        let key = ListingKey::Groups(org);
-        if let Some((set_id, Items::Groups(items))) = self.cached(&key, set_id) {
-            return Ok(Snapshot { set_id, items });
+        let fetched = self
+            .listing(ListingKey::Groups(org), set_id, || async {
+                let (_, connection) = self.organizations.connection(org).await?;
+                let groups = self.organizations.gateway().groups(&connection).await;
+                Ok(Items::Groups(Arc::new(groups.map_err(gateway_error)?)))
+            })
+            .await?;
+        match fetched {
+            (set_id, Items::Groups(items)) => Ok(Snapshot { set_id, items }),
+            _ => Err(mixed_up()),
         }
-        let (_, connection) = self.organizations.connection(org).await?;
-        let items = Arc::new(
-            self.organizations
-                .gateway()
-                .groups(&connection)
-                .await
-                .map_err(gateway_error)?,
-        );
-        let set_id = self.remember(key, Items::Groups(items.clone()));
-        Ok(Snapshot { set_id, items })
     }
 
     /// One group of the organization, or `NotFound`.
@@ -165,20 +246,28 @@ impl DirectoryService {
         group: Uuid,
         set_id: Option<Uuid>,
     ) -> CoreResult<Snapshot<GroupMember>> {
-        let key = ListingKey::Members(org, group);
-        if let Some((set_id, Items::Members(items))) = self.cached(&key, set_id) {
-            return Ok(Snapshot { set_id, items });
+        if set_id.is_none() {
+            self.group(org, group).await?;
         }
-        self.group(org, group).await?;
-        let (_, connection) = self.organizations.connection(org).await?;
-        let items = Arc::new(
-            self.organizations
-                .gateway()
-                .group_members(&connection, group)
-                .await
-                .map_err(gateway_error)?,
-        );
-        let set_id = self.remember(key, Items::Members(items.clone()));
-        Ok(Snapshot { set_id, items })
+        let fetched = self
+            .listing(ListingKey::Members(org, group), set_id, || async {
+                let (_, connection) = self.organizations.connection(org).await?;
+                let members = self
+                    .organizations
+                    .gateway()
+                    .group_members(&connection, group)
+                    .await;
+                Ok(Items::Members(Arc::new(members.map_err(gateway_error)?)))
+            })
+            .await?;
+        match fetched {
+            (set_id, Items::Members(items)) => Ok(Snapshot { set_id, items }),
+            _ => Err(mixed_up()),
+        }
     }
+}
+
+/// A listing key always maps to items of its own kind; anything else is a bug.
+fn mixed_up() -> CoreError {
+    CoreError::Internal("directory listing cache returned items of another kind".into())
 }
