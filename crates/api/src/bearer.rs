@@ -28,7 +28,7 @@ pub async fn require_bearer(
 }
 
 /// `Bearer <token>`, scheme matched case-insensitively as RFC 6750 allows.
-fn parse_bearer(value: &str) -> Option<&str> {
+pub(crate) fn parse_bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

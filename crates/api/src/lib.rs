@@ -17,14 +17,16 @@ pub mod routes;
 pub mod state;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use m365backup_core::Secret;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,18 +38,34 @@ use crate::paths::PathCanonicalizer;
 pub use crate::state::{ApiSettings, AppState};
 
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
-/// Prometheus scrape endpoint (no sign-in, as scrapers expect; it holds figures, not secrets).
+/// Prometheus scrape endpoint: an operator's bearer token, or the configured scrape token (its
+/// labels name backup accounts).
 pub const METRICS_PATH: &str = "/metrics";
+/// `Strict-Transport-Security` when the server itself serves HTTPS: one year.
+const HSTS: &str = "max-age=31536000";
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    (
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer::parse_bearer)
+        .ok_or(ApiError::Unauthorized)?;
+    let scraper = state
+        .settings
+        .metrics_token
+        .as_ref()
+        .is_some_and(|expected| *expected == Secret::new(token));
+    if !scraper {
+        state.auth.authenticate(token).await?;
+    }
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         (state.metrics)(),
     )
-        .into_response()
+        .into_response())
 }
 
 /// The routes and the OpenAPI document describing exactly them.
@@ -101,10 +119,16 @@ pub fn build(state: AppState) -> Router {
         )
         .route(METRICS_PATH, get(metrics))
         .fallback(|| async { ApiError::NotFound("No route matches the request.".into()) })
+        // A request (its body and its answer) may take this long; slow headers are the
+        // listener's concern.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())
-                .layer(from_fn_with_state(state.clone(), json_conventions))
+                .layer(from_fn_with_state(state.clone(), response_conventions))
                 .layer(CatchPanicLayer::new())
                 .layer(RequestBodyLimitLayer::new(limit)),
         )
@@ -121,7 +145,9 @@ pub fn build(state: AppState) -> Router {
 /// JSON as the vendor sends it: `Content-Type: application/json; charset=utf-8`, and every
 /// error as `{"message": ...}`, including the ones produced by layers and by axum itself (405,
 /// 413 from the body limit, 500 from a caught panic), which come with plain or empty bodies.
-async fn json_conventions(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Every answer also carries the security headers: never cached (answers hold tenant data and
+/// tokens), never content-sniffed, and HSTS when this server speaks TLS itself.
+async fn response_conventions(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
     let mut response =
@@ -153,6 +179,18 @@ async fn json_conventions(State(state): State<AppState>, req: Request, next: Nex
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if state.settings.scheme == "https" {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
     }
     response
 }

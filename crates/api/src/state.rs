@@ -1,11 +1,13 @@
 //! What every handler can reach.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use m365backup_core::auth::AuthService;
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::organization_service::OrganizationService;
+use m365backup_core::Secret;
 
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -15,6 +17,13 @@ pub struct ApiSettings {
     pub trust_forwarded_headers: bool,
     /// `https`, or `http` when the server was explicitly asked to serve plain HTTP.
     pub scheme: &'static str,
+    /// `scheme://host[:port]` for `_links`, instead of the request's `Host` (behind a proxy, or
+    /// to pin the name clients see).
+    pub public_url: Option<String>,
+    /// A token a Prometheus scraper may present on `/metrics` instead of an operator's.
+    pub metrics_token: Option<Secret>,
+    /// Longest time to read a request's body and compute its answer (408 after it).
+    pub request_timeout: Duration,
 }
 
 impl Default for ApiSettings {
@@ -23,6 +32,9 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             trust_forwarded_headers: false,
             scheme: "https",
+            public_url: None,
+            metrics_token: None,
+            request_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -23,9 +23,14 @@ pub struct StateArgs {
     /// Directory for the database, TLS certificate and keys [default: ./data].
     #[arg(long, env = "M365BACKUP_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// `postgres://user[:password]@host/db` to keep state in PostgreSQL [default: SQLite file in the data dir].
-    #[arg(long, env = "M365BACKUP_DATABASE_URL", global = true)]
+    /// `postgres://user@host/db` to keep state in PostgreSQL [default: SQLite file in the data
+    /// dir]. A URL with a password is refused here (it would show in `ps`): put it in the
+    /// environment (M365BACKUP_DATABASE_URL) or a file (--database-url-file).
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
+    /// File whose first line is the database URL (may hold a password; keep it mode 0600).
+    #[arg(long, env = "M365BACKUP_DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
     /// Key that seals stored secrets [default: server.key in the data dir, created on first start].
     #[arg(long, env = "M365BACKUP_SERVER_KEY_FILE", global = true)]
     pub server_key_file: Option<PathBuf>,
@@ -64,6 +69,27 @@ pub struct ServeArgs {
     /// First lockout in seconds; doubles with each further failure, up to 15 minutes [default: 5].
     #[arg(long, env = "M365BACKUP_SIGNIN_LOCKOUT_SECS")]
     pub signin_lockout_secs: Option<u64>,
+    /// Origins besides Microsoft's clouds that organizations may sign in at (comma-separated
+    /// `scheme://host[:port]`, port may be `*`; `*` alone allows any) [default: none].
+    #[arg(long, env = "M365BACKUP_ALLOWED_ENDPOINTS", value_delimiter = ',')]
+    pub allowed_endpoints: Option<Vec<String>>,
+    /// `https://host[:port]` used in `_links` instead of the request's Host header.
+    #[arg(long, env = "M365BACKUP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// File holding the token a Prometheus scraper presents on /metrics (or the environment
+    /// variable M365BACKUP_METRICS_TOKEN).
+    #[arg(long, env = "M365BACKUP_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open [default: 30].
+    #[arg(long, env = "M365BACKUP_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a request (reading its body and computing the answer) may take [default: 300].
+    #[arg(long, env = "M365BACKUP_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Client connections served at once; more are closed on arrival [default: 1024].
+    #[arg(long, env = "M365BACKUP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -87,6 +113,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     server_key_file: Option<PathBuf>,
     database_url: Option<String>,
+    database_url_file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -97,6 +124,12 @@ struct FileConfig {
     refresh_token_lifetime_secs: Option<u64>,
     signin_lockout_threshold: Option<u32>,
     signin_lockout_secs: Option<u64>,
+    allowed_endpoints: Option<Vec<String>>,
+    public_url: Option<String>,
+    metrics_token_file: Option<PathBuf>,
+    header_read_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     log_format: Option<LogFormat>,
 }
 
@@ -105,10 +138,15 @@ struct FileConfig {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub server_key_file: PathBuf,
-    pub database_url: Option<String>,
+    /// May carry a password: a secret, never logged or shown.
+    pub database_url: Option<Secret>,
     pub listen: SocketAddr,
     pub tls: TlsSource,
     pub plain_http: bool,
+    /// Connection limits and timeouts of the listener.
+    pub connections: ConnectionLimits,
+    /// Origins besides Microsoft's clouds where organizations may sign in.
+    pub allowed_endpoints: Vec<String>,
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub log_format: LogFormat,
@@ -117,6 +155,33 @@ pub struct Settings {
     pub bootstrap_admin_password: Option<Secret>,
     /// `serve --demo`: embedded simulated tenant, registered as an organization.
     pub demo: bool,
+}
+
+/// How the listener protects itself from slow and idle clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send a request's headers, and longest idle time between keep-alive requests.
+    pub header_read_timeout: Duration,
+    /// Time to finish a TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Time for a whole request: its body and the handler's answer.
+    pub request_timeout: Duration,
+    /// Client connections served at once.
+    pub max_connections: usize,
+    /// TCP keepalive probes on idle sockets, so dead peers are noticed.
+    pub tcp_keepalive: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(300),
+            max_connections: 1024,
+            tcp_keepalive: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +195,8 @@ pub enum TlsSource {
 }
 
 pub const ADMIN_PASSWORD_ENV: &str = "M365BACKUP_ADMIN_PASSWORD";
+pub const DATABASE_URL_ENV: &str = "M365BACKUP_DATABASE_URL";
+pub const METRICS_TOKEN_ENV: &str = "M365BACKUP_METRICS_TOKEN";
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4443";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 
@@ -198,6 +265,54 @@ impl Settings {
             .clone()
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = database_url(state, file.database_url, file.database_url_file)?;
+        let defaults = ConnectionLimits::default();
+        let connections = ConnectionLimits {
+            header_read_timeout: secs(
+                serve.header_read_timeout_secs,
+                file.header_read_timeout_secs,
+                defaults.header_read_timeout,
+            ),
+            request_timeout: secs(
+                serve.request_timeout_secs,
+                file.request_timeout_secs,
+                defaults.request_timeout,
+            ),
+            max_connections: serve
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            ..defaults
+        };
+        anyhow::ensure!(
+            !connections.header_read_timeout.is_zero() && !connections.request_timeout.is_zero(),
+            "header_read_timeout_secs and request_timeout_secs must be positive"
+        );
+        anyhow::ensure!(
+            connections.max_connections >= 1,
+            "max_connections must be at least 1"
+        );
+        let allowed_endpoints = serve
+            .allowed_endpoints
+            .clone()
+            .or(file.allowed_endpoints)
+            .unwrap_or_default();
+        m365backup_core::endpoint_policy::EndpointPolicy::with_allowed(&allowed_endpoints)
+            .map_err(|e| anyhow::anyhow!("allowed_endpoints: {e}"))?;
+        let public_url = serve
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|u| parse_public_url(&u))
+            .transpose()?;
+        let metrics_token = match serve.metrics_token_file.clone().or(file.metrics_token_file) {
+            Some(path) => Some(read_secret_file(&path, "metrics token")?),
+            None => std::env::var(METRICS_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+        };
+        let request_timeout = connections.request_timeout;
         Ok(Settings {
             server_key_file: state
                 .server_key_file
@@ -205,7 +320,9 @@ impl Settings {
                 .or(file.server_key_file)
                 .unwrap_or_else(|| data_dir.join(crate::server_key::DEFAULT_KEY_FILE)),
             data_dir,
-            database_url: state.database_url.clone().or(file.database_url),
+            database_url,
+            connections,
+            allowed_endpoints,
             listen: serve
                 .listen
                 .or(file.listen)
@@ -219,6 +336,9 @@ impl Settings {
                     .or(file.trust_forwarded_headers)
                     .unwrap_or(false),
                 scheme: if plain_http { "http" } else { "https" },
+                public_url,
+                metrics_token,
+                request_timeout,
             },
             auth,
             log_format: serve.log_format.or(file.log_format).unwrap_or_default(),
@@ -238,6 +358,58 @@ impl Settings {
         };
         Self::resolve(&state, &ServeArgs::default()).expect("defaults are valid")
     }
+}
+
+/// The database URL: the flag (never with a password: flags show in `ps`), else the environment,
+/// else a file named by flag, environment or config, else the config file's value.
+fn database_url(
+    state: &StateArgs,
+    from_config: Option<String>,
+    file_from_config: Option<PathBuf>,
+) -> anyhow::Result<Option<Secret>> {
+    if let Some(url) = &state.database_url {
+        anyhow::ensure!(
+            m365backup_store::redact_url(url) == *url,
+            "--database-url must not carry a password (other users can read command lines): \
+             set {DATABASE_URL_ENV} or use --database-url-file"
+        );
+        return Ok(Some(Secret::new(url.clone())));
+    }
+    if let Some(url) = std::env::var(DATABASE_URL_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        return Ok(Some(Secret::new(url)));
+    }
+    if let Some(path) = state.database_url_file.clone().or(file_from_config) {
+        return Ok(Some(read_secret_file(&path, "database URL")?));
+    }
+    Ok(from_config.map(Secret::new))
+}
+
+/// The first line of a file that holds a secret.
+fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the {what} from {}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or_default().trim();
+    anyhow::ensure!(!line.is_empty(), "{} holds no {what}", path.display());
+    Ok(Secret::new(line))
+}
+
+/// `scheme://host[:port]` with nothing after it.
+fn parse_public_url(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let (scheme, authority) = trimmed
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+        .ok_or_else(|| anyhow::anyhow!("public_url must start with https:// or http://"))?;
+    anyhow::ensure!(
+        m365backup_api::client::is_valid_authority(authority),
+        "public_url must be scheme://host[:port] with no path"
+    );
+    Ok(format!("{scheme}://{authority}"))
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -286,6 +458,58 @@ mod tests {
         };
         let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    #[test]
+    fn database_url_with_password_is_refused_as_a_flag() {
+        let state = StateArgs {
+            database_url: Some("postgres://u:secret@h/db".into()),
+            ..Default::default()
+        };
+        let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("must not carry a password"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db-url");
+        std::fs::write(&file, "postgres://u:secret@h/db\n").unwrap();
+        let state = StateArgs {
+            database_url_file: Some(file),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&state, &ServeArgs::default()).unwrap();
+        assert_eq!(
+            s.database_url.as_ref().map(Secret::expose),
+            Some("postgres://u:secret@h/db")
+        );
+        assert!(!format!("{s:?}").contains("secret@"), "redacted in Debug");
+    }
+
+    #[test]
+    fn public_url_and_endpoints_are_checked() {
+        let serve = ServeArgs {
+            public_url: Some("https://backup.example.com:4443/".into()),
+            allowed_endpoints: Some(vec!["http://127.0.0.1:*".into()]),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&StateArgs::default(), &serve).unwrap();
+        assert_eq!(
+            s.api.public_url.as_deref(),
+            Some("https://backup.example.com:4443")
+        );
+        for bad in ["ftp://x", "https://x/path", "https://a b"] {
+            let serve = ServeArgs {
+                public_url: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(
+                Settings::resolve(&StateArgs::default(), &serve).is_err(),
+                "{bad}"
+            );
+        }
+        let serve = ServeArgs {
+            allowed_endpoints: Some(vec!["127.0.0.1".into()]),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&StateArgs::default(), &serve).is_err());
     }
 
     #[test]

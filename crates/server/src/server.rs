@@ -12,6 +12,7 @@ use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOT
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
+use m365backup_core::Secret;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
@@ -59,9 +60,12 @@ impl RunningServer {
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     create_private_dir(&settings.data_dir)?;
-    let store = m365backup_store::open(settings.database_url.as_deref(), &settings.data_dir)
-        .await
-        .context("opening the state store")?;
+    let store = m365backup_store::open(
+        settings.database_url.as_ref().map(Secret::expose),
+        &settings.data_dir,
+    )
+    .await
+    .context("opening the state store")?;
     Ok(store)
 }
 
@@ -89,11 +93,24 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     }
 
     let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()));
+    // The demo's simulator listens before the services are built: organizations may sign in
+    // at its (loopback) address, and nowhere else beyond what the configuration allows.
+    let demo = if settings.demo {
+        Some(crate::demo::start_sim().await?)
+    } else {
+        None
+    };
+    let mut service_settings = settings.clone();
+    if let Some(sim) = &demo {
+        service_settings
+            .allowed_endpoints
+            .push(sim.base_url().to_owned());
+    }
     let Services {
         organizations,
         directory,
         backup_accounts,
-    } = Services::build(settings, store.clone())?;
+    } = Services::build(&service_settings, store.clone())?;
     let state = AppState {
         auth: auth.clone(),
         organizations: organizations.clone(),
@@ -111,21 +128,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = Handle::new();
-    let serving = if settings.plain_http {
+    let tls = if settings.plain_http {
         tracing::warn!(%addr, "serving plain HTTP: use only behind a TLS-terminating proxy");
-        tokio::spawn(
-            axum_server::from_tcp(listener)
-                .handle(handle.clone())
-                .serve(app),
-        )
+        None
     } else {
-        let tls = crate::tls::load(&settings.tls, &settings.data_dir).await?;
-        tokio::spawn(
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle.clone())
-                .serve(app),
-        )
+        Some(crate::tls::load(&settings.tls, &settings.data_dir).await?)
     };
+    let serving = crate::listener::serve(listener, app, tls, &settings.connections, handle.clone());
     tracing::info!(%addr, scheme = settings.api.scheme, "m365backup API listening");
 
     let housekeeping = tokio::spawn(async move {
@@ -139,11 +148,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
             }
         }
     });
-    let demo = if settings.demo {
-        Some(crate::demo::start(&organizations).await?)
-    } else {
-        None
-    };
+    if let Some(sim) = &demo {
+        crate::demo::register(&organizations, sim).await?;
+    }
     Ok(RunningServer {
         addr,
         store,
@@ -156,15 +163,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     })
 }
 
+/// The data dir, readable by the server's user only, whatever mode it had before.
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating data dir {}", dir.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making data dir {} private (0700)", dir.display()))?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::TlsSource;
-use crate::fsutil::write_private;
+use crate::fsutil::{write_file, write_private};
 
 pub const GENERATED_CERT: &str = "tls/server.crt";
 pub const GENERATED_KEY: &str = "tls/server.key";
@@ -19,7 +19,7 @@ pub async fn load(source: &TlsSource, data_dir: &Path) -> anyhow::Result<RustlsC
         TlsSource::Files { cert, key } => (cert.clone(), key.clone()),
         TlsSource::Generated => ensure_self_signed(data_dir)?,
     };
-    RustlsConfig::from_pem_file(&cert, &key)
+    let config = RustlsConfig::from_pem_file(&cert, &key)
         .await
         .with_context(|| {
             format!(
@@ -27,7 +27,12 @@ pub async fn load(source: &TlsSource, data_dir: &Path) -> anyhow::Result<RustlsC
                 cert.display(),
                 key.display()
             )
-        })
+        })?;
+    // HTTP/1.1 only (see `listener`): offering h2 in ALPN would break clients that pick it.
+    let mut server_config = (*config.get_inner()).clone();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.reload_from_config(std::sync::Arc::new(server_config));
+    Ok(config)
 }
 
 fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -50,8 +55,7 @@ fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let generated = rcgen::generate_simple_self_signed(names.clone())
         .context("generating a self-signed certificate")?;
     write_private(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, generated.cert.pem())
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    write_file(&cert_path, generated.cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), names = ?names, "generated a self-signed TLS certificate");
     Ok((cert_path, key_path))
 }

@@ -15,7 +15,7 @@ fn admin(s: &TestServer, args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_m365backup"));
     cmd.arg("--data-dir").arg(s.data_dir.path());
     if let Some(url) = &s.settings.database_url {
-        cmd.arg("--database-url").arg(url);
+        cmd.arg("--database-url").arg(url.expose());
     }
     let mut child = cmd
         .arg("admin")

@@ -411,9 +411,10 @@ async fn passwords_are_sealed_at_rest_and_removed_with_the_organization(backend:
     assert_plaintext_absent(&s, &password).await;
     if let Backend::Postgres = backend {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(s.settings.database_url.as_deref().unwrap())
-            .await
-            .unwrap();
+        let mut conn =
+            sqlx::PgConnection::connect(s.settings.database_url.as_ref().unwrap().expose())
+                .await
+                .unwrap();
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM backup_accounts")
             .fetch_one(&mut conn)
             .await

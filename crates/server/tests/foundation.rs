@@ -466,8 +466,10 @@ async fn paths_are_case_insensitive(backend: Backend) {
         .unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert!(json(wrong_method).await["message"].is_string());
-    // Prometheus scrapes /metrics without a token.
-    let metrics = s.http.get(s.url("/METRICS")).send().await.unwrap();
+    // /metrics wants an operator's token (or the scrape token, see security.rs).
+    let anonymous = s.http.get(s.url("/METRICS")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let metrics = s.get("/METRICS", &token).await;
     assert_eq!(metrics.status(), 200);
     assert!(metrics.headers()["content-type"]
         .to_str()

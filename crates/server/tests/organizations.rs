@@ -365,9 +365,10 @@ async fn secrets_are_sealed_at_rest(backend: Backend) {
     assert_plaintext_absent(&s, &password).await;
     if let Backend::Postgres = backend {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(s.settings.database_url.as_deref().unwrap())
-            .await
-            .unwrap();
+        let mut conn =
+            sqlx::PgConnection::connect(s.settings.database_url.as_ref().unwrap().expose())
+                .await
+                .unwrap();
         let secrets: Vec<u8> =
             sqlx::query_scalar("SELECT secrets FROM organizations WHERE id = $1")
                 .bind(&id)

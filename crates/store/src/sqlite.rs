@@ -29,6 +29,7 @@ impl SqliteStore {
     }
 
     async fn open(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        make_private(options.get_filename())?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -51,6 +52,39 @@ impl SqliteStore {
             .map_err(backend_error)?;
         Ok(Self { read, write })
     }
+}
+
+/// The database and its journal files, readable by the owner only. SQLite gives the WAL and
+/// shared-memory files the database file's mode, so creating it 0600 covers them; files left
+/// by an older version are narrowed here.
+fn make_private(db: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if db.as_os_str().is_empty() || db.to_str() == Some(":memory:") {
+            return Ok(());
+        }
+        let private = |e: std::io::Error| {
+            StoreError::Backend(format!("making {} private: {e}", db.display()))
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db)
+            .map_err(private)?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(private(e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 // SQLite has no row locks; its writes are already serialized by the single write connection.

@@ -79,6 +79,8 @@ pub async fn start_server() -> BenchServer {
     let mut settings = m365backup::config::Settings::for_data_dir(dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.bootstrap_admin_password = Some(m365backup_core::Secret::new("benchmark-password"));
+    // Benchmarks run their simulated tenants on loopback ports.
+    settings.allowed_endpoints = vec!["http://127.0.0.1:*".into()];
     let server = m365backup::server::start(&settings).await.unwrap();
     let base = format!("https://127.0.0.1:{}", server.addr.port());
     let http = reqwest::Client::builder()

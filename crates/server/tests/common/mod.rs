@@ -88,10 +88,12 @@ impl TestServer {
         let mut settings = Settings::for_data_dir(data_dir.path());
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.bootstrap_admin_password = Some(Secret::new(ADMIN_PASSWORD));
+        // Tests run their simulated tenants on loopback ports.
+        settings.allowed_endpoints = vec!["http://127.0.0.1:*".into()];
         let mut pg_database = None;
         if let Backend::Postgres = backend {
             let (url, name) = create_pg_database().await;
-            settings.database_url = Some(url);
+            settings.database_url = Some(Secret::new(url));
             pg_database = Some(name);
         }
         adjust(&mut settings);
@@ -276,7 +278,7 @@ pub fn assert_not_logged(secret: &str) {
 /// Asserts that `secret` appears nowhere in the server's state: in any SQLite file of the data
 /// dir, or in any row of any table of its PostgreSQL database (text, or bytea as hex).
 pub async fn assert_plaintext_absent(s: &TestServer, secret: &str) {
-    match s.settings.database_url.as_deref() {
+    match s.settings.database_url.as_ref().map(Secret::expose) {
         None => {
             for entry in std::fs::read_dir(s.data_dir.path()).unwrap() {
                 let path = entry.unwrap().path();
