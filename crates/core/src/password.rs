@@ -1,11 +1,10 @@
 //! Operator password hashing with argon2id (PHC string format, parameters stored with the hash).
 
 use argon2::password_hash::rand_core::RngCore;
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
-use std::sync::{Arc, LazyLock};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::{Arc, LazyLock, Mutex};
+use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{CoreError, CoreResult};
@@ -45,39 +44,100 @@ pub async fn hash_password(password: &Secret) -> CoreResult<String> {
 }
 
 /// Verifies a password against a stored PHC hash. With `None` (unknown user) it verifies against
-/// a fixed dummy hash so that the answer takes as long as for a real user. The permit (one of
-/// [`HashSlots`]) is held until the hash is done, even if the caller stops waiting.
+/// a fixed dummy hash so that the answer takes as long as for a real user. The slot (one of
+/// [`HashSlots`]) lends the argon2 working memory and is held until the hash is done, even if
+/// the caller stops waiting.
 pub async fn verify_password(
     password: &Secret,
     stored_hash: Option<String>,
-    permit: OwnedSemaphorePermit,
+    mut slot: HashSlot,
 ) -> bool {
     let password = password.clone();
     tokio::task::spawn_blocking(move || {
-        let _permit = permit;
         let known = stored_hash.is_some();
         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
-        let Ok(parsed) = PasswordHash::new(&hash) else {
-            return false;
-        };
-        // argon2's verifier compares the digests in constant time.
-        let ok = Argon2::default()
-            .verify_password(password.expose().as_bytes(), &parsed)
-            .is_ok();
+        let ok = verify_in(&mut slot.memory, password.expose().as_bytes(), &hash);
         known && ok
     })
     .await
     .unwrap_or(false)
 }
 
-/// Bounds the password hashes computed at once: each argon2id run holds about 19 MiB, so an
-/// unbounded burst of sign-ins would take the server's memory with it.
+/// Largest argon2 memory cost a stored hash may ask for (KiB): ours use 19 MiB.
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+
+/// argon2 over a PHC string, in `memory` (grown once to the hash's size, then reused), the
+/// digests compared in constant time.
+fn verify_in(memory: &mut Vec<Block>, password: &[u8], phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return false;
+    }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password,
+        salt,
+        &mut out,
+        &mut memory[..blocks],
+    );
+    hashed.is_ok() && bool::from(expected.as_bytes().ct_eq(&out))
+}
+
+/// Bounds the password hashes computed at once, and owns their working memory: each argon2id
+/// run needs about 19 MiB, and memory freed on arbitrary blocking threads stays with the
+/// allocator's per-thread arenas, so an unbounded burst of sign-ins would take the server's
+/// memory with it. Each slot's memory is allocated once and reused.
 #[derive(Clone, Debug)]
-pub struct HashSlots(Arc<Semaphore>);
+pub struct HashSlots {
+    permits: Arc<Semaphore>,
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+/// One hashing slot: a permit and its working memory, returned to the pool on drop.
+pub struct HashSlot {
+    _permit: OwnedSemaphorePermit,
+    memory: Vec<Block>,
+    pool: Arc<Mutex<Vec<Vec<Block>>>>,
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        let memory = std::mem::take(&mut self.memory);
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(memory);
+    }
+}
 
 impl HashSlots {
     pub fn new(slots: usize) -> Self {
-        Self(Arc::new(Semaphore::new(slots.max(1))))
+        Self {
+            permits: Arc::new(Semaphore::new(slots.max(1))),
+            memory: Arc::default(),
+        }
     }
 
     /// About two per core: enough to keep the cores busy, never more memory than that.
@@ -87,8 +147,19 @@ impl HashSlots {
     }
 
     /// A free slot now, or `None` when every slot is busy.
-    pub fn try_take(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.clone().try_acquire_owned().ok()
+    pub fn try_take(&self) -> Option<HashSlot> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        let memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default();
+        Some(HashSlot {
+            _permit: permit,
+            memory,
+            pool: self.memory.clone(),
+        })
     }
 }
 
@@ -124,6 +195,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn verification_agrees_with_the_argon2_crate() {
+        use argon2::PasswordVerifier;
+        let hash = Argon2::default()
+            .hash_password(b"pw", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
+        let mut memory = Vec::new();
+        assert!(verify_in(&mut memory, b"pw", &hash));
+        assert!(!verify_in(&mut memory, b"pX", &hash));
+        assert!(!verify_in(&mut memory, b"pw", "not a hash"));
+        // The memory is the hash's size, and reused.
+        assert_eq!(memory.len(), 19 * 1024);
+    }
+
     #[tokio::test]
     async fn slots_are_bounded() {
         let slots = HashSlots::new(2);
@@ -136,8 +224,8 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
-        let permit = HashSlots::new(1).try_take().unwrap();
-        assert!(!verify_password(&Secret::new("anything"), None, permit).await);
+        let slot = HashSlots::new(1).try_take().unwrap();
+        assert!(!verify_password(&Secret::new("anything"), None, slot).await);
         assert!(
             PasswordHash::new(&DUMMY_HASH).is_ok(),
             "dummy hash must parse, or timing differs"
