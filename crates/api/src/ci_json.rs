@@ -1,10 +1,19 @@
-//! JSON with case-insensitive property names.
+//! The lenient JSON reader of every v5 route, as the wire rules ask (`api-v5-jobs.md`).
 //!
-//! Serde's derive tells a deserializer the exact field names of each struct it builds
-//! (`deserialize_struct(name, fields, ..)`). This deserializer wraps a parsed `serde_json::Value`
-//! and, at each object, renames incoming keys to the field they match ignoring letter case, and
-//! does the same for string-valued enum variants. Unknown properties stay unknown (ignored unless a
-//! type denies them). Errors carry the path of the offending value (`[0].groupMember.login`).
+//! - Property names and enum values in any case: serde's derive tells a deserializer the exact
+//!   field names of each struct it builds (`deserialize_struct(name, fields, ..)`); this
+//!   deserializer wraps a parsed `serde_json::Value` and, at each object, renames incoming keys to
+//!   the field they match ignoring letter case, and does the same for string-valued enum variants.
+//! - Booleans and numbers also as strings (`"true"`, `"True"`, `"3"`): portals build bodies by
+//!   string concatenation.
+//! - A trailing comma before `]` or `}` is dropped before parsing.
+//! - Unknown properties stay unknown (ignored unless a type denies them), so a client may send
+//!   back an object it fetched, `id` and `_links` included.
+//!
+//! Anything else malformed is a 400 whose text carries the path of the offending value
+//! (`[0].groupMember.login`).
+
+use std::borrow::Cow;
 
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
@@ -14,8 +23,42 @@ use serde_json::{Map, Value};
 
 /// Parses a JSON body into `T`. The error text is meant for the client.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(&without_trailing_commas(bytes))
+        .map_err(|e| format!("malformed JSON: {e}"))?;
     from_value(value)
+}
+
+/// `bytes` with every comma that is followed (after whitespace) by `]` or `}` removed, outside
+/// string literals.
+fn without_trailing_commas(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let mut out: Option<Vec<u8>> = None;
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        let mut keep = true;
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b',' {
+            let next = bytes[i + 1..].iter().find(|c| !c.is_ascii_whitespace());
+            keep = !matches!(next, Some(b']' | b'}'));
+        }
+        match (&mut out, keep) {
+            (Some(o), true) => o.push(b),
+            (None, false) => out = Some(bytes[..i].to_vec()),
+            _ => {}
+        }
+    }
+    match out {
+        Some(o) => Cow::Owned(o),
+        None => Cow::Borrowed(bytes),
+    }
 }
 
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, String> {
@@ -30,6 +73,23 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, String> {
 }
 
 struct CiValue(Value);
+
+/// Number deserializers that also take the number as a string (`"3"`, `" 2.5 "`).
+macro_rules! number_from_string {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+                match self.0 {
+                    Value::String(s) => match serde_json::from_str::<serde_json::Number>(s.trim()) {
+                        Ok(n) => Value::Number(n).$method(visitor),
+                        Err(_) => Value::String(s).$method(visitor),
+                    },
+                    other => other.$method(visitor),
+                }
+            }
+        )*
+    };
+}
 
 fn canonical(name: String, candidates: &'static [&'static str]) -> String {
     match candidates.iter().find(|c| c.eq_ignore_ascii_case(&name)) {
@@ -90,8 +150,21 @@ impl<'de> de::Deserializer<'de> for CiValue {
         }
     }
 
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => visitor.visit_bool(true),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => visitor.visit_bool(false),
+            other => other.deserialize_bool(visitor),
+        }
+    }
+
+    number_from_string! {
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_i8
+        deserialize_i16 deserialize_i32 deserialize_i64 deserialize_f32 deserialize_f64
+    }
+
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        i128 u128 char str string
         bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
     }
 }
@@ -225,6 +298,45 @@ mod tests {
         assert!(err.contains("[0].groupMember.type"), "{err}");
         let err = from_slice::<Vec<Account>>(b"[{").unwrap_err();
         assert!(err.starts_with("malformed JSON"), "{err}");
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    struct Policy {
+        schedule_enabled: bool,
+        retry_number: u32,
+        #[serde(alias = "periodicInterval")]
+        periodically_every: Option<String>,
+        kind: Option<Kind>,
+    }
+
+    #[test]
+    fn strings_for_booleans_and_numbers_trailing_commas_and_aliases() {
+        let p: Policy = from_slice(
+            br#"{"ScheduleEnabled":"True","retryNumber":"3","PeriodicInterval":"Hours1","kind":"GROUP",}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            Policy {
+                schedule_enabled: true,
+                retry_number: 3,
+                periodically_every: Some("Hours1".into()),
+                kind: Some(Kind::Group),
+            }
+        );
+        let p: Vec<Policy> =
+            from_slice(b"[ {\"scheduleEnabled\": false, \"retryNumber\": 2 , } ,\n ]").unwrap();
+        assert!(!p[0].schedule_enabled);
+        // Commas inside strings stay.
+        let s: Vec<String> = from_slice(br#"["a,]", "b\",}",]"#).unwrap();
+        assert_eq!(s, vec!["a,]".to_owned(), "b\",}".to_owned()]);
+        // Still strict about what cannot be read.
+        assert!(from_slice::<Policy>(br#"{"scheduleEnabled":"yes","retryNumber":1}"#).is_err());
+        assert!(
+            from_slice::<Policy>(br#"{"scheduleEnabled":true,"retryNumber":"three"}"#).is_err()
+        );
+        assert!(from_slice::<Policy>(br#"{"scheduleEnabled":true,,"retryNumber":1}"#).is_err());
     }
 
     #[test]
