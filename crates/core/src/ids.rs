@@ -1,8 +1,5 @@
 //! Identifiers of the server's own objects: plain GUIDs, typed so they cannot be mixed up.
 
-use std::fmt;
-use std::str::FromStr;
-
 use uuid::Uuid;
 
 macro_rules! guid_id {
@@ -14,31 +11,33 @@ macro_rules! guid_id {
 
         impl $name {
             pub fn new_random() -> Self {
-                Self(Uuid::new_v4())
+                Self(uuid::Uuid::new_v4())
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 // Lower-case hyphenated, as the vendor prints GUIDs.
                 write!(f, "{}", self.0.hyphenated())
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "{}({})", stringify!($name), self.0.hyphenated())
             }
         }
 
-        impl FromStr for $name {
+        impl std::str::FromStr for $name {
             type Err = uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                uuid::Uuid::parse_str(s).map(Self)
             }
         }
     };
 }
+
+pub(crate) use guid_id;
 
 guid_id!(
     /// An operator account of this server.

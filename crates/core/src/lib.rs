@@ -11,6 +11,7 @@ pub mod directory_service;
 pub mod endpoint_policy;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod log_text;
 pub mod operators;
 pub mod organization_service;
