@@ -90,6 +90,32 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .routes(routes!(routes::directory::list_members))
         .routes(routes!(routes::directory::list_users))
         .routes(routes!(routes::directory::get_user))
+        .routes(routes!(routes::jobs::list_jobs))
+        .routes(routes!(
+            routes::jobs::list_organization_jobs,
+            routes::jobs::create_job
+        ))
+        .routes(routes!(
+            routes::jobs::get_job,
+            routes::jobs::edit_job,
+            routes::jobs::delete_job
+        ))
+        .routes(routes!(routes::jobs::job_action))
+        .routes(routes!(
+            routes::jobs::list_selected_items,
+            routes::jobs::add_selected_items,
+            routes::jobs::remove_selected_items
+        ))
+        .routes(routes!(
+            routes::jobs::list_excluded_items,
+            routes::jobs::add_excluded_items,
+            routes::jobs::remove_excluded_items
+        ))
+        .routes(routes!(routes::job_sessions::list_job_sessions))
+        .routes(routes!(routes::job_sessions::list_sessions_of_job))
+        .routes(routes!(routes::job_sessions::get_job_session))
+        .routes(routes!(routes::job_sessions::list_log_items))
+        .routes(routes!(routes::job_sessions::get_log_item))
         .route_layer(from_fn_with_state(state.clone(), bearer::require_bearer));
     let public = OpenApiRouter::new().routes(routes!(routes::token::issue_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

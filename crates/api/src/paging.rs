@@ -77,7 +77,9 @@ impl PageRequest {
 pub struct Page<T> {
     pub offset: usize,
     pub limit: usize,
-    pub set_id: String,
+    /// Listings cached in memory have one; lists read page by page from the store do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_id: Option<String>,
     pub results: Vec<T>,
     #[serde(rename = "_links")]
     pub links: Links,
@@ -99,12 +101,48 @@ pub fn page<S, T>(
         .take(req.limit)
         .map(view)
         .collect();
+    let mut keep: Vec<(&str, String)> = vec![("setId", set_id.to_string())];
+    keep.extend(filters.iter().map(|(k, v)| (*k, v.to_string())));
+    Page {
+        offset: req.offset,
+        limit: req.limit,
+        set_id: Some(set_id.to_string()),
+        results,
+        links: page_links(req, items.len(), collection_url, &keep),
+    }
+}
+
+/// One page of a list read from the store: `results` are that page, `total` the list's length.
+pub fn stored_page<T>(
+    results: Vec<T>,
+    total: u64,
+    req: &PageRequest,
+    collection_url: &str,
+) -> Page<T> {
+    Page {
+        offset: req.offset,
+        limit: req.limit,
+        set_id: None,
+        results,
+        links: page_links(
+            req,
+            usize::try_from(total).unwrap_or(usize::MAX),
+            collection_url,
+            &[],
+        ),
+    }
+}
+
+/// `first`, `self`, and `prev`/`next` where such a page exists, keeping `params`.
+fn page_links(
+    req: &PageRequest,
+    total: usize,
+    collection_url: &str,
+    params: &[(&str, String)],
+) -> Links {
     let link = |offset: usize| {
-        let mut url = format!(
-            "{collection_url}?offset={offset}&limit={}&setId={set_id}",
-            req.limit
-        );
-        for (k, v) in filters {
+        let mut url = format!("{collection_url}?offset={offset}&limit={}", req.limit);
+        for (k, v) in params {
             url.push_str(&format!("&{k}={}", encode(v)));
         }
         Link::new(url)
@@ -113,16 +151,10 @@ pub fn page<S, T>(
     if req.offset > 0 {
         links.insert("prev", link(req.offset.saturating_sub(req.limit)));
     }
-    if req.offset + req.limit < items.len() {
+    if req.offset + req.limit < total {
         links.insert("next", link(req.offset + req.limit));
     }
-    Page {
-        offset: req.offset,
-        limit: req.limit,
-        set_id: set_id.to_string(),
-        results,
-        links,
-    }
+    links
 }
 
 fn encode(v: &str) -> String {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use m365backup_core::auth::AuthService;
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory_service::DirectoryService;
+use m365backup_core::jobs::service::JobService;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::Secret;
 
@@ -45,6 +46,9 @@ pub struct AppState {
     pub organizations: Arc<OrganizationService>,
     pub directory: Arc<DirectoryService>,
     pub backup_accounts: Arc<BackupAccountService>,
+    pub jobs: Arc<JobService>,
+    /// This node's proxy id (jobs that name none run on it).
+    pub proxy_id: uuid::Uuid,
     pub settings: Arc<ApiSettings>,
     /// Renders `/metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,

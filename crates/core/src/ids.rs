@@ -1,6 +1,5 @@
 //! Identifiers of the server's own objects: plain GUIDs, typed so they cannot be mixed up.
 
-
 macro_rules! guid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

@@ -317,7 +317,16 @@ impl OrganizationService {
         Ok(org)
     }
 
+    /// Removes an organization with its backup accounts; 409 while jobs back it up (their
+    /// backups would lose the organization they belong to).
     pub async fn remove(&self, id: OrganizationId) -> CoreResult<()> {
+        let jobs = self.store.list_jobs(Some(id)).await?;
+        if !jobs.is_empty() {
+            return Err(CoreError::Conflict(format!(
+                "Organization '{id}' has {} backup job(s): remove them first.",
+                jobs.len()
+            )));
+        }
         if !self.store.delete_organization(id).await? {
             return Err(not_found(id));
         }

@@ -131,7 +131,13 @@ pub trait BackupAccountStore: Send + Sync {
 
 /// The whole state store.
 pub trait Store:
-    OperatorStore + SessionStore + OrganizationStore + BackupAccountStore + Send + Sync
+    OperatorStore
+    + SessionStore
+    + OrganizationStore
+    + BackupAccountStore
+    + crate::jobs::store::JobStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`, for logs and diagnostics.
     fn backend(&self) -> &'static str;

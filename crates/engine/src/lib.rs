@@ -4,3 +4,4 @@
 
 pub mod pool_builder;
 pub mod probe;
+pub mod scheduler;

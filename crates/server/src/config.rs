@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Client connections served at once; more are closed on arrival [default: 1024].
     #[arg(long, env = "M365BACKUP_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// IANA time zone of job schedules' daily times, e.g. `Europe/Berlin` [default: the
+    /// system's time zone].
+    #[arg(long, env = "M365BACKUP_TIME_ZONE")]
+    pub time_zone: Option<String>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -130,6 +134,7 @@ struct FileConfig {
     header_read_timeout_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    time_zone: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -147,6 +152,8 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Origins besides Microsoft's clouds where organizations may sign in.
     pub allowed_endpoints: Vec<String>,
+    /// Time zone of job schedules' daily times.
+    pub time_zone: chrono_tz::Tz,
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub log_format: LogFormat,
@@ -312,6 +319,13 @@ impl Settings {
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
         };
+        let time_zone = match serve.time_zone.clone().or(file.time_zone) {
+            Some(name) => name
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("time_zone: '{name}' is not an IANA time zone"))?,
+            None => system_time_zone(),
+        };
         let request_timeout = connections.request_timeout;
         Ok(Settings {
             server_key_file: state
@@ -323,6 +337,7 @@ impl Settings {
             database_url,
             connections,
             allowed_endpoints,
+            time_zone,
             listen: serve
                 .listen
                 .or(file.listen)
@@ -385,6 +400,14 @@ fn database_url(
         return Ok(Some(read_secret_file(&path, "database URL")?));
     }
     Ok(from_config.map(Secret::new))
+}
+
+/// The system's time zone, or UTC when it cannot be told.
+fn system_time_zone() -> chrono_tz::Tz {
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|name| name.parse().ok())
+        .unwrap_or(chrono_tz::Tz::UTC)
 }
 
 /// The first line of a file that holds a secret.

@@ -42,3 +42,6 @@ crate::queries::impl_store!(
     "postgres",
     "SELECT id FROM organizations WHERE id = $1 FOR UPDATE"
 );
+
+// A run is claimed under a row lock (PostgreSQL) or the single writer (SQLite).
+crate::jobs::impl_job_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");

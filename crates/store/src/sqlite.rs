@@ -94,3 +94,6 @@ crate::queries::impl_store!(
     "sqlite",
     "SELECT id FROM organizations WHERE id = $1"
 );
+
+// A run is claimed under a row lock (PostgreSQL) or the single writer (SQLite).
+crate::jobs::impl_job_store!(SqliteStore, sqlx::Sqlite, "");

@@ -2,5 +2,7 @@
 
 pub mod backup_accounts;
 pub mod directory;
+pub mod job_sessions;
+pub mod jobs;
 pub mod organizations;
 pub mod token;

@@ -94,7 +94,10 @@ pub enum ItemScope {
         site: bool,
     },
     /// Every OneDrive and/or every site of the organization.
-    PartialOrganization { one_drive: bool, site: bool },
+    PartialOrganization {
+        one_drive: bool,
+        site: bool,
+    },
     /// Every user's personal site.
     PersonalSites,
 }

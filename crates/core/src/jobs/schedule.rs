@@ -166,6 +166,75 @@ impl Default for SchedulePolicy {
     }
 }
 
+/// A schedule as a client sends it: the fields present replace those of a base policy (the
+/// defaults for a new job, the current policy when a job is edited).
+#[derive(Clone, Debug, Default)]
+pub struct SchedulePatch {
+    pub kind: Option<ScheduleType>,
+    pub schedule_enabled: Option<bool>,
+    pub periodically_every: Option<PeriodicInterval>,
+    pub daily_type: Option<DailyType>,
+    pub daily_time: Option<NaiveTime>,
+    pub retry_enabled: Option<bool>,
+    pub retry_number: Option<u32>,
+    pub retry_wait_interval: Option<u32>,
+    pub backup_window_enabled: Option<bool>,
+    pub backup_window: Option<BackupWindow>,
+}
+
+/// The vendor's bounds: up to 777 retries, up to 999 minutes apart; offsets within ±14 hours.
+const MAX_RETRIES: u32 = 777;
+const MAX_RETRY_WAIT: u32 = 999;
+const MAX_OFFSET_MINUTES: i32 = 14 * 60;
+
+impl SchedulePatch {
+    /// `base` with this patch applied, or what is wrong (naming the field).
+    pub fn apply(self, base: SchedulePolicy) -> Result<SchedulePolicy, String> {
+        let p = SchedulePolicy {
+            kind: self.kind.unwrap_or(base.kind),
+            schedule_enabled: self.schedule_enabled.unwrap_or(base.schedule_enabled),
+            periodically_every: self.periodically_every.unwrap_or(base.periodically_every),
+            daily_type: self.daily_type.unwrap_or(base.daily_type),
+            daily_time: self.daily_time.unwrap_or(base.daily_time),
+            retry_enabled: self.retry_enabled.unwrap_or(base.retry_enabled),
+            retry_number: self.retry_number.unwrap_or(base.retry_number),
+            retry_wait_interval: self.retry_wait_interval.unwrap_or(base.retry_wait_interval),
+            backup_window_enabled: self
+                .backup_window_enabled
+                .unwrap_or(base.backup_window_enabled),
+            backup_window: self.backup_window.unwrap_or(base.backup_window),
+        };
+        if p.retry_enabled && !(1..=MAX_RETRIES).contains(&p.retry_number) {
+            return Err(format!(
+                "schedulePolicy.retryNumber must be between 1 and {MAX_RETRIES}"
+            ));
+        }
+        if p.retry_enabled && !(1..=MAX_RETRY_WAIT).contains(&p.retry_wait_interval) {
+            return Err(format!(
+                "schedulePolicy.retryWaitInterval must be between 1 and {MAX_RETRY_WAIT} minutes"
+            ));
+        }
+        let w = &p.backup_window;
+        if w.hours.len() != HOURS_PER_WEEK {
+            return Err(format!(
+                "schedulePolicy.backupWindowSettings.backupWindow must hold {HOURS_PER_WEEK} values (one per hour of the week from Sunday 00:00), not {}",
+                w.hours.len()
+            ));
+        }
+        if w.minute_offset.abs() > MAX_OFFSET_MINUTES {
+            return Err(format!(
+                "schedulePolicy.backupWindowSettings.minuteOffset must be within ±{MAX_OFFSET_MINUTES}"
+            ));
+        }
+        if p.backup_window_enabled && !w.hours.iter().any(|&h| h) {
+            return Err(
+                "schedulePolicy.backupWindowSettings.backupWindow allows no hour at all".into(),
+            );
+        }
+        Ok(p)
+    }
+}
+
 /// How far ahead a next run is looked for (a window that never opens, a weekday that never
 /// comes: nothing).
 const LOOKAHEAD_DAYS: i64 = 15;
@@ -416,6 +485,45 @@ mod tests {
             shifted.next_run(utc("2026-01-10T07:30:00Z"), Tz::UTC),
             Some(utc("2026-01-10T19:00:00Z"))
         );
+    }
+
+    #[test]
+    fn patches_apply_over_a_base_and_are_checked() {
+        let p = SchedulePatch {
+            kind: Some(ScheduleType::Periodically),
+            retry_number: Some(5),
+            ..SchedulePatch::default()
+        }
+        .apply(SchedulePolicy::default())
+        .unwrap();
+        assert_eq!(p.kind, ScheduleType::Periodically);
+        assert_eq!(p.retry_number, 5);
+        assert_eq!(p.daily_type, DailyType::Everyday);
+        let bad_window = SchedulePatch {
+            backup_window: Some(BackupWindow {
+                hours: vec![true; 24],
+                minute_offset: 0,
+            }),
+            ..SchedulePatch::default()
+        };
+        assert!(bad_window
+            .apply(SchedulePolicy::default())
+            .unwrap_err()
+            .contains("168"));
+        let closed = SchedulePatch {
+            backup_window_enabled: Some(true),
+            backup_window: Some(BackupWindow {
+                hours: vec![false; HOURS_PER_WEEK],
+                minute_offset: 0,
+            }),
+            ..SchedulePatch::default()
+        };
+        assert!(closed.apply(SchedulePolicy::default()).is_err());
+        let retries = SchedulePatch {
+            retry_number: Some(0),
+            ..SchedulePatch::default()
+        };
+        assert!(retries.apply(SchedulePolicy::default()).is_err());
     }
 
     #[test]

@@ -1,0 +1,663 @@
+//! The state store's share of backup jobs: jobs and their items, sessions and log items
+//! ([`m365backup_core::jobs::store::JobStore`]). SQL written once for both backends, as in
+//! [`crate::queries`]; only the row lock that claims a run differs (PostgreSQL's
+//! `FOR UPDATE SKIP LOCKED`, so several nodes never claim one run; SQLite has one writer).
+
+/// A stored enum's text: its serde name (`Success`, `Running`…).
+pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => other.map(|v| v.to_string()).unwrap_or_default(),
+    }
+}
+
+/// An enum from its stored text.
+pub(crate) fn enum_from<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> m365backup_core::store::StoreResult<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| {
+        m365backup_core::StoreError::Backend(format!("corrupt value '{text}' in database: {e}"))
+    })
+}
+
+macro_rules! impl_job_store {
+    ($store:ty, $db:ty, $claim_lock:literal) => {
+        use m365backup_core::jobs::model::{
+            BackupItem, BackupItemId, Job, JobDefinition, JobId, JobSession, JobSessionId,
+            JobState, LogItem, LogItemId, SessionStatus,
+        };
+        use m365backup_core::jobs::store::{
+            ClaimedRun, ItemList, JobStore, Paged, PendingRetry, RunEnd,
+        };
+
+        use crate::jobs::{enum_from, enum_text};
+
+        fn json_err(e: serde_json::Error) -> m365backup_core::StoreError {
+            m365backup_core::StoreError::Backend(format!("JSON in database: {e}"))
+        }
+
+        fn opt_millis(v: Option<i64>) -> Option<DateTime<Utc>> {
+            v.map(from_millis)
+        }
+
+        const JOB_COLUMNS: &str = "id, organization_id, document, is_enabled, state, \
+             running_session_id, last_status, last_run, next_run, created_at";
+        const SESSION_COLUMNS: &str = "id, job_id, organization_id, creation_time, end_time, \
+             retry_count, progress, status, details, statistics";
+
+        fn job_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Job> {
+            let get_s = |c: &str| -> StoreResult<String> {
+                row.try_get::<String, _>(c).map_err(crate::backend_error)
+            };
+            let definition: JobDefinition =
+                serde_json::from_str(&get_s("document")?).map_err(json_err)?;
+            let state = match get_s("state")?.as_str() {
+                "queued" => JobState::Queued,
+                "running" => {
+                    let session: Option<String> =
+                        row.try_get("running_session_id").map_err(crate::backend_error)?;
+                    match session {
+                        Some(s) => JobState::Running(parse_id(&s)?),
+                        None => JobState::Idle,
+                    }
+                }
+                _ => JobState::Idle,
+            };
+            Ok(Job {
+                id: parse_id(&get_s("id")?)?,
+                organization_id: parse_id(&get_s("organization_id")?)?,
+                definition,
+                is_enabled: row.try_get("is_enabled").map_err(crate::backend_error)?,
+                state,
+                last_status: enum_from(&get_s("last_status")?)?,
+                last_run: opt_millis(row.try_get("last_run").map_err(crate::backend_error)?),
+                next_run: opt_millis(row.try_get("next_run").map_err(crate::backend_error)?),
+                created_at: from_millis(row.try_get("created_at").map_err(crate::backend_error)?),
+            })
+        }
+
+        fn session_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<JobSession> {
+            let get_s = |c: &str| -> StoreResult<String> {
+                row.try_get::<String, _>(c).map_err(crate::backend_error)
+            };
+            let int = |c: &str| -> StoreResult<i64> {
+                row.try_get::<i64, _>(c).map_err(crate::backend_error)
+            };
+            Ok(JobSession {
+                id: parse_id(&get_s("id")?)?,
+                job_id: parse_id(&get_s("job_id")?)?,
+                organization_id: parse_id(&get_s("organization_id")?)?,
+                creation_time: from_millis(int("creation_time")?),
+                end_time: opt_millis(row.try_get("end_time").map_err(crate::backend_error)?),
+                retry_count: u32::try_from(int("retry_count")?).unwrap_or(0),
+                progress: u8::try_from(int("progress")?).unwrap_or(0),
+                status: enum_from(&get_s("status")?)?,
+                details: get_s("details")?,
+                statistics: serde_json::from_str(&get_s("statistics")?).map_err(json_err)?,
+            })
+        }
+
+        fn log_item_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<LogItem> {
+            let id: String = row.try_get("id").map_err(crate::backend_error)?;
+            let session: String = row.try_get("session_id").map_err(crate::backend_error)?;
+            Ok(LogItem {
+                id: parse_id(&id)?,
+                session_id: parse_id(&session)?,
+                usn: row.try_get("usn").map_err(crate::backend_error)?,
+                title: row.try_get("title").map_err(crate::backend_error)?,
+                creation_time: from_millis(
+                    row.try_get("creation_time").map_err(crate::backend_error)?,
+                ),
+                end_time: opt_millis(row.try_get("end_time").map_err(crate::backend_error)?),
+            })
+        }
+
+        fn excluded(list: ItemList) -> bool {
+            list == ItemList::Excluded
+        }
+
+        #[async_trait]
+        impl JobStore for $store {
+            async fn insert_job(
+                &self,
+                job: &Job,
+                selected: &[BackupItem],
+                excluded_items: &[BackupItem],
+            ) -> StoreResult<()> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                sqlx::query(
+                    "INSERT INTO jobs (id, organization_id, name_key, repository_id, document,
+                       is_enabled, state, last_status, next_run, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'idle', $7, $8, $9)",
+                )
+                .bind(job.id.to_string())
+                .bind(job.organization_id.to_string())
+                .bind(job.definition.name.to_lowercase())
+                .bind(job.definition.repository_id.to_string())
+                .bind(serde_json::to_string(&job.definition).map_err(json_err)?)
+                .bind(job.is_enabled)
+                .bind(enum_text(&job.last_status))
+                .bind(job.next_run.map(to_millis))
+                .bind(to_millis(job.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::backend_error)?;
+                for (list, items) in [(ItemList::Selected, selected), (ItemList::Excluded, excluded_items)] {
+                    for (position, item) in items.iter().enumerate() {
+                        insert_item(&mut tx, job.id, list, position as i64, item).await?;
+                    }
+                }
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn update_job(&self, job: &Job) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE jobs SET name_key = $2, repository_id = $3, document = $4,
+                       is_enabled = $5, next_run = $6 WHERE id = $1",
+                )
+                .bind(job.id.to_string())
+                .bind(job.definition.name.to_lowercase())
+                .bind(job.definition.repository_id.to_string())
+                .bind(serde_json::to_string(&job.definition).map_err(json_err)?)
+                .bind(job.is_enabled)
+                .bind(job.next_run.map(to_millis))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_job(&self, id: JobId) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND state <> 'running'")
+                    .bind(id.to_string())
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn get_job(&self, id: JobId) -> StoreResult<Option<Job>> {
+                let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.read)
+                    .await
+                    .map_err(crate::backend_error)?;
+                row.as_ref().map(job_from_row).transpose()
+            }
+
+            async fn list_jobs(
+                &self,
+                organization: Option<OrganizationId>,
+            ) -> StoreResult<Vec<Job>> {
+                let rows = match organization {
+                    Some(org) => sqlx::query(&format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE organization_id = $1 ORDER BY created_at, id"
+                    ))
+                    .bind(org.to_string())
+                    .fetch_all(&self.read)
+                    .await,
+                    None => sqlx::query(&format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs ORDER BY created_at, id"
+                    ))
+                    .fetch_all(&self.read)
+                    .await,
+                }
+                .map_err(crate::backend_error)?;
+                rows.iter().map(job_from_row).collect()
+            }
+
+            async fn count_jobs_using_repository(&self, repository: uuid::Uuid) -> StoreResult<u64> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE repository_id = $1")
+                    .bind(repository.to_string())
+                    .fetch_one(&self.read)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(n as u64)
+            }
+
+            async fn job_items(&self, job: JobId, list: ItemList) -> StoreResult<Vec<BackupItem>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT item FROM job_items WHERE job_id = $1 AND excluded = $2 ORDER BY position",
+                )
+                .bind(job.to_string())
+                .bind(excluded(list))
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                rows.iter()
+                    .map(|r| serde_json::from_str(r).map_err(json_err))
+                    .collect()
+            }
+
+            async fn add_job_items(
+                &self,
+                job: JobId,
+                list: ItemList,
+                items: &[BackupItem],
+            ) -> StoreResult<()> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let last: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(position) FROM job_items WHERE job_id = $1 AND excluded = $2",
+                )
+                .bind(job.to_string())
+                .bind(excluded(list))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(crate::backend_error)?;
+                let first = last.map_or(0, |p| p + 1);
+                for (i, item) in items.iter().enumerate() {
+                    insert_item(&mut tx, job, list, first + i as i64, item).await?;
+                }
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn remove_job_items(
+                &self,
+                job: JobId,
+                list: ItemList,
+                ids: &[BackupItemId],
+            ) -> StoreResult<u64> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut removed = 0;
+                for id in ids {
+                    removed += sqlx::query(
+                        "DELETE FROM job_items WHERE job_id = $1 AND excluded = $2 AND id = $3",
+                    )
+                    .bind(job.to_string())
+                    .bind(excluded(list))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::backend_error)?
+                    .rows_affected();
+                }
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(removed)
+            }
+
+            async fn queue_job(&self, id: JobId) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = $1 AND state = 'idle'")
+                    .bind(id.to_string())
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn dequeue_job(&self, id: JobId) -> StoreResult<bool> {
+                let done = sqlx::query("UPDATE jobs SET state = 'idle' WHERE id = $1 AND state = 'queued'")
+                    .bind(id.to_string())
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn claim_due_run(
+                &self,
+                now: DateTime<Utc>,
+                node: uuid::Uuid,
+                session_id: JobSessionId,
+            ) -> StoreResult<Option<ClaimedRun>> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let due = sqlx::query(&format!(
+                    "SELECT {JOB_COLUMNS}, pending_retry FROM jobs
+                     WHERE state = 'queued'
+                        OR (state = 'idle' AND is_enabled = $1 AND next_run IS NOT NULL AND next_run <= $2)
+                     ORDER BY CASE WHEN state = 'queued' THEN 0 ELSE 1 END, next_run, id
+                     LIMIT 1 {}",
+                    $claim_lock
+                ))
+                .bind(true)
+                .bind(to_millis(now))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(crate::backend_error)?;
+                let Some(row) = due else {
+                    return Ok(None);
+                };
+                let mut job = job_from_row(&row)?;
+                let retry: Option<String> = row.try_get("pending_retry").map_err(crate::backend_error)?;
+                let retry: Option<PendingRetry> = retry
+                    .map(|r| serde_json::from_str(&r).map_err(json_err))
+                    .transpose()?;
+                // A manual start is a fresh run; a scheduled one owes its retry, if any.
+                let retry = if job.state == JobState::Queued { None } else { retry };
+                let session = JobSession {
+                    id: session_id,
+                    job_id: job.id,
+                    organization_id: job.organization_id,
+                    creation_time: now,
+                    end_time: None,
+                    retry_count: retry.as_ref().map_or(0, |r| r.count),
+                    progress: 0,
+                    status: SessionStatus::Running,
+                    details: String::new(),
+                    statistics: Default::default(),
+                };
+                sqlx::query(
+                    "UPDATE jobs SET state = 'running', running_session_id = $2, claimed_by = $3,
+                       heartbeat_at = $4, pending_retry = NULL WHERE id = $1",
+                )
+                .bind(job.id.to_string())
+                .bind(session.id.to_string())
+                .bind(node.to_string())
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::backend_error)?;
+                sqlx::query(&format!(
+                    "INSERT INTO job_sessions ({SESSION_COLUMNS}, stop_requested, heartbeat_at)
+                     VALUES ($1, $2, $3, $4, NULL, $5, 0, $6, '', $7, $8, $9)"
+                ))
+                .bind(session.id.to_string())
+                .bind(job.id.to_string())
+                .bind(job.organization_id.to_string())
+                .bind(to_millis(now))
+                .bind(i64::from(session.retry_count))
+                .bind(enum_text(&session.status))
+                .bind(serde_json::to_string(&session.statistics).map_err(json_err)?)
+                .bind(false)
+                .bind(to_millis(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::backend_error)?;
+                job.state = JobState::Running(session.id);
+                Ok(Some(ClaimedRun {
+                    job,
+                    session,
+                    retry_objects: retry.map(|r| r.objects),
+                }))
+            }
+
+            async fn heartbeat(&self, session: JobSessionId, now: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE job_sessions SET heartbeat_at = $2 WHERE id = $1")
+                    .bind(session.to_string())
+                    .bind(to_millis(now))
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                sqlx::query("UPDATE jobs SET heartbeat_at = $2 WHERE running_session_id = $1")
+                    .bind(session.to_string())
+                    .bind(to_millis(now))
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn finish_run(&self, session: &JobSession, end: &RunEnd) -> StoreResult<()> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                write_session(&mut tx, session).await?;
+                sqlx::query(
+                    "UPDATE jobs SET state = 'idle', running_session_id = NULL, claimed_by = NULL,
+                       heartbeat_at = NULL, last_status = $2, last_run = $3, next_run = $4,
+                       pending_retry = $5
+                     WHERE running_session_id = $1",
+                )
+                .bind(session.id.to_string())
+                .bind(enum_text(&end.last_status))
+                .bind(to_millis(end.last_run))
+                .bind(end.next_run.map(to_millis))
+                .bind(
+                    end.retry
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(json_err)?,
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn request_stop(&self, job: JobId) -> StoreResult<Option<JobSessionId>> {
+                let running: Option<Option<String>> = sqlx::query_scalar(
+                    "SELECT running_session_id FROM jobs WHERE id = $1 AND state = 'running'",
+                )
+                .bind(job.to_string())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                let Some(Some(session)) = running else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE job_sessions SET stop_requested = $2 WHERE id = $1")
+                    .bind(&session)
+                    .bind(true)
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(Some(parse_id(&session)?))
+            }
+
+            async fn stop_requested(&self, session: JobSessionId) -> StoreResult<bool> {
+                let stop: Option<bool> =
+                    sqlx::query_scalar("SELECT stop_requested FROM job_sessions WHERE id = $1")
+                        .bind(session.to_string())
+                        .fetch_optional(&self.read)
+                        .await
+                        .map_err(crate::backend_error)?;
+                Ok(stop.unwrap_or(false))
+            }
+
+            async fn abandoned_sessions(
+                &self,
+                node: Option<uuid::Uuid>,
+                stale_before: DateTime<Utc>,
+            ) -> StoreResult<Vec<JobSession>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM job_sessions
+                     WHERE status = 'Running' AND (heartbeat_at < $1 OR id IN
+                       (SELECT running_session_id FROM jobs WHERE claimed_by = $2))"
+                ))
+                .bind(to_millis(stale_before))
+                .bind(node.map(|n| n.to_string()).unwrap_or_default())
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                rows.iter().map(session_from_row).collect()
+            }
+
+            async fn set_pending_retry(
+                &self,
+                job: JobId,
+                retry: Option<&PendingRetry>,
+            ) -> StoreResult<()> {
+                sqlx::query("UPDATE jobs SET pending_retry = $2 WHERE id = $1")
+                    .bind(job.to_string())
+                    .bind(retry.map(serde_json::to_string).transpose().map_err(json_err)?)
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn update_session(&self, session: &JobSession) -> StoreResult<()> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                write_session(&mut tx, session).await?;
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn get_session(&self, id: JobSessionId) -> StoreResult<Option<JobSession>> {
+                let row = sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM job_sessions WHERE id = $1"
+                ))
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                row.as_ref().map(session_from_row).transpose()
+            }
+
+            async fn list_sessions(
+                &self,
+                job: Option<JobId>,
+                offset: u64,
+                limit: u64,
+            ) -> StoreResult<Paged<JobSession>> {
+                let (filter, job_id) = match job {
+                    Some(j) => ("WHERE job_id = $1", j.to_string()),
+                    None => ("WHERE $1 = $1", String::new()),
+                };
+                let total: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM job_sessions {filter}"
+                ))
+                .bind(&job_id)
+                .fetch_one(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                let rows = sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM job_sessions {filter}
+                     ORDER BY creation_time DESC, id LIMIT $2 OFFSET $3"
+                ))
+                .bind(&job_id)
+                .bind(limit as i64)
+                .bind(offset as i64)
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(Paged {
+                    items: rows.iter().map(session_from_row).collect::<StoreResult<_>>()?,
+                    total: total as u64,
+                })
+            }
+
+            async fn append_log_item(
+                &self,
+                session: JobSessionId,
+                title: &str,
+                creation_time: DateTime<Utc>,
+                end_time: Option<DateTime<Utc>>,
+            ) -> StoreResult<LogItem> {
+                let id = LogItemId::new_random();
+                let usn: i64 = sqlx::query_scalar(
+                    "INSERT INTO job_log_items (id, session_id, title, creation_time, end_time)
+                     VALUES ($1, $2, $3, $4, $5) RETURNING usn",
+                )
+                .bind(id.to_string())
+                .bind(session.to_string())
+                .bind(title)
+                .bind(to_millis(creation_time))
+                .bind(end_time.map(to_millis))
+                .fetch_one(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(LogItem {
+                    id,
+                    session_id: session,
+                    usn,
+                    title: title.to_owned(),
+                    creation_time,
+                    end_time,
+                })
+            }
+
+            async fn update_log_item(
+                &self,
+                id: LogItemId,
+                title: &str,
+                end_time: Option<DateTime<Utc>>,
+            ) -> StoreResult<()> {
+                sqlx::query("UPDATE job_log_items SET title = $2, end_time = $3 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(title)
+                    .bind(end_time.map(to_millis))
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn get_log_item(&self, id: LogItemId) -> StoreResult<Option<LogItem>> {
+                let row = sqlx::query(
+                    "SELECT usn, id, session_id, title, creation_time, end_time
+                     FROM job_log_items WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                row.as_ref().map(log_item_from_row).transpose()
+            }
+
+            async fn list_log_items(
+                &self,
+                session: JobSessionId,
+                offset: u64,
+                limit: u64,
+            ) -> StoreResult<Paged<LogItem>> {
+                let total: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM job_log_items WHERE session_id = $1")
+                        .bind(session.to_string())
+                        .fetch_one(&self.read)
+                        .await
+                        .map_err(crate::backend_error)?;
+                let rows = sqlx::query(
+                    "SELECT usn, id, session_id, title, creation_time, end_time
+                     FROM job_log_items WHERE session_id = $1 ORDER BY usn LIMIT $2 OFFSET $3",
+                )
+                .bind(session.to_string())
+                .bind(limit as i64)
+                .bind(offset as i64)
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(Paged {
+                    items: rows.iter().map(log_item_from_row).collect::<StoreResult<_>>()?,
+                    total: total as u64,
+                })
+            }
+        }
+
+        async fn insert_item(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            job: JobId,
+            list: ItemList,
+            position: i64,
+            item: &BackupItem,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO job_items (id, job_id, excluded, position, item) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(item.id.to_string())
+            .bind(job.to_string())
+            .bind(excluded(list))
+            .bind(position)
+            .bind(serde_json::to_string(item).map_err(json_err)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(crate::backend_error)?;
+            Ok(())
+        }
+
+        async fn write_session(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            session: &JobSession,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "UPDATE job_sessions SET end_time = $2, retry_count = $3, progress = $4,
+                   status = $5, details = $6, statistics = $7 WHERE id = $1",
+            )
+            .bind(session.id.to_string())
+            .bind(session.end_time.map(to_millis))
+            .bind(i64::from(session.retry_count))
+            .bind(i64::from(session.progress))
+            .bind(enum_text(&session.status))
+            .bind(&session.details)
+            .bind(serde_json::to_string(&session.statistics).map_err(json_err)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(crate::backend_error)?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use impl_job_store;
