@@ -29,6 +29,8 @@ mod repository;
 pub mod retention;
 mod spill;
 pub mod writer;
+#[cfg(feature = "test-services")]
+pub mod testing;
 
 pub use backend::{AzureLocation, Location, S3Location};
 pub use catalog::{Catalog, ItemChange, MemoryCatalog, RepoKey, SnapshotFilter, SnapshotRecord};

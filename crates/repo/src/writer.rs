@@ -126,6 +126,12 @@ impl Repository {
     }
 }
 
+impl std::fmt::Debug for SnapshotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SnapshotWriter({} at {})", self.object.key(), self.time)
+    }
+}
+
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
         self.repo.inner.active_writers.fetch_sub(1, Ordering::SeqCst);
