@@ -116,7 +116,7 @@ impl RepoError {
             RepoError::DamagedBlob { .. } | RepoError::Damaged { .. } | RepoError::UnknownBlob(_) => {
                 ErrorClass::Damaged
             }
-            RepoError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+            RepoError::Io { source, .. } if is_no_space(source) => {
                 ErrorClass::Unavailable
             }
             RepoError::Catalog(_) | RepoError::Io { .. } | RepoError::Internal(_) => {
@@ -138,6 +138,13 @@ impl RepoError {
             reason: reason.into(),
         }
     }
+}
+
+/// Whether an I/O error says the disk is full (also when a library wrapped it with a path).
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(libc::ENOSPC)
+        || e.get_ref().and_then(|inner| inner.downcast_ref::<std::io::Error>()).is_some_and(is_no_space)
 }
 
 /// A failure of the catalog (the state store's index of a repository).

@@ -165,7 +165,7 @@ impl Backend {
                 .await
                 .map_err(|e| RepoError::Internal(format!("write task: {e}")))?
                 .map_err(|e| {
-                    let fault = if e.raw_os_error() == Some(libc::ENOSPC) {
+                    let fault = if crate::error::is_no_space(&e) {
                         StorageFault::NoSpace
                     } else {
                         StorageFault::Other
