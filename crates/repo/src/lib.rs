@@ -25,6 +25,7 @@ pub mod progress;
 pub mod prune;
 mod reader;
 pub mod rebuild;
+pub mod registry;
 mod repository;
 pub mod retention;
 mod spill;

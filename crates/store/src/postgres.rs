@@ -42,3 +42,14 @@ crate::queries::impl_store!(
     "postgres",
     "SELECT id FROM organizations WHERE id = $1 FOR UPDATE"
 );
+
+// The registry, proxies and repository catalogs.
+mod repository_stores {
+    use super::PgStore;
+    crate::repositories::impl_repository_stores!(
+        PgStore,
+        sqlx::Postgres,
+        "SELECT id FROM repositories WHERE id = $1 FOR UPDATE",
+        "SELECT document FROM repositories WHERE id = $1 FOR UPDATE"
+    );
+}

@@ -60,3 +60,14 @@ crate::queries::impl_store!(
     "sqlite",
     "SELECT id FROM organizations WHERE id = $1"
 );
+
+// The registry, proxies and repository catalogs (SQLite's writes are already serialized).
+mod repository_stores {
+    use super::SqliteStore;
+    crate::repositories::impl_repository_stores!(
+        SqliteStore,
+        sqlx::Sqlite,
+        "SELECT id FROM repositories WHERE id = $1",
+        "SELECT document FROM repositories WHERE id = $1"
+    );
+}
