@@ -90,8 +90,17 @@ impl<'de> de::Deserializer<'de> for CiValue {
         }
     }
 
+    /// Booleans also as strings in any case (`"true"`, `"False"`), as v5 clients send them.
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::String(s) if s.eq_ignore_ascii_case("true") => visitor.visit_bool(true),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => visitor.visit_bool(false),
+            other => de::Deserializer::deserialize_any(other, visitor),
+        }
+    }
+
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
         bytes byte_buf unit unit_struct seq tuple tuple_struct map identifier ignored_any
     }
 }
@@ -225,6 +234,18 @@ mod tests {
         assert!(err.contains("[0].groupMember.type"), "{err}");
         let err = from_slice::<Vec<Account>>(b"[{").unwrap_err();
         assert!(err.starts_with("malformed JSON"), "{err}");
+    }
+
+    #[test]
+    fn booleans_may_be_strings() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Flags {
+            a: bool,
+            b: Option<bool>,
+        }
+        let parsed: Flags = from_slice(br#"{"A":"True","b":"false"}"#).unwrap();
+        assert_eq!(parsed, Flags { a: true, b: Some(false) });
+        assert!(from_slice::<Flags>(br#"{"a":"yes"}"#).is_err());
     }
 
     #[test]

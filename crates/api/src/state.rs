@@ -6,6 +6,8 @@ use m365backup_core::auth::AuthService;
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::organization_service::OrganizationService;
+use m365backup_core::proxies::ProxyStore;
+use m365backup_repo::registry::RepositoryService;
 
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -34,6 +36,10 @@ pub struct AppState {
     pub directory: Arc<DirectoryService>,
     pub backup_accounts: Arc<BackupAccountService>,
     pub settings: Arc<ApiSettings>,
+    /// Backup repositories (`/v5/BackupRepositories`, `/v5/ObjectStorageRepositories`).
+    pub repositories: Arc<RepositoryService>,
+    /// The server nodes (`/v5/Proxies`).
+    pub proxies: Arc<dyn ProxyStore>,
     /// Renders `/metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }

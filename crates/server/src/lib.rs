@@ -6,6 +6,8 @@ pub mod demo;
 pub mod fsutil;
 pub mod logging;
 pub mod probe;
+pub mod repositories;
+pub mod repository_cli;
 pub mod server;
 pub mod server_key;
 pub mod services;

@@ -27,6 +27,9 @@ pub struct RunningServer {
     pub store: Arc<dyn Store>,
     pub organizations: Arc<OrganizationService>,
     pub backup_accounts: Arc<BackupAccountService>,
+    /// Backup repositories, and this node as a proxy.
+    pub repositories: Arc<m365backup_repo::registry::RepositoryService>,
+    node: crate::repositories::RepositoryNode,
     /// The simulated tenant of `serve --demo`.
     pub demo: Option<m365sim::RunningSim>,
     handle: Handle,
@@ -39,6 +42,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         self.housekeeping.abort();
+        self.node.stop();
         let served = self.serving.await.context("server task")?.context("server");
         if let Some(sim) = self.demo {
             sim.shutdown().await;
@@ -65,8 +69,17 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The state store with every interface of it (see [`m365backup_store::StoreParts`]).
+pub async fn open_store_parts(settings: &Settings) -> anyhow::Result<m365backup_store::StoreParts> {
+    create_private_dir(&settings.data_dir)?;
+    m365backup_store::open_parts(settings.database_url.as_deref(), &settings.data_dir)
+        .await
+        .context("opening the state store")
+}
+
 pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
-    let store = open_store(settings).await?;
+    let parts = open_store_parts(settings).await?;
+    let store = parts.store.clone();
     tracing::info!(backend = store.backend(), data_dir = %settings.data_dir.display(), "state store open");
 
     let operators = OperatorService::new(store.clone());
@@ -94,11 +107,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         directory,
         backup_accounts,
     } = Services::build(settings, store.clone())?;
+    let node = crate::repositories::start_node(settings, &parts).await?;
     let state = AppState {
         auth: auth.clone(),
         organizations: organizations.clone(),
         directory,
         backup_accounts: backup_accounts.clone(),
+        repositories: node.service.clone(),
+        proxies: node.proxies.clone(),
         settings: Arc::new(settings.api.clone()),
         metrics: Arc::new(|| {
             m365backup_m365::pool::render_metrics(&m365backup_m365::pool::live_pools())
@@ -149,6 +165,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         store,
         organizations,
         backup_accounts,
+        repositories: node.service.clone(),
+        node,
         demo,
         handle,
         serving,

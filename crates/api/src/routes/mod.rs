@@ -3,4 +3,6 @@
 pub mod backup_accounts;
 pub mod directory;
 pub mod organizations;
+pub mod proxies;
+pub mod repositories;
 pub mod token;
