@@ -244,7 +244,13 @@ mod tests {
             b: Option<bool>,
         }
         let parsed: Flags = from_slice(br#"{"A":"True","b":"false"}"#).unwrap();
-        assert_eq!(parsed, Flags { a: true, b: Some(false) });
+        assert_eq!(
+            parsed,
+            Flags {
+                a: true,
+                b: Some(false)
+            }
+        );
         assert!(from_slice::<Flags>(br#"{"a":"yes"}"#).is_err());
     }
 

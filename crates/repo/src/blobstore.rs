@@ -94,7 +94,9 @@ impl BlobStore {
         chunker: Chunker,
         pack_size: usize,
     ) -> Self {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Self {
             backend,
             keys,
@@ -180,15 +182,12 @@ impl BlobStore {
                     let mut seen = InFlightRefs::default();
                     let known = this.known(&ids, &mut seen).await?;
                     let seen = std::sync::Arc::new(seen);
-                    Ok(futures::stream::iter(
-                        batch
-                            .into_iter()
-                            .zip(known)
-                            .map(move |(b, k)| {
-                                let in_flight = seen.0.contains(&b.0);
-                                Ok::<_, RepoError>((b, k, in_flight))
-                            }),
-                    ))
+                    Ok(futures::stream::iter(batch.into_iter().zip(known).map(
+                        move |(b, k)| {
+                            let in_flight = seen.0.contains(&b.0);
+                            Ok::<_, RepoError>((b, k, in_flight))
+                        },
+                    )))
                 }
             })
             .try_flatten();
@@ -262,7 +261,13 @@ impl BlobStore {
 
     /// Appends an encoded blob to the open pack of its kind (unless it is already in flight);
     /// writes the pack once full. `false` when the blob was already there.
-    pub async fn append(&self, kind: BlobKind, id: BlobId, stored: &[u8], plain_len: u32) -> RepoResult<bool> {
+    pub async fn append(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        stored: &[u8],
+        plain_len: u32,
+    ) -> RepoResult<bool> {
         let full = {
             let mut st = self.lock();
             if st.in_flight.contains_key(&id) {
@@ -310,11 +315,14 @@ impl BlobStore {
         let upload = tokio::spawn(async move {
             let ids: Vec<BlobId> = pack.entries.iter().map(|e| e.id).collect();
             let size = pack.bytes.len() as u64;
-            let result = backend.put(&pack_key(&pack.id), pack.bytes).await.map(|()| IndexedPack {
-                id: pack.id,
-                size,
-                blobs: pack.entries.into_iter().map(IndexedBlob::from).collect(),
-            });
+            let result = backend
+                .put(&pack_key(&pack.id), pack.bytes)
+                .await
+                .map(|()| IndexedPack {
+                    id: pack.id,
+                    size,
+                    blobs: pack.entries.into_iter().map(IndexedBlob::from).collect(),
+                });
             drop(permit);
             (ids, result)
         });
@@ -339,8 +347,9 @@ impl BlobStore {
             if wait {
                 std::mem::take(&mut st.uploads)
             } else {
-                let (done, running): (Vec<_>, Vec<_>) =
-                    std::mem::take(&mut st.uploads).into_iter().partition(|u| u.is_finished());
+                let (done, running): (Vec<_>, Vec<_>) = std::mem::take(&mut st.uploads)
+                    .into_iter()
+                    .partition(|u| u.is_finished());
                 st.uploads = running;
                 done
             }
@@ -402,7 +411,9 @@ impl BlobStore {
             .await
             .map_err(|e| RepoError::Internal(format!("index task: {e}")))?;
         let id = IndexId(*blake3::hash(&sealed).as_bytes());
-        self.backend.put(&index_key(&id), Bytes::from(sealed)).await?;
+        self.backend
+            .put(&index_key(&id), Bytes::from(sealed))
+            .await?;
         self.catalog.add_packs(self.repo, packs).await?;
         Ok(id)
     }
@@ -441,7 +452,10 @@ impl BlobStore {
     pub async fn flush(&self) -> RepoResult<()> {
         let builders: Vec<PackBuilder> = {
             let mut st = self.lock();
-            [st.data.take(), st.tree.take()].into_iter().flatten().collect()
+            [st.data.take(), st.tree.take()]
+                .into_iter()
+                .flatten()
+                .collect()
         };
         for builder in builders {
             self.start_upload(builder).await?;

@@ -66,16 +66,28 @@ pub struct ChunkUse {
 
 impl std::fmt::Display for DamagedChunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "chunk {} in pack {}: {}", self.blob, self.pack, self.reason)?;
+        write!(
+            f,
+            "chunk {} in pack {}: {}",
+            self.blob, self.pack, self.reason
+        )?;
         for u in &self.used_by {
-            write!(f, "\n  used by restore point {} ({} at {}): {}", u.snapshot, u.object, u.time, u.path)?;
+            write!(
+                f,
+                "\n  used by restore point {} ({} at {}): {}",
+                u.snapshot, u.object, u.time, u.path
+            )?;
         }
         Ok(())
     }
 }
 
 impl Repository {
-    pub async fn check(&self, read_data: ReadData, progress: &dyn Progress) -> RepoResult<CheckReport> {
+    pub async fn check(
+        &self,
+        read_data: ReadData,
+        progress: &dyn Progress,
+    ) -> RepoResult<CheckReport> {
         let mut report = CheckReport::default();
         // Index files.
         let indexes = self.load_indexes().await?;
@@ -105,19 +117,28 @@ impl Repository {
                 Ok(id) => {
                     present.insert(id, entry.size);
                 }
-                Err(_) => report.errors.push(format!("unexpected object data/…/{}", entry.name)),
+                Err(_) => report
+                    .errors
+                    .push(format!("unexpected object data/…/{}", entry.name)),
             }
         }
         for (id, p) in &packs {
             match present.get(id) {
-                None => report.errors.push(format!("pack {id} is indexed but missing")),
-                Some(size) if *size != p.size => report
+                None => report
                     .errors
-                    .push(format!("pack {id} has {size} bytes, its index says {}", p.size)),
+                    .push(format!("pack {id} is indexed but missing")),
+                Some(size) if *size != p.size => report.errors.push(format!(
+                    "pack {id} has {size} bytes, its index says {}",
+                    p.size
+                )),
                 Some(_) => {}
             }
         }
-        report.unindexed_packs = present.keys().filter(|id| !packs.contains_key(id)).copied().collect();
+        report.unindexed_packs = present
+            .keys()
+            .filter(|id| !packs.contains_key(id))
+            .copied()
+            .collect();
         // Restore points.
         let ids = self.snapshot_ids().await?;
         progress.phase("restore points", Some(ids.len() as u64));
@@ -134,7 +155,11 @@ impl Repository {
             self.check_snapshot_items(record, &blobs, &mut report).await;
         }
         // Content.
-        let mut to_read: Vec<PackId> = packs.keys().filter(|id| present.contains_key(id)).copied().collect();
+        let mut to_read: Vec<PackId> = packs
+            .keys()
+            .filter(|id| present.contains_key(id))
+            .copied()
+            .collect();
         to_read.sort();
         match read_data {
             ReadData::None => to_read.clear(),
@@ -163,7 +188,9 @@ impl Repository {
             match result {
                 Ok((bad, problems)) => {
                     damaged.extend(bad.into_iter().map(|(b, reason)| (b, id, reason)));
-                    report.errors.extend(problems.into_iter().map(|m| format!("pack {id}: {m}")));
+                    report
+                        .errors
+                        .extend(problems.into_iter().map(|m| format!("pack {id}: {m}")));
                 }
                 Err(e) => report.errors.push(format!("pack {id}: {e}")),
             }
@@ -183,10 +210,15 @@ impl Repository {
         Ok(report)
     }
 
-    async fn read_page_at(&self, id: BlobId, blobs: &HashMap<BlobId, BlobLocation>) -> RepoResult<Page> {
+    async fn read_page_at(
+        &self,
+        id: BlobId,
+        blobs: &HashMap<BlobId, BlobLocation>,
+    ) -> RepoResult<Page> {
         let location = blobs.get(&id).ok_or(RepoError::UnknownBlob(id))?;
         let plain = self.read_blob_at(BlobKind::Tree, id, location).await?;
-        serde_json::from_slice(&plain).map_err(|e| RepoError::damaged(format!("item page {id}"), e.to_string()))
+        serde_json::from_slice(&plain)
+            .map_err(|e| RepoError::damaged(format!("item page {id}"), e.to_string()))
     }
 
     async fn check_snapshot_items(
@@ -195,25 +227,33 @@ impl Repository {
         blobs: &HashMap<BlobId, BlobLocation>,
         report: &mut CheckReport,
     ) {
-        let what = format!("restore point {} ({} at {})", record.id, record.doc.object.name, record.doc.time);
+        let what = format!(
+            "restore point {} ({} at {})",
+            record.id, record.doc.object.name, record.doc.time
+        );
         let mut last_id: Option<String> = None;
         for page_id in &record.doc.pages {
             let page = match self.read_page_at(*page_id, blobs).await {
                 Ok(page) => page,
                 Err(e) => {
-                    report.errors.push(format!("{what}: item page {page_id}: {e}"));
+                    report
+                        .errors
+                        .push(format!("{what}: item page {page_id}: {e}"));
                     continue;
                 }
             };
             for item in page.items {
                 if last_id.as_deref().is_some_and(|l| l >= item.id.as_str()) {
-                    report.errors.push(format!("{what}: items out of order at {}", item.id));
+                    report
+                        .errors
+                        .push(format!("{what}: items out of order at {}", item.id));
                 }
                 for chunk in item.chunks() {
                     if !blobs.contains_key(&chunk.0) {
-                        report
-                            .errors
-                            .push(format!("{what}: file {} ({}) needs chunk {}, which is missing", item.name, item.id, chunk.0));
+                        report.errors.push(format!(
+                            "{what}: file {} ({}) needs chunk {}, which is missing",
+                            item.name, item.id, chunk.0
+                        ));
                     }
                 }
                 last_id = Some(item.id);
@@ -222,7 +262,10 @@ impl Repository {
     }
 
     /// Reads a pack whole; returns its damaged blobs and problems of the pack as a whole.
-    async fn verify_pack(&self, p: &IndexedPack) -> RepoResult<(Vec<(BlobId, String)>, Vec<String>)> {
+    async fn verify_pack(
+        &self,
+        p: &IndexedPack,
+    ) -> RepoResult<(Vec<(BlobId, String)>, Vec<String>)> {
         let bytes = self.inner.backend.get(&pack_key(&p.id)).await?;
         let keys = self.inner.keys.clone();
         let p = p.clone();
@@ -231,7 +274,8 @@ impl Repository {
             let mut problems = Vec::new();
             match pack::read_header(&keys, &bytes) {
                 Ok(entries) => {
-                    let listed: HashSet<(BlobId, u64)> = entries.iter().map(|e| (e.id, e.offset)).collect();
+                    let listed: HashSet<(BlobId, u64)> =
+                        entries.iter().map(|e| (e.id, e.offset)).collect();
                     if p.blobs.iter().any(|b| !listed.contains(&(b.id, b.offset))) {
                         problems.push("its header and its index entry disagree".to_string());
                     }
@@ -246,7 +290,10 @@ impl Repository {
                 };
                 match keys.decode_blob(b.kind, &b.id, stored) {
                     Ok(plain) if plain.len() == b.plain_length as usize => {}
-                    Ok(plain) => bad.push((b.id, format!("{} bytes, the index says {}", plain.len(), b.plain_length))),
+                    Ok(plain) => bad.push((
+                        b.id,
+                        format!("{} bytes, the index says {}", plain.len(), b.plain_length),
+                    )),
                     Err(reason) => bad.push((b.id, reason)),
                 }
             }
@@ -285,7 +332,10 @@ impl Repository {
             }
             for (blob, item) in hits {
                 let list = uses.entry(blob).or_default();
-                if list.iter().any(|u| u.snapshot == record.id && u.item_id == item.id) {
+                if list
+                    .iter()
+                    .any(|u| u.snapshot == record.id && u.item_id == item.id)
+                {
                     continue;
                 }
                 list.push(ChunkUse {

@@ -114,7 +114,12 @@ impl Keys {
     }
 
     /// The plaintext of a stored blob, verified: the AEAD tag, then the keyed hash against `id`.
-    pub fn decode_blob(&self, kind: BlobKind, id: &BlobId, stored: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn decode_blob(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        stored: &[u8],
+    ) -> Result<Vec<u8>, String> {
         let payload = self
             .open(&blob_aad(kind, id), stored)
             .ok_or("authentication tag does not verify")?;
@@ -250,7 +255,9 @@ impl KeyFile {
     pub fn unwrap_key(&self, password: &str) -> Result<Option<Zeroizing<[u8; 32]>>, String> {
         let kek = self.kdf.derive(password)?;
         let cipher = XChaCha20Poly1305::new(Key::from_slice(kek.as_ref()));
-        let wrapped = B64.decode(&self.wrapped).map_err(|e| format!("wrapped key: {e}"))?;
+        let wrapped = B64
+            .decode(&self.wrapped)
+            .map_err(|e| format!("wrapped key: {e}"))?;
         if wrapped.len() != NONCE_LEN + 32 + TAG_LEN {
             return Err("wrapped key has the wrong length".into());
         }
@@ -287,8 +294,14 @@ mod tests {
         for plain in [vec![], b"hello".to_vec(), vec![0u8; 300_000]] {
             let id = keys.blob_id(&plain);
             let stored = keys.encode_blob(BlobKind::Data, &id, &plain);
-            assert_eq!(keys.decode_blob(BlobKind::Data, &id, &stored).unwrap(), plain);
-            assert!(keys.decode_blob(BlobKind::Tree, &id, &stored).is_err(), "bound to kind");
+            assert_eq!(
+                keys.decode_blob(BlobKind::Data, &id, &stored).unwrap(),
+                plain
+            );
+            assert!(
+                keys.decode_blob(BlobKind::Tree, &id, &stored).is_err(),
+                "bound to kind"
+            );
             let mut bad = stored.clone();
             let last = bad.len() - 1;
             bad[last / 2] ^= 1;

@@ -113,12 +113,10 @@ impl RepoError {
                 ErrorClass::Conflict
             }
             RepoError::UnknownSnapshot(_) => ErrorClass::NotFound,
-            RepoError::DamagedBlob { .. } | RepoError::Damaged { .. } | RepoError::UnknownBlob(_) => {
-                ErrorClass::Damaged
-            }
-            RepoError::Io { source, .. } if is_no_space(source) => {
-                ErrorClass::Unavailable
-            }
+            RepoError::DamagedBlob { .. }
+            | RepoError::Damaged { .. }
+            | RepoError::UnknownBlob(_) => ErrorClass::Damaged,
+            RepoError::Io { source, .. } if is_no_space(source) => ErrorClass::Unavailable,
             RepoError::Catalog(_) | RepoError::Io { .. } | RepoError::Internal(_) => {
                 ErrorClass::Internal
             }
@@ -144,7 +142,9 @@ impl RepoError {
 pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull
         || e.raw_os_error() == Some(libc::ENOSPC)
-        || e.get_ref().and_then(|inner| inner.downcast_ref::<std::io::Error>()).is_some_and(is_no_space)
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+            .is_some_and(is_no_space)
 }
 
 /// A failure of the catalog (the state store's index of a repository).

@@ -29,9 +29,9 @@ pub mod registry;
 mod repository;
 pub mod retention;
 mod spill;
-pub mod writer;
 #[cfg(feature = "test-services")]
 pub mod testing;
+pub mod writer;
 
 pub use backend::{AzureLocation, Location, S3Location};
 pub use catalog::{Catalog, ItemChange, MemoryCatalog, RepoKey, SnapshotFilter, SnapshotRecord};

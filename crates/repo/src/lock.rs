@@ -92,7 +92,9 @@ impl Drop for LockGuard {
 
 async fn write_lock(backend: &Backend, keys: &Keys, key: &str, info: &LockInfo) -> RepoResult<()> {
     let json = serde_json::to_vec(info).expect("locks serialize");
-    backend.put(key, Bytes::from(keys.seal_file(LOCK_AAD, &json))).await
+    backend
+        .put(key, Bytes::from(keys.seal_file(LOCK_AAD, &json)))
+        .await
 }
 
 /// Every lock in the repository, with its file name; unreadable ones are reported as stale
@@ -143,7 +145,10 @@ pub async fn acquire(
     if let Some(other) = conflicts.first() {
         let _ = backend.delete(&key).await;
         let what = if other.exclusive {
-            format!("{} (exclusive) by {} pid {} since {}", other.purpose, other.hostname, other.pid, other.created)
+            format!(
+                "{} (exclusive) by {} pid {} since {}",
+                other.purpose, other.hostname, other.pid, other.created
+            )
         } else {
             format!(
                 "{} writer(s) active, e.g. {} on {} pid {} since {}",

@@ -73,7 +73,11 @@ enum Fate {
 }
 
 impl Repository {
-    pub async fn prune(&self, options: &PruneOptions, progress: &dyn Progress) -> RepoResult<PruneReport> {
+    pub async fn prune(
+        &self,
+        options: &PruneOptions,
+        progress: &dyn Progress,
+    ) -> RepoResult<PruneReport> {
         let guard = lock::acquire(&self.inner.backend, &self.inner.keys, true, "prune").await?;
         let result = self.prune_locked(options, progress).await;
         if let Err(e) = guard.release().await {
@@ -82,7 +86,11 @@ impl Repository {
         result
     }
 
-    async fn prune_locked(&self, options: &PruneOptions, progress: &dyn Progress) -> RepoResult<PruneReport> {
+    async fn prune_locked(
+        &self,
+        options: &PruneOptions,
+        progress: &dyn Progress,
+    ) -> RepoResult<PruneReport> {
         let mut report = PruneReport::default();
         let backend = &self.inner.backend;
         let catalog = &self.inner.catalog;
@@ -112,14 +120,18 @@ impl Repository {
                         report.restore_points_removed = old.len();
                     }
                     RetentionType::ItemLevel => {
-                        self.item_level_retention(&mut by_object, cutoff, &mut report).await?;
+                        self.item_level_retention(&mut by_object, cutoff, &mut report)
+                            .await?;
                     }
                 }
             }
         }
 
         // 2. Mark.
-        progress.phase("mark", Some(by_object.values().map(|v| v.len() as u64).sum()));
+        progress.phase(
+            "mark",
+            Some(by_object.values().map(|v| v.len() as u64).sum()),
+        );
         let mut used: HashSet<BlobId> = HashSet::new();
         for record in by_object.values().flatten() {
             used.extend(record.doc.pages.iter().copied());
@@ -140,7 +152,12 @@ impl Repository {
         }
         let young = |id: &PackId| {
             present.get(id).is_some_and(|(_, modified)| {
-                options.now.signed_duration_since(*modified).to_std().unwrap_or_default() < options.grace
+                options
+                    .now
+                    .signed_duration_since(*modified)
+                    .to_std()
+                    .unwrap_or_default()
+                    < options.grace
             })
         };
         let indexes = self.load_indexes().await?;
@@ -198,7 +215,9 @@ impl Repository {
             for b in p.blobs.iter().filter(|b| kept_copy.get(&b.id) == Some(id)) {
                 let stored = bytes
                     .get(b.offset as usize..b.offset as usize + b.length as usize)
-                    .ok_or_else(|| RepoError::damaged(format!("pack {id}"), "shorter than its index says"))?;
+                    .ok_or_else(|| {
+                        RepoError::damaged(format!("pack {id}"), "shorter than its index says")
+                    })?;
                 self.inner
                     .keys
                     .decode_blob(b.kind, &b.id, stored)
@@ -207,7 +226,10 @@ impl Repository {
                         pack: *id,
                         reason,
                     })?;
-                self.inner.blobs.append(b.kind, b.id, stored, b.plain_length).await?;
+                self.inner
+                    .blobs
+                    .append(b.kind, b.id, stored, b.plain_length)
+                    .await?;
             }
             progress.advance(1);
         }
@@ -243,7 +265,13 @@ impl Repository {
                 blobs_in_batch += p.blobs.len();
                 batch.push(p);
                 if blobs_in_batch >= 20_000 {
-                    written.insert(self.inner.blobs.write_index(&std::mem::take(&mut batch)).await?.to_hex());
+                    written.insert(
+                        self.inner
+                            .blobs
+                            .write_index(&std::mem::take(&mut batch))
+                            .await?
+                            .to_hex(),
+                    );
                     blobs_in_batch = 0;
                 }
             }
@@ -251,7 +279,10 @@ impl Repository {
                 written.insert(self.inner.blobs.write_index(&batch).await?.to_hex());
             }
             // An old file with the same content as a new one has its name: it stays.
-            for old in old_index_names.iter().filter(|e| !written.contains(&e.name)) {
+            for old in old_index_names
+                .iter()
+                .filter(|e| !written.contains(&e.name))
+            {
                 if let Ok(id) = old.name.parse() {
                     backend.delete(&index_key(&id)).await?;
                 }
@@ -262,7 +293,11 @@ impl Repository {
         for id in &doomed_list {
             let p = &packs[id];
             report.bytes_freed += p.size;
-            report.blobs_removed += p.blobs.iter().filter(|b| kept_copy.get(&b.id) != Some(id)).count();
+            report.blobs_removed += p
+                .blobs
+                .iter()
+                .filter(|b| kept_copy.get(&b.id) != Some(id))
+                .count();
             match fates[id] {
                 Fate::Delete => report.packs_deleted += 1,
                 Fate::Repack => report.packs_repacked += 1,
@@ -316,7 +351,8 @@ impl Repository {
             // documents go last, so an interruption leaves both, never neither.
             let all_old: Vec<SnapshotId> = records.iter().map(|r| r.id).collect();
             catalog.remove_snapshots(repo, &all_old).await?;
-            self.catalog_object_history(&next, &crate::progress::Quiet).await?;
+            self.catalog_object_history(&next, &crate::progress::Quiet)
+                .await?;
             for id in replaced {
                 self.inner.backend.delete(&snapshot_key(&id)).await?;
             }
@@ -366,7 +402,10 @@ impl Repository {
                 at = folder_parent.get(&id).cloned().flatten();
             }
         }
-        let dropped_folders = folder_parent.keys().filter(|f| !kept_folders.contains(*f)).count() as u64;
+        let dropped_folders = folder_parent
+            .keys()
+            .filter(|f| !kept_folders.contains(*f))
+            .count() as u64;
         removed += dropped_folders;
         if removed == 0 {
             return Ok(None);

@@ -24,7 +24,11 @@ pub type ContentStream = BoxStream<'static, RepoResult<Bytes>>;
 impl Repository {
     /// The bytes of `content` in `range` (all of it when `None`). A range must lie within the
     /// content (`start ≤ end ≤ size`).
-    pub fn read_content(&self, content: &Content, range: Option<Range<u64>>) -> RepoResult<ContentStream> {
+    pub fn read_content(
+        &self,
+        content: &Content,
+        range: Option<Range<u64>>,
+    ) -> RepoResult<ContentStream> {
         let range = range.unwrap_or(0..content.size);
         if range.start > range.end || range.end > content.size {
             return Err(RepoError::Invalid(format!(
@@ -58,7 +62,11 @@ impl Repository {
                 let this = this.clone();
                 async move {
                     let ids: Vec<BlobId> = batch.iter().map(|(id, _, _)| *id).collect();
-                    let locations = this.inner.catalog.lookup_blobs(this.inner.repo, &ids).await?;
+                    let locations = this
+                        .inner
+                        .catalog
+                        .lookup_blobs(this.inner.repo, &ids)
+                        .await?;
                     Ok::<_, RepoError>(futures::stream::iter(
                         batch.into_iter().zip(locations).map(Ok::<_, RepoError>),
                     ))
@@ -80,19 +88,24 @@ impl Repository {
                         )
                         .await?;
                     let keys = this.inner.keys.clone();
-                    let plain = tokio::task::spawn_blocking(move || keys.decode_blob(BlobKind::Data, &id, &stored))
-                        .await
-                        .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
-                        .map_err(|reason| RepoError::DamagedBlob {
-                            blob: id,
-                            pack: location.pack,
-                            reason,
-                        })?;
+                    let plain = tokio::task::spawn_blocking(move || {
+                        keys.decode_blob(BlobKind::Data, &id, &stored)
+                    })
+                    .await
+                    .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
+                    .map_err(|reason| RepoError::DamagedBlob {
+                        blob: id,
+                        pack: location.pack,
+                        reason,
+                    })?;
                     if plain.len() != plain_len as usize {
                         return Err(RepoError::DamagedBlob {
                             blob: id,
                             pack: location.pack,
-                            reason: format!("{} bytes where the file lists {plain_len}", plain.len()),
+                            reason: format!(
+                                "{} bytes where the file lists {plain_len}",
+                                plain.len()
+                            ),
                         });
                     }
                     Ok(Bytes::from(plain).slice(slice))

@@ -57,7 +57,9 @@ impl Repository {
     }
 
     /// Every snapshot document, grouped by object and sorted by time.
-    pub async fn load_snapshots_by_object(&self) -> RepoResult<BTreeMap<String, Vec<SnapshotRecord>>> {
+    pub async fn load_snapshots_by_object(
+        &self,
+    ) -> RepoResult<BTreeMap<String, Vec<SnapshotRecord>>> {
         let ids = self.snapshot_ids().await?;
         let records: Vec<SnapshotRecord> = futures::stream::iter(ids)
             .map(|id| async move {
@@ -95,7 +97,10 @@ impl Repository {
             progress.advance(1);
         }
         let by_object = self.load_snapshots_by_object().await?;
-        progress.phase("restore points", Some(by_object.values().map(|v| v.len() as u64).sum()));
+        progress.phase(
+            "restore points",
+            Some(by_object.values().map(|v| v.len() as u64).sum()),
+        );
         for records in by_object.values() {
             let (added, skipped) = self.catalog_object_history(records, progress).await?;
             report.snapshots += added;
@@ -125,10 +130,18 @@ impl Repository {
                 ));
                 continue;
             }
-            let mut changes = self.diff(previous.map(|p| &p.doc), &record.doc).await?.into_source()?;
+            let mut changes = self
+                .diff(previous.map(|p| &p.doc), &record.doc)
+                .await?
+                .into_source()?;
             self.inner
                 .catalog
-                .commit_snapshot(self.inner.repo, record, previous.map(|p| p.id), &mut changes)
+                .commit_snapshot(
+                    self.inner.repo,
+                    record,
+                    previous.map(|p| p.id),
+                    &mut changes,
+                )
                 .await?;
             added += 1;
             previous = Some(record);
@@ -137,7 +150,11 @@ impl Repository {
     }
 
     /// What changed from `before` to `after` (both restore points of one object).
-    async fn diff(&self, before: Option<&SnapshotDoc>, after: &SnapshotDoc) -> RepoResult<ChangeFile> {
+    async fn diff(
+        &self,
+        before: Option<&SnapshotDoc>,
+        after: &SnapshotDoc,
+    ) -> RepoResult<ChangeFile> {
         let mut out = ChangeFile::new()?;
         let mut old = match before {
             Some(doc) => self.items(doc).boxed(),

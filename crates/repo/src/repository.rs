@@ -69,7 +69,9 @@ impl Repository {
         options: &InitOptions,
     ) -> RepoResult<Self> {
         if password.expose().is_empty() {
-            return Err(RepoError::Invalid("the repository password must not be empty".into()));
+            return Err(RepoError::Invalid(
+                "the repository password must not be empty".into(),
+            ));
         }
         let backend = Backend::open(location)?;
         backend.probe().await?;
@@ -82,8 +84,12 @@ impl Repository {
         config.validate().map_err(RepoError::Invalid)?;
         let master = new_master_key();
         let (memory, iterations) = options.kdf_cost;
-        let key_file = KeyFile::wrap(&master, password.expose(), KdfParams::with_cost(memory, iterations))
-            .map_err(RepoError::Internal)?;
+        let key_file = KeyFile::wrap(
+            &master,
+            password.expose(),
+            KdfParams::with_cost(memory, iterations),
+        )
+        .map_err(RepoError::Internal)?;
         let key_json = serde_json::to_vec_pretty(&key_file).expect("key files serialize");
         let key_id = blake3::hash(&key_json).to_hex();
         // The key first: a `config` is only ever there with a key that opens the repository.
@@ -93,7 +99,13 @@ impl Repository {
         let config_json = serde_json::to_vec_pretty(&config).expect("config serializes");
         backend.put(CONFIG_KEY, Bytes::from(config_json)).await?;
         tracing::info!(location = %backend.display(), id = %config.id, "repository created");
-        Ok(Self::assemble(backend, config, Keys::from_master(&master), catalog, repo))
+        Ok(Self::assemble(
+            backend,
+            config,
+            Keys::from_master(&master),
+            catalog,
+            repo,
+        ))
     }
 
     /// Opens the repository at `location` with its password.
@@ -106,12 +118,13 @@ impl Repository {
         let backend = Backend::open(location)?;
         backend.probe().await?;
         let display = backend.display().to_owned();
-        let config_bytes = backend
-            .get_optional(CONFIG_KEY)
-            .await?
-            .ok_or_else(|| RepoError::NotARepository {
-                location: display.clone(),
-            })?;
+        let config_bytes =
+            backend
+                .get_optional(CONFIG_KEY)
+                .await?
+                .ok_or_else(|| RepoError::NotARepository {
+                    location: display.clone(),
+                })?;
         let config: RepoConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| RepoError::damaged(format!("{display}/config"), e.to_string()))?;
         if config.version != FORMAT_VERSION {
@@ -141,7 +154,13 @@ impl Repository {
             }
         }
         let master = master.ok_or(RepoError::WrongPassword { location: display })?;
-        Ok(Self::assemble(backend, config, Keys::from_master(&master), catalog, repo))
+        Ok(Self::assemble(
+            backend,
+            config,
+            Keys::from_master(&master),
+            catalog,
+            repo,
+        ))
     }
 
     /// Whether `location` holds a repository (its `config` object exists).
@@ -209,13 +228,22 @@ impl Repository {
 
     /// Reads and verifies one blob.
     pub async fn read_blob(&self, kind: BlobKind, id: BlobId) -> RepoResult<Vec<u8>> {
-        let location = self.inner.catalog.lookup_blobs(self.inner.repo, &[id]).await?[0]
+        let location = self
+            .inner
+            .catalog
+            .lookup_blobs(self.inner.repo, &[id])
+            .await?[0]
             .ok_or(RepoError::UnknownBlob(id))?;
         self.read_blob_at(kind, id, &location).await
     }
 
     /// Reads and verifies one blob at a known location.
-    pub async fn read_blob_at(&self, kind: BlobKind, id: BlobId, location: &BlobLocation) -> RepoResult<Vec<u8>> {
+    pub async fn read_blob_at(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        location: &BlobLocation,
+    ) -> RepoResult<Vec<u8>> {
         let stored = self
             .inner
             .backend
@@ -229,7 +257,11 @@ impl Repository {
         tokio::task::spawn_blocking(move || keys.decode_blob(kind, &id, &stored))
             .await
             .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
-            .map_err(|reason| RepoError::DamagedBlob { blob: id, pack, reason })
+            .map_err(|reason| RepoError::DamagedBlob {
+                blob: id,
+                pack,
+                reason,
+            })
     }
 
     /// Ids of every snapshot document in the repository (not the catalog).
@@ -271,20 +303,27 @@ impl Repository {
         let plain = serde_json::to_vec(doc).expect("snapshots serialize");
         let id = SnapshotId(self.inner.keys.blob_id(&plain).0);
         let sealed = self.inner.keys.seal_file(SNAPSHOT_AAD, &plain);
-        self.inner.backend.put(&snapshot_key(&id), Bytes::from(sealed)).await?;
+        self.inner
+            .backend
+            .put(&snapshot_key(&id), Bytes::from(sealed))
+            .await?;
         Ok(id)
     }
 
     /// Every item of a restore point, sorted by id, read from the repository.
-    pub fn items(&self, doc: &SnapshotDoc) -> impl Stream<Item = RepoResult<Item>> + Send + 'static {
+    pub fn items(
+        &self,
+        doc: &SnapshotDoc,
+    ) -> impl Stream<Item = RepoResult<Item>> + Send + 'static {
         let this = self.clone();
         futures::stream::iter(doc.pages.clone())
             .map(move |page| {
                 let this = this.clone();
                 async move {
                     let plain = this.read_blob(BlobKind::Tree, page).await?;
-                    let page: Page = serde_json::from_slice(&plain)
-                        .map_err(|e| RepoError::damaged(format!("item page {page}"), e.to_string()))?;
+                    let page: Page = serde_json::from_slice(&plain).map_err(|e| {
+                        RepoError::damaged(format!("item page {page}"), e.to_string())
+                    })?;
                     Ok::<_, RepoError>(futures::stream::iter(page.items.into_iter().map(Ok)))
                 }
             })
@@ -296,7 +335,11 @@ impl Repository {
 
     /// Restore points, oldest first.
     pub async fn snapshots(&self, filter: &SnapshotFilter) -> RepoResult<Vec<SnapshotRecord>> {
-        Ok(self.inner.catalog.snapshots(self.inner.repo, filter).await?)
+        Ok(self
+            .inner
+            .catalog
+            .snapshots(self.inner.repo, filter)
+            .await?)
     }
 
     pub async fn snapshot(&self, id: SnapshotId) -> RepoResult<SnapshotRecord> {
@@ -322,11 +365,20 @@ impl Repository {
     }
 
     /// The items of a folder of a restore point (`None`: its top level), sorted by name.
-    pub async fn list_folder(&self, snapshot: &SnapshotRecord, parent: Option<&str>) -> RepoResult<Vec<Item>> {
+    pub async fn list_folder(
+        &self,
+        snapshot: &SnapshotRecord,
+        parent: Option<&str>,
+    ) -> RepoResult<Vec<Item>> {
         Ok(self
             .inner
             .catalog
-            .list_items(self.inner.repo, &snapshot.object_key(), snapshot.doc.time, parent)
+            .list_items(
+                self.inner.repo,
+                &snapshot.object_key(),
+                snapshot.doc.time,
+                parent,
+            )
             .await?)
     }
 
@@ -335,7 +387,12 @@ impl Repository {
         Ok(self
             .inner
             .catalog
-            .get_item(self.inner.repo, &snapshot.object_key(), snapshot.doc.time, item_id)
+            .get_item(
+                self.inner.repo,
+                &snapshot.object_key(),
+                snapshot.doc.time,
+                item_id,
+            )
             .await?)
     }
 }

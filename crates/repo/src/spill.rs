@@ -22,7 +22,9 @@ pub(crate) struct ChangeBuffer {
 fn approx_size(change: &ItemChange) -> usize {
     match change {
         ItemChange::Put(item) => {
-            256 + item.name.len() + item.chunks().count() * 48 + item.permissions.as_ref().map_or(0, |p| p.to_string().len())
+            256 + item.name.len()
+                + item.chunks().count() * 48
+                + item.permissions.as_ref().map_or(0, |p| p.to_string().len())
         }
         ItemChange::Remove(id) => 64 + id.len(),
     }
@@ -63,7 +65,8 @@ impl ChangeBuffer {
             .map(|file| {
                 let lines = BufReader::new(file).lines();
                 Box::new(lines.map(|line| {
-                    let line = line.map_err(|e| RepoError::io("reading spilled item changes", e))?;
+                    let line =
+                        line.map_err(|e| RepoError::io("reading spilled item changes", e))?;
                     serde_json::from_str(&line)
                         .map_err(|e| RepoError::Internal(format!("spilled item change: {e}")))
                 })) as Box<dyn Iterator<Item = RepoResult<ItemChange>> + Send>
@@ -112,7 +115,10 @@ impl Iterator for SortedChanges {
             .min()?;
         let mut winner = None;
         for i in 0..self.heads.len() {
-            if self.heads[i].as_ref().is_some_and(|c| c.item_id() == min_id) {
+            if self.heads[i]
+                .as_ref()
+                .is_some_and(|c| c.item_id() == min_id)
+            {
                 winner = self.heads[i].take();
                 if let Err(e) = self.fill(i) {
                     return Some(Err(e));
@@ -131,14 +137,19 @@ mod tests {
     #[test]
     fn merges_runs_in_order_latest_wins() {
         let mut buf = ChangeBuffer::default();
-        buf.push(ItemChange::Put(Item::file("b", None, "old"))).unwrap();
-        buf.push(ItemChange::Put(Item::file("d", None, "d"))).unwrap();
+        buf.push(ItemChange::Put(Item::file("b", None, "old")))
+            .unwrap();
+        buf.push(ItemChange::Put(Item::file("d", None, "d")))
+            .unwrap();
         buf.spill().unwrap();
-        buf.push(ItemChange::Put(Item::file("a", None, "a"))).unwrap();
-        buf.push(ItemChange::Put(Item::file("b", None, "new"))).unwrap();
+        buf.push(ItemChange::Put(Item::file("a", None, "a")))
+            .unwrap();
+        buf.push(ItemChange::Put(Item::file("b", None, "new")))
+            .unwrap();
         buf.spill().unwrap();
         buf.push(ItemChange::Remove("d".into())).unwrap();
-        buf.push(ItemChange::Put(Item::file("c", None, "c"))).unwrap();
+        buf.push(ItemChange::Put(Item::file("c", None, "c")))
+            .unwrap();
         let out: Vec<ItemChange> = buf.into_sorted().map(Result::unwrap).collect();
         let ids: Vec<&str> = out.iter().map(|c| c.item_id()).collect();
         assert_eq!(ids, ["a", "b", "c", "d"]);

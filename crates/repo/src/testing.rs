@@ -73,13 +73,18 @@ fn spawn_for_process_lifetime(mut command: Command) -> Child {
             std::thread::park();
         }
     });
-    rx.recv().expect("spawner thread").expect("server process starts")
+    rx.recv()
+        .expect("spawner thread")
+        .expect("server process starts")
 }
 
 fn wait_for_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -96,7 +101,11 @@ impl S3Server {
     pub fn shared() -> &'static S3Server {
         static SERVER: OnceLock<S3Server> = OnceLock::new();
         SERVER.get_or_init(|| {
-            let program = find_program("M365BACKUP_S3S_FS", home().join(".cargo/bin/s3s-fs"), "s3s-fs");
+            let program = find_program(
+                "M365BACKUP_S3S_FS",
+                home().join(".cargo/bin/s3s-fs"),
+                "s3s-fs",
+            );
             let root = tempfile::tempdir().expect("temp dir");
             let port = free_port();
             let mut command = Command::new(program);
@@ -213,10 +222,15 @@ impl Azurite {
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.expect("receive");
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 201"), "creating container {name}: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 201"),
+            "creating container {name}: {answer}"
+        );
     }
 }
 
 fn httpdate_now() -> String {
-    chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }

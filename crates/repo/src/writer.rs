@@ -85,7 +85,9 @@ impl Repository {
     pub async fn begin_snapshot(&self, spec: SnapshotSpec) -> RepoResult<SnapshotWriter> {
         let object = spec.object;
         if object.organization_id.is_empty() || object.id.is_empty() {
-            return Err(RepoError::Invalid("a protected object needs an organization and an id".into()));
+            return Err(RepoError::Invalid(
+                "a protected object needs an organization and an id".into(),
+            ));
         }
         // Times are kept to the millisecond, as the catalog keeps them.
         let time = spec
@@ -134,7 +136,10 @@ impl std::fmt::Debug for SnapshotWriter {
 
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
-        self.repo.inner.active_writers.fetch_sub(1, Ordering::SeqCst);
+        self.repo
+            .inner
+            .active_writers
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -164,7 +169,12 @@ impl SnapshotWriter {
     {
         let mut stats = StoreStats::default();
         let mut refs = InFlightRefs::default();
-        let stored = self.repo.inner.blobs.store_stream(content, &mut stats, &mut refs).await?;
+        let stored = self
+            .repo
+            .inner
+            .blobs
+            .store_stream(content, &mut stats, &mut refs)
+            .await?;
         let mut st = self.state.lock().await;
         st.stats.add(&stats);
         st.refs.0.extend(refs.0);
@@ -199,7 +209,11 @@ impl SnapshotWriter {
         if item_id.is_empty() {
             return Err(RepoError::Invalid("an item id must not be empty".into()));
         }
-        self.state.lock().await.changes.push(ItemChange::Remove(item_id.to_owned()))
+        self.state
+            .lock()
+            .await
+            .changes
+            .push(ItemChange::Remove(item_id.to_owned()))
     }
 
     /// Makes the restore point durable and visible. `delta_state` is kept for the next run.
@@ -268,7 +282,11 @@ impl SnapshotWriter {
             .await
         {
             // Not recorded: take the document back so the repository and catalog agree.
-            if let Err(undo) = inner.backend.delete(&crate::format::snapshot_key(&id)).await {
+            if let Err(undo) = inner
+                .backend
+                .delete(&crate::format::snapshot_key(&id))
+                .await
+            {
                 tracing::warn!(snapshot = %id, error = %undo, "could not remove an uncommitted snapshot");
             }
             return Err(match e {
@@ -384,7 +402,10 @@ impl PageWriter {
         stats: &mut StoreStats,
         refs: &mut InFlightRefs,
     ) -> RepoResult<()> {
-        debug_assert!(self.last_id.as_deref().is_none_or(|last| last < item.id.as_str()));
+        debug_assert!(self
+            .last_id
+            .as_deref()
+            .is_none_or(|last| last < item.id.as_str()));
         self.last_id = Some(item.id.clone());
         self.summary.items += 1;
         match item.kind {
@@ -403,14 +424,23 @@ impl PageWriter {
         Ok(())
     }
 
-    async fn cut(&mut self, repo: &Repository, stats: &mut StoreStats, refs: &mut InFlightRefs) -> RepoResult<()> {
+    async fn cut(
+        &mut self,
+        repo: &Repository,
+        stats: &mut StoreStats,
+        refs: &mut InFlightRefs,
+    ) -> RepoResult<()> {
         if self.page.items.is_empty() {
             return Ok(());
         }
         let page = std::mem::take(&mut self.page);
         self.page_bytes = 0;
         let json = serde_json::to_vec(&page).expect("pages serialize");
-        let id = repo.inner.blobs.store_blob(BlobKind::Tree, json, stats, refs).await?;
+        let id = repo
+            .inner
+            .blobs
+            .store_blob(BlobKind::Tree, json, stats, refs)
+            .await?;
         self.pages.push(id);
         Ok(())
     }
@@ -434,7 +464,8 @@ pub(crate) struct ChangeFile {
 
 impl ChangeFile {
     pub fn new() -> RepoResult<Self> {
-        let file = tempfile::tempfile().map_err(|e| RepoError::io("creating a temporary file", e))?;
+        let file =
+            tempfile::tempfile().map_err(|e| RepoError::io("creating a temporary file", e))?;
         Ok(Self {
             out: BufWriter::new(file),
             count: 0,

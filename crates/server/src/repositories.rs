@@ -36,7 +36,9 @@ pub fn proxy_id(settings: &Settings) -> anyhow::Result<uuid::Uuid> {
 
 /// The repository service on this store, as this node (for `serve` and the CLI).
 pub fn service(settings: &Settings, parts: &StoreParts) -> anyhow::Result<Arc<RepositoryService>> {
-    let sealer = Arc::new(crate::server_key::load_or_create(&settings.server_key_file)?);
+    let sealer = Arc::new(crate::server_key::load_or_create(
+        &settings.server_key_file,
+    )?);
     Ok(Arc::new(RepositoryService::new(
         parts.registry.clone(),
         parts.catalog.clone(),
@@ -48,10 +50,24 @@ pub fn service(settings: &Settings, parts: &StoreParts) -> anyhow::Result<Arc<Re
 pub struct RepositoryNode {
     pub service: Arc<RepositoryService>,
     pub proxies: Arc<dyn ProxyStore>,
+    proxy: Proxy,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl RepositoryNode {
+    /// Records the port the API really listens on (known once bound, e.g. with port 0).
+    pub async fn announce_port(&self, port: u16) -> anyhow::Result<()> {
+        let proxy = Proxy {
+            port,
+            heartbeat_at: Utc::now(),
+            ..self.proxy.clone()
+        };
+        self.proxies
+            .register_proxy(&proxy)
+            .await
+            .context("registering this node as a proxy")
+    }
+
     pub fn stop(&self) {
         for task in &self.tasks {
             task.abort();
@@ -64,24 +80,27 @@ pub async fn start_node(settings: &Settings, parts: &StoreParts) -> anyhow::Resu
     let id = service.proxy_id();
     let host_name = m365backup_repo::lock::hostname();
     let now = Utc::now();
+    let proxy = Proxy {
+        id,
+        host_name: host_name.clone(),
+        description: format!("m365backup on {host_name}"),
+        port: settings.listen.port(),
+        threads: PROXY_THREADS,
+        created_at: now,
+        heartbeat_at: now,
+    };
     parts
         .proxies
-        .register_proxy(&Proxy {
-            id,
-            host_name: host_name.clone(),
-            description: format!("m365backup on {host_name}"),
-            port: settings.listen.port(),
-            threads: PROXY_THREADS,
-            created_at: now,
-            heartbeat_at: now,
-        })
+        .register_proxy(&proxy)
         .await
         .context("registering this node as a proxy")?;
     match service
         .ensure_default(&settings.data_dir.join(DEFAULT_REPOSITORY_DIR))
         .await
     {
-        Ok(Some(r)) => tracing::info!(path = %r.storage.display(), "created the default backup repository"),
+        Ok(Some(r)) => {
+            tracing::info!(path = %r.storage.display(), "created the default backup repository")
+        }
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "the default backup repository could not be created"),
     }
@@ -110,6 +129,7 @@ pub async fn start_node(settings: &Settings, parts: &StoreParts) -> anyhow::Resu
     Ok(RepositoryNode {
         service,
         proxies: parts.proxies.clone(),
+        proxy,
         tasks: vec![heartbeat, retention],
     })
 }

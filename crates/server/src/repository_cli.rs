@@ -13,7 +13,8 @@ use m365backup_repo::check::ReadData;
 use m365backup_repo::progress::Progress;
 use m365backup_repo::prune::PruneOptions;
 use m365backup_repo::registry::{
-    NewRepository, RetentionPeriodType, RetentionSettings, S3Flavor, StorageSettings, YearlyRetentionPeriod,
+    NewRepository, RetentionPeriodType, RetentionSettings, S3Flavor, StorageSettings,
+    YearlyRetentionPeriod,
 };
 use m365backup_repo::retention::RetentionType;
 
@@ -120,8 +121,9 @@ impl Progress for Bar {
                     .expect("template")
                     .progress_chars("=> "),
             ),
-            None => ProgressBar::new_spinner()
-                .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template")),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"),
+            ),
         };
         bar.set_message(name.to_owned());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -133,7 +135,10 @@ impl Progress for Bar {
 }
 
 fn env_secret(name: &str) -> Option<Secret> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret::new)
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
 }
 
 fn parse_retention(args: &CreateArgs) -> anyhow::Result<RetentionSettings> {
@@ -147,7 +152,10 @@ fn parse_retention(args: &CreateArgs) -> anyhow::Result<RetentionSettings> {
     }
     if let Some(period) = &args.retention {
         let p = period.trim().to_ascii_lowercase();
-        let number = |s: &str| s.parse::<u32>().with_context(|| format!("--retention '{period}'"));
+        let number = |s: &str| {
+            s.parse::<u32>()
+                .with_context(|| format!("--retention '{period}'"))
+        };
         if p == "keep" {
             r.retention_period_type = RetentionPeriodType::Yearly;
             r.yearly_retention_period = YearlyRetentionPeriod::Keep;
@@ -167,7 +175,9 @@ fn parse_retention(args: &CreateArgs) -> anyhow::Result<RetentionSettings> {
                 7 => YearlyRetentionPeriod::Years7,
                 10 => YearlyRetentionPeriod::Years10,
                 25 => YearlyRetentionPeriod::Years25,
-                other => anyhow::bail!("{other} years is not a v5 period: use 1, 2, 3, 5, 7, 10 or 25"),
+                other => {
+                    anyhow::bail!("{other} years is not a v5 period: use 1, 2, 3, 5, 7, 10 or 25")
+                }
             };
         } else {
             anyhow::bail!("--retention must look like 30d, 6m, 3y or keep");
@@ -249,8 +259,16 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
                     retention: parse_retention(&args)?,
                 })
                 .await?;
-            println!("Added repository {} '{}' at {}.", record.id, record.name, record.storage.display());
-            println!("Keep its password safe: `m365backup repository recovery-password {}`.", record.id);
+            println!(
+                "Added repository {} '{}' at {}.",
+                record.id,
+                record.name,
+                record.storage.display()
+            );
+            println!(
+                "Keep its password safe: `m365backup repository recovery-password {}`.",
+                record.id
+            );
         }
         RepositoryCommand::Check {
             repository,
@@ -261,8 +279,9 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
             let read = match (read_data, read_data_subset) {
                 (true, _) => ReadData::All,
                 (false, Some(share)) => ReadData::Subset(
-                    m365backup_api::routes::repositories::parse_share(&share)
-                        .with_context(|| format!("--read-data-subset '{share}' is not a percentage"))?,
+                    m365backup_api::routes::repositories::parse_share(&share).with_context(
+                        || format!("--read-data-subset '{share}' is not a percentage"),
+                    )?,
                 ),
                 (false, None) => ReadData::None,
             };

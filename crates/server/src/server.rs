@@ -126,6 +126,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    node.announce_port(addr.port()).await?;
     let handle = Handle::new();
     let serving = if settings.plain_http {
         tracing::warn!(%addr, "serving plain HTTP: use only behind a TLS-terminating proxy");

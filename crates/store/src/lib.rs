@@ -72,12 +72,17 @@ impl StoreParts {
 }
 
 /// Like [`open`], with every interface of the store.
-pub async fn open_parts(database_url: Option<&str>, data_dir: &Path) -> Result<StoreParts, StoreError> {
+pub async fn open_parts(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<StoreParts, StoreError> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(StoreParts::of(Arc::new(PgStore::connect(url).await?)))
         }
-        Some(url) if url.starts_with("sqlite:") => Ok(StoreParts::of(Arc::new(SqliteStore::open_url(url).await?))),
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(StoreParts::of(Arc::new(SqliteStore::open_url(url).await?)))
+        }
         Some(other) => Err(StoreError::Backend(format!(
             "unsupported database URL scheme in '{}': use sqlite:// or postgres://",
             redact_url(other)

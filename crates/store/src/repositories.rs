@@ -7,7 +7,10 @@ pub(crate) const BATCH_ROWS: usize = 400;
 
 /// `$first, $first+1, …` for `n` values.
 pub(crate) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `($a, $b, …), (…)` for `rows` rows of `cols` values, numbered from `first`.

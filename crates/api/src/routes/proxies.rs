@@ -38,7 +38,11 @@ impl ProxyView {
         let href = |suffix: &str| Link::new(format!("{base}/v5/proxies/{}{suffix}", p.id));
         Self {
             id: p.id.to_string(),
-            status: if p.is_online(Utc::now()) { "Online" } else { "Offline" },
+            status: if p.is_online(Utc::now()) {
+                "Online"
+            } else {
+                "Offline"
+            },
             host_name: p.host_name,
             description: p.description,
             port: p.port,
@@ -53,8 +57,16 @@ impl ProxyView {
 
 /// All proxies, the first registered being the default.
 async fn proxies(state: &AppState) -> ApiResult<Vec<(Proxy, bool)>> {
-    let list = state.proxies.list_proxies().await.map_err(CoreError::from)?;
-    Ok(list.into_iter().enumerate().map(|(i, p)| (p, i == 0)).collect())
+    let list = state
+        .proxies
+        .list_proxies()
+        .await
+        .map_err(CoreError::from)?;
+    Ok(list
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (p, i == 0))
+        .collect())
 }
 
 async fn find(state: &AppState, raw: &str) -> ApiResult<(Proxy, bool)> {

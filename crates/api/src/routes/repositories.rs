@@ -12,8 +12,9 @@ use m365backup_core::Secret;
 use m365backup_repo::check::{CheckReport, ReadData};
 use m365backup_repo::progress::Quiet;
 use m365backup_repo::registry::{
-    DailyType, NewRepository, RepositoryEdit, RepositoryRecord, RepositoryStatus, RetentionFrequencyType,
-    RetentionPeriodType, RetentionSettings, S3Flavor, StorageSettings, YearlyRetentionPeriod,
+    DailyType, NewRepository, RepositoryEdit, RepositoryRecord, RepositoryStatus,
+    RetentionFrequencyType, RetentionPeriodType, RetentionSettings, S3Flavor, StorageSettings,
+    YearlyRetentionPeriod,
 };
 use m365backup_repo::retention::RetentionType;
 use serde::{Deserialize, Serialize};
@@ -64,11 +65,20 @@ pub struct BackupRepositoryView {
 impl BackupRepositoryView {
     pub fn new(r: RepositoryRecord, status: RepositoryStatus, base: &str) -> Self {
         let mut links = Links::from([
-            ("self", Link::new(format!("{base}/v5/backuprepositories/{}", r.id))),
-            ("proxy", Link::new(format!("{base}/v5/proxies/{}", r.proxy_id))),
+            (
+                "self",
+                Link::new(format!("{base}/v5/backuprepositories/{}", r.id)),
+            ),
+            (
+                "proxy",
+                Link::new(format!("{base}/v5/proxies/{}", r.proxy_id)),
+            ),
         ]);
         if let Some(os) = r.object_storage_id {
-            links.insert("objectStorage", Link::new(format!("{base}/v5/objectstoragerepositories/{os}")));
+            links.insert(
+                "objectStorage",
+                Link::new(format!("{base}/v5/objectstoragerepositories/{os}")),
+            );
         }
         let t = &r.retention;
         Self {
@@ -95,7 +105,11 @@ impl BackupRepositoryView {
     }
 }
 
-pub async fn repository_view(state: &AppState, r: RepositoryRecord, base: &str) -> BackupRepositoryView {
+pub async fn repository_view(
+    state: &AppState,
+    r: RepositoryRecord,
+    base: &str,
+) -> BackupRepositoryView {
     let status = state.repositories.status(&r).await;
     BackupRepositoryView::new(r, status, base)
 }
@@ -224,7 +238,9 @@ impl RepositoryBody {
         if let Some(v) = &self.daily_time {
             r.daily_time = NaiveTime::parse_from_str(v, "%H:%M:%S")
                 .or_else(|_| NaiveTime::parse_from_str(v, "%H:%M"))
-                .map_err(|_| ApiError::BadRequest(format!("dailyTime must be HH:mm:ss, not '{v}'")))?;
+                .map_err(|_| {
+                    ApiError::BadRequest(format!("dailyTime must be HH:mm:ss, not '{v}'"))
+                })?;
         }
         if let Some(v) = self.daily_type {
             r.daily_type = v;
@@ -278,13 +294,22 @@ fn storage_from(os: ObjectStorageBody) -> ApiResult<(StorageSettings, Option<Sec
         ObjectStorageType::S3Compatible | ObjectStorageType::AmazonS3 => {
             let amazon = os.kind == ObjectStorageType::AmazonS3;
             if !amazon && os.endpoint.is_none() {
-                return Err(ApiError::BadRequest("objectStorage.endpoint is required for S3Compatible".into()));
+                return Err(ApiError::BadRequest(
+                    "objectStorage.endpoint is required for S3Compatible".into(),
+                ));
             }
             Ok((
                 StorageSettings::S3 {
-                    flavor: if amazon { S3Flavor::AmazonS3 } else { S3Flavor::S3Compatible },
+                    flavor: if amazon {
+                        S3Flavor::AmazonS3
+                    } else {
+                        S3Flavor::S3Compatible
+                    },
                     endpoint: os.endpoint,
-                    region: os.region.filter(|r| !r.is_empty()).unwrap_or_else(|| "us-east-1".into()),
+                    region: os
+                        .region
+                        .filter(|r| !r.is_empty())
+                        .unwrap_or_else(|| "us-east-1".into()),
                     bucket: required(os.bucket, "bucket")?,
                     prefix,
                     access_key_id: required(os.access_key_id, "accessKeyId")?,
@@ -333,16 +358,33 @@ pub async fn add_repository(
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::BadRequest("name is required".into()))?;
     if let Some(p) = &body.proxy_id {
-        let known = state.proxies.list_proxies().await.map_err(CoreError::from)?;
-        if !known.iter().any(|k| k.id.to_string().eq_ignore_ascii_case(p)) {
-            return Err(ApiError::BadRequest(format!("proxyId '{p}' is not a known proxy")));
+        let known = state
+            .proxies
+            .list_proxies()
+            .await
+            .map_err(CoreError::from)?;
+        if !known
+            .iter()
+            .any(|k| k.id.to_string().eq_ignore_ascii_case(p))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "proxyId '{p}' is not a known proxy"
+            )));
         }
     }
     let (storage, storage_secret) = match (body.path, body.object_storage) {
         (Some(path), None) => (StorageSettings::Local { path: path.into() }, None),
         (None, Some(os)) => storage_from(os)?,
-        (Some(_), Some(_)) => return Err(ApiError::BadRequest("give either path or objectStorage, not both".into())),
-        (None, None) => return Err(ApiError::BadRequest("path or objectStorage is required".into())),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give either path or objectStorage, not both".into(),
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "path or objectStorage is required".into(),
+            ))
+        }
     };
     let record = state
         .repositories
@@ -355,7 +397,10 @@ pub async fn add_repository(
             retention,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(repository_view(&state, record, &base).await)))
+    Ok((
+        StatusCode::CREATED,
+        Json(repository_view(&state, record, &base).await),
+    ))
 }
 
 /// Edits name, description and retention.
@@ -383,11 +428,15 @@ pub async fn edit_repository(
     let current = state.repositories.get(id).await?;
     if let Some(path) = &body.path {
         if *path != current.storage.display() {
-            return Err(ApiError::BadRequest("path cannot be changed: add a new repository instead".into()));
+            return Err(ApiError::BadRequest(
+                "path cannot be changed: add a new repository instead".into(),
+            ));
         }
     }
     if body.object_storage.is_some() {
-        return Err(ApiError::BadRequest("objectStorage cannot be changed: add a new repository instead".into()));
+        return Err(ApiError::BadRequest(
+            "objectStorage cannot be changed: add a new repository instead".into(),
+        ));
     }
     let retention = body.retention(current.retention.clone())?;
     state
@@ -452,7 +501,11 @@ pub async fn repository_action(
     let mut entries = body.into_iter();
     let (verb, options) = match (entries.next(), entries.next()) {
         (Some(one), None) => one,
-        _ => return Err(ApiError::BadRequest("the body must name exactly one action".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "the body must name exactly one action".into(),
+            ))
+        }
     };
     let service = &state.repositories;
     let answer = match verb.to_ascii_lowercase().as_str() {
@@ -474,20 +527,29 @@ pub async fn repository_action(
             )))
         }
     };
-    answer.map(Json).map_err(|e| ApiError::Internal(e.to_string()))
+    answer
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// `{"readData": true}` or `{"readDataSubset": "10%"}`; nothing reads no content.
 fn read_data_option(options: &serde_json::Value) -> ApiResult<ReadData> {
     let field = |name: &str| {
-        options
-            .as_object()
-            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
+        options.as_object().and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        })
     };
     if let Some(v) = field("readDataSubset") {
-        let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+        let text = v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
         return parse_share(&text).map(ReadData::Subset).ok_or_else(|| {
-            ApiError::BadRequest(format!("readDataSubset must be a percentage such as \"10%\", not {v}"))
+            ApiError::BadRequest(format!(
+                "readDataSubset must be a percentage such as \"10%\", not {v}"
+            ))
         });
     }
     match field("readData") {
@@ -555,7 +617,11 @@ pub struct BucketView {
     custom_region_id: Option<String>,
 }
 
-async fn object_storage_view(state: &AppState, r: RepositoryRecord, base: &str) -> Option<ObjectStorageView> {
+async fn object_storage_view(
+    state: &AppState,
+    r: RepositoryRecord,
+    base: &str,
+) -> Option<ObjectStorageView> {
     let id = r.object_storage_id?;
     let status = state.repositories.status(&r).await;
     let (kind, bucket, folder) = match &r.storage {
@@ -574,7 +640,9 @@ async fn object_storage_view(state: &AppState, r: RepositoryRecord, base: &str) 
             },
             BucketView {
                 name: bucket.clone(),
-                service_point: endpoint.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+                service_point: endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
                 custom_region_id: Some(region.clone()),
             },
             prefix.clone(),
@@ -589,7 +657,9 @@ async fn object_storage_view(state: &AppState, r: RepositoryRecord, base: &str) 
             "AzureBlob",
             BucketView {
                 name: container.clone(),
-                service_point: endpoint.clone().unwrap_or_else(|| format!("https://{account}.blob.core.windows.net")),
+                service_point: endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net")),
                 custom_region_id: None,
             },
             prefix.clone(),
@@ -604,8 +674,14 @@ async fn object_storage_view(state: &AppState, r: RepositoryRecord, base: &str) 
         bucket,
         folder,
         links: Links::from([
-            ("self", Link::new(format!("{base}/v5/objectstoragerepositories/{id}"))),
-            ("backupRepository", Link::new(format!("{base}/v5/backuprepositories/{}", r.id))),
+            (
+                "self",
+                Link::new(format!("{base}/v5/objectstoragerepositories/{id}")),
+            ),
+            (
+                "backupRepository",
+                Link::new(format!("{base}/v5/backuprepositories/{}", r.id)),
+            ),
         ]),
     })
 }
@@ -650,11 +726,18 @@ pub async fn get_object_storage(
     BaseUrl(base): BaseUrl,
     Path(object_storage_id): Path<String>,
 ) -> ApiResult<Json<ObjectStorageView>> {
-    let missing = || ApiError::NotFound(format!("Object storage repository '{object_storage_id}' was not found."));
+    let missing = || {
+        ApiError::NotFound(format!(
+            "Object storage repository '{object_storage_id}' was not found."
+        ))
+    };
     let id: uuid::Uuid = object_storage_id.parse().map_err(|_| missing())?;
     for r in state.repositories.list().await? {
         if r.object_storage_id == Some(id) {
-            return object_storage_view(&state, r, &base).await.map(Json).ok_or_else(missing);
+            return object_storage_view(&state, r, &base)
+                .await
+                .map(Json)
+                .ok_or_else(missing);
         }
     }
     Err(missing())
@@ -694,12 +777,20 @@ pub async fn used_repositories(
     let org = parse_organization_id(&organization_id)?;
     state.organizations.get(org).await?;
     let mut out = Vec::new();
-    for (r, bytes) in state.repositories.organization_usage(&org.to_string()).await? {
+    for (r, bytes) in state
+        .repositories
+        .organization_usage(&org.to_string())
+        .await?
+    {
         let status = state.repositories.status(&r).await;
         out.push(UsedRepositoryView {
             used_space_bytes: bytes,
             local_cache_used_space_bytes: 0,
-            object_storage_used_space_bytes: if r.storage.is_object_storage() { bytes } else { 0 },
+            object_storage_used_space_bytes: if r.storage.is_object_storage() {
+                bytes
+            } else {
+                0
+            },
             is_available: status.is_available,
             details: if status.is_available {
                 String::new()

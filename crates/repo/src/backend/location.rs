@@ -6,9 +6,7 @@ use m365backup_core::Secret;
 
 #[derive(Clone, Debug)]
 pub enum Location {
-    Local {
-        path: PathBuf,
-    },
+    Local { path: PathBuf },
     S3(S3Location),
     Azure(AzureLocation),
 }
@@ -56,7 +54,10 @@ impl Location {
         match self {
             Location::Local { path } => path.display().to_string(),
             Location::S3(s3) => join(format!("s3://{}", s3.bucket), &s3.prefix),
-            Location::Azure(az) => join(format!("azure://{}/{}", az.account, az.container), &az.prefix),
+            Location::Azure(az) => join(
+                format!("azure://{}/{}", az.account, az.container),
+                &az.prefix,
+            ),
         }
     }
 }

@@ -161,22 +161,24 @@ impl Backend {
         if let Some(root) = &self.local_root {
             let root = root.clone();
             let key_owned = key.to_owned();
-            return tokio::task::spawn_blocking(move || local::durable_put(&root, &key_owned, &bytes))
-                .await
-                .map_err(|e| RepoError::Internal(format!("write task: {e}")))?
-                .map_err(|e| {
-                    let fault = if crate::error::is_no_space(&e) {
-                        StorageFault::NoSpace
-                    } else {
-                        StorageFault::Other
-                    };
-                    RepoError::Storage {
-                        fault,
-                        location: self.display.clone(),
-                        what: format!("writing {key}"),
-                        source: Box::new(e),
-                    }
-                });
+            return tokio::task::spawn_blocking(move || {
+                local::durable_put(&root, &key_owned, &bytes)
+            })
+            .await
+            .map_err(|e| RepoError::Internal(format!("write task: {e}")))?
+            .map_err(|e| {
+                let fault = if crate::error::is_no_space(&e) {
+                    StorageFault::NoSpace
+                } else {
+                    StorageFault::Other
+                };
+                RepoError::Storage {
+                    fault,
+                    location: self.display.clone(),
+                    what: format!("writing {key}"),
+                    source: Box::new(e),
+                }
+            });
         }
         self.store
             .put(&self.path(key), bytes.into())
@@ -277,14 +279,16 @@ impl Backend {
 fn classify(e: &object_store::Error) -> StorageFault {
     let text = format!("{e:?} {e}");
     let has = |needle: &str| text.contains(needle);
-    if has("NoSuchBucket") || has("ContainerNotFound") || has("The specified container does not exist") {
+    if has("NoSuchBucket")
+        || has("ContainerNotFound")
+        || has("The specified container does not exist")
+    {
         return StorageFault::NoBucket;
     }
     match e {
         object_store::Error::NotFound { .. } => return StorageFault::NotFound,
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            return StorageFault::AccessDenied
-        }
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => return StorageFault::AccessDenied,
         _ => {}
     }
     if has("InvalidAccessKeyId")
@@ -297,7 +301,8 @@ fn classify(e: &object_store::Error) -> StorageFault {
         StorageFault::AccessDenied
     } else if has("No space left") || has("os error 28") {
         StorageFault::NoSpace
-    } else if has("onnect") || has("timed out") || has("dns error") || has("error sending request") {
+    } else if has("onnect") || has("timed out") || has("dns error") || has("error sending request")
+    {
         StorageFault::Unreachable
     } else {
         StorageFault::Other

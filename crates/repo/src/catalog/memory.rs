@@ -54,8 +54,14 @@ impl MemoryCatalog {
 
 #[async_trait]
 impl Catalog for MemoryCatalog {
-    async fn lookup_blobs(&self, repo: RepoKey, ids: &[BlobId]) -> CatalogResult<Vec<Option<BlobLocation>>> {
-        Ok(self.with(repo, |r| ids.iter().map(|id| r.blobs.get(id).copied()).collect()))
+    async fn lookup_blobs(
+        &self,
+        repo: RepoKey,
+        ids: &[BlobId],
+    ) -> CatalogResult<Vec<Option<BlobLocation>>> {
+        Ok(self.with(repo, |r| {
+            ids.iter().map(|id| r.blobs.get(id).copied()).collect()
+        }))
     }
 
     async fn add_packs(&self, repo: RepoKey, packs: &[IndexedPack]) -> CatalogResult<()> {
@@ -147,12 +153,21 @@ impl Catalog for MemoryCatalog {
         })
     }
 
-    async fn snapshots(&self, repo: RepoKey, filter: &SnapshotFilter) -> CatalogResult<Vec<SnapshotRecord>> {
+    async fn snapshots(
+        &self,
+        repo: RepoKey,
+        filter: &SnapshotFilter,
+    ) -> CatalogResult<Vec<SnapshotRecord>> {
         Ok(self.with(repo, |r| {
             let mut out: Vec<_> = r
                 .snapshots
                 .iter()
-                .filter(|s| filter.object_key.as_ref().is_none_or(|k| *k == s.object_key()))
+                .filter(|s| {
+                    filter
+                        .object_key
+                        .as_ref()
+                        .is_none_or(|k| *k == s.object_key())
+                })
                 .filter(|s| {
                     filter
                         .organization_id
@@ -168,7 +183,11 @@ impl Catalog for MemoryCatalog {
         }))
     }
 
-    async fn snapshot(&self, repo: RepoKey, id: SnapshotId) -> CatalogResult<Option<SnapshotRecord>> {
+    async fn snapshot(
+        &self,
+        repo: RepoKey,
+        id: SnapshotId,
+    ) -> CatalogResult<Option<SnapshotRecord>> {
         Ok(self.with(repo, |r| r.snapshots.iter().find(|s| s.id == id).cloned()))
     }
 
@@ -202,7 +221,9 @@ impl Catalog for MemoryCatalog {
         Ok(self.with(repo, |r| {
             r.items
                 .iter()
-                .find(|row| row.object_key == object_key && row.item.id == item_id && row.valid_at(at))
+                .find(|row| {
+                    row.object_key == object_key && row.item.id == item_id && row.valid_at(at)
+                })
                 .map(|row| row.item.clone())
         }))
     }
@@ -210,8 +231,11 @@ impl Catalog for MemoryCatalog {
     async fn remove_snapshots(&self, repo: RepoKey, ids: &[SnapshotId]) -> CatalogResult<()> {
         self.with(repo, |r| {
             r.snapshots.retain(|s| !ids.contains(&s.id));
-            let times: Vec<(String, DateTime<Utc>)> =
-                r.snapshots.iter().map(|s| (s.object_key(), s.doc.time)).collect();
+            let times: Vec<(String, DateTime<Utc>)> = r
+                .snapshots
+                .iter()
+                .map(|s| (s.object_key(), s.doc.time))
+                .collect();
             r.items.retain(|row| {
                 times
                     .iter()

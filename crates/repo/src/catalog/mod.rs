@@ -99,7 +99,11 @@ impl ItemChange {
 #[async_trait]
 pub trait Catalog: Send + Sync {
     /// Locations of the given blobs, in order (`None` where unknown).
-    async fn lookup_blobs(&self, repo: RepoKey, ids: &[BlobId]) -> CatalogResult<Vec<Option<BlobLocation>>>;
+    async fn lookup_blobs(
+        &self,
+        repo: RepoKey,
+        ids: &[BlobId],
+    ) -> CatalogResult<Vec<Option<BlobLocation>>>;
 
     /// Records packs and their blobs. A blob already known moves to the location given here.
     async fn add_packs(&self, repo: RepoKey, packs: &[IndexedPack]) -> CatalogResult<()>;
@@ -122,9 +126,17 @@ pub trait Catalog: Send + Sync {
     ) -> CatalogResult<()>;
 
     /// Restore points, oldest first.
-    async fn snapshots(&self, repo: RepoKey, filter: &SnapshotFilter) -> CatalogResult<Vec<SnapshotRecord>>;
+    async fn snapshots(
+        &self,
+        repo: RepoKey,
+        filter: &SnapshotFilter,
+    ) -> CatalogResult<Vec<SnapshotRecord>>;
 
-    async fn snapshot(&self, repo: RepoKey, id: SnapshotId) -> CatalogResult<Option<SnapshotRecord>>;
+    async fn snapshot(
+        &self,
+        repo: RepoKey,
+        id: SnapshotId,
+    ) -> CatalogResult<Option<SnapshotRecord>>;
 
     /// The items of `object_key` valid at `at` whose parent is `parent` (`None`: top level).
     async fn list_items(

@@ -80,7 +80,10 @@ impl RepoConfig {
         if self.pack_size < 1024 || self.pack_size > 1 << 30 {
             return Err(format!("invalid pack size {}", self.pack_size));
         }
-        if self.compression != "zstd" || self.cipher != "xchacha20-poly1305" || self.blob_id != "blake3-keyed" {
+        if self.compression != "zstd"
+            || self.cipher != "xchacha20-poly1305"
+            || self.blob_id != "blake3-keyed"
+        {
             return Err("unknown compression, cipher or blob id scheme".into());
         }
         Ok(())

@@ -106,7 +106,12 @@ impl Item {
         Self::new(id, parent_id, name, ItemKind::File)
     }
 
-    fn new(id: impl Into<String>, parent_id: Option<&str>, name: impl Into<String>, kind: ItemKind) -> Self {
+    fn new(
+        id: impl Into<String>,
+        parent_id: Option<&str>,
+        name: impl Into<String>,
+        kind: ItemKind,
+    ) -> Self {
         Self {
             id: id.into(),
             parent_id: parent_id.map(str::to_owned),

@@ -82,7 +82,8 @@ impl PackBuilder {
         }
         let sealed = keys.seal(PACK_HEADER_AAD, &header);
         self.bytes.extend_from_slice(&sealed);
-        self.bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(MAGIC);
         let id = PackId(*blake3::hash(&self.bytes).as_bytes());
         FinishedPack {
@@ -99,7 +100,8 @@ pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackEntry>, String> {
         return Err("not a pack (magic number missing)".into());
     }
     let len_at = pack.len() - TRAILER_LEN;
-    let header_len = u32::from_le_bytes(pack[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
+    let header_len =
+        u32::from_le_bytes(pack[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
     if header_len > len_at {
         return Err("header length runs past the start of the pack".into());
     }

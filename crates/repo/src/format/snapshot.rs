@@ -55,7 +55,12 @@ impl ObjectKind {
 impl ProtectedObject {
     /// The object's identity within a repository: `<organization>/<kind>/<drive id>`.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}", self.organization_id, self.kind.as_str(), self.id)
+        format!(
+            "{}/{}/{}",
+            self.organization_id,
+            self.kind.as_str(),
+            self.id
+        )
     }
 }
 

@@ -7,9 +7,12 @@ mod service;
 mod store;
 
 pub use retention_settings::{
-    DailyType, RetentionFrequencyType, RetentionPeriodType, RetentionSettings, YearlyRetentionPeriod,
+    DailyType, RetentionFrequencyType, RetentionPeriodType, RetentionSettings,
+    YearlyRetentionPeriod,
 };
-pub use service::{NewRepository, RepositoryEdit, RepositoryService, RepositoryStatus, DEFAULT_REPOSITORY_NAME};
+pub use service::{
+    NewRepository, RepositoryEdit, RepositoryService, RepositoryStatus, DEFAULT_REPOSITORY_NAME,
+};
 pub use store::RegistryStore;
 
 use chrono::{DateTime, Utc};

@@ -10,7 +10,9 @@ use m365backup_core::error::{CoreError, CoreResult};
 use m365backup_core::{Secret, StoreError};
 use rand::RngCore;
 
-use super::{RegistryStore, RepositoryRecord, RepositorySecrets, RetentionSettings, StorageSettings};
+use super::{
+    RegistryStore, RepositoryRecord, RepositorySecrets, RetentionSettings, StorageSettings,
+};
 use crate::backend::file_system_space;
 use crate::catalog::{Catalog, SnapshotFilter};
 use crate::check::{CheckReport, ReadData};
@@ -96,7 +98,11 @@ struct Busy<'a> {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.service.busy.lock().expect("busy lock").remove(&self.id);
+        self.service
+            .busy
+            .lock()
+            .expect("busy lock")
+            .remove(&self.id);
     }
 }
 
@@ -151,13 +157,17 @@ impl RepositoryService {
             .await?
             .into_iter()
             .find(|r| r.name.eq_ignore_ascii_case(id_or_name))
-            .ok_or_else(|| CoreError::NotFound(format!("Backup repository '{id_or_name}' was not found.")))
+            .ok_or_else(|| {
+                CoreError::NotFound(format!("Backup repository '{id_or_name}' was not found."))
+            })
     }
 
     fn validate_name(name: &str) -> CoreResult<String> {
         let name = name.trim();
         if name.is_empty() || name.len() > 255 {
-            return Err(CoreError::Invalid("name must have 1 to 255 characters".into()));
+            return Err(CoreError::Invalid(
+                "name must have 1 to 255 characters".into(),
+            ));
         }
         Ok(name.to_owned())
     }
@@ -169,7 +179,9 @@ impl RepositoryService {
             .iter()
             .any(|r| r.name.eq_ignore_ascii_case(name) && Some(r.id) != except)
         {
-            return Err(CoreError::Conflict(format!("A backup repository named '{name}' already exists.")));
+            return Err(CoreError::Conflict(format!(
+                "A backup repository named '{name}' already exists."
+            )));
         }
         Ok(())
     }
@@ -180,14 +192,20 @@ impl RepositoryService {
         self.create_record(new, false).await
     }
 
-    async fn create_record(&self, new: NewRepository, is_default: bool) -> CoreResult<RepositoryRecord> {
+    async fn create_record(
+        &self,
+        new: NewRepository,
+        is_default: bool,
+    ) -> CoreResult<RepositoryRecord> {
         let name = Self::validate_name(&new.name)?;
         validate_storage(&new.storage, new.storage_secret.as_ref())?;
         new.retention.validate().map_err(CoreError::Invalid)?;
         self.ensure_name_free(&name, None).await?;
         if let Some(p) = &new.password {
             if p.expose().chars().count() < 8 {
-                return Err(CoreError::Invalid("encryptionPassword must have at least 8 characters".into()));
+                return Err(CoreError::Invalid(
+                    "encryptionPassword must have at least 8 characters".into(),
+                ));
             }
         }
         let id = uuid::Uuid::new_v4();
@@ -208,9 +226,15 @@ impl RepositoryService {
                 .await
                 .map_err(repo_error)?
         } else {
-            Repository::init(&location, &password, self.catalog.clone(), id, &self.init_options)
-                .await
-                .map_err(repo_error)?
+            Repository::init(
+                &location,
+                &password,
+                self.catalog.clone(),
+                id,
+                &self.init_options,
+            )
+            .await
+            .map_err(repo_error)?
         };
         let record = RepositoryRecord {
             id,
@@ -228,14 +252,19 @@ impl RepositoryService {
             password,
             storage_secret: new.storage_secret,
         };
-        let plain = zeroize::Zeroizing::new(serde_json::to_vec(&secrets).expect("secrets serialize"));
+        let plain =
+            zeroize::Zeroizing::new(serde_json::to_vec(&secrets).expect("secrets serialize"));
         let sealed = self.sealer.seal(&secrets_context(id), &plain)?;
-        self.store.insert_repository(&record, &sealed).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                CoreError::Conflict(format!("A backup repository named '{}' already exists.", record.name))
-            }
-            other => CoreError::Store(other),
-        })?;
+        self.store
+            .insert_repository(&record, &sealed)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => CoreError::Conflict(format!(
+                    "A backup repository named '{}' already exists.",
+                    record.name
+                )),
+                other => CoreError::Store(other),
+            })?;
         if exists {
             repo.rebuild_catalog(&Quiet).await.map_err(repo_error)?;
         }
@@ -258,11 +287,21 @@ impl RepositoryService {
             retention.validate().map_err(CoreError::Invalid)?;
             record.retention = retention;
         }
-        if !self.store.update_repository(&record).await.map_err(|e| match e {
-            StoreError::Conflict(_) => CoreError::Conflict(format!("A backup repository named '{}' already exists.", record.name)),
-            other => CoreError::Store(other),
-        })? {
-            return Err(CoreError::NotFound(format!("Backup repository '{id}' was not found.")));
+        if !self
+            .store
+            .update_repository(&record)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => CoreError::Conflict(format!(
+                    "A backup repository named '{}' already exists.",
+                    record.name
+                )),
+                other => CoreError::Store(other),
+            })?
+        {
+            return Err(CoreError::NotFound(format!(
+                "Backup repository '{id}' was not found."
+            )));
         }
         Ok(record)
     }
@@ -272,11 +311,18 @@ impl RepositoryService {
     pub async fn remove(&self, id: uuid::Uuid) -> CoreResult<()> {
         let record = self.get(id).await?;
         if record.is_default {
-            return Err(CoreError::Conflict("The default backup repository cannot be removed.".into()));
+            return Err(CoreError::Conflict(
+                "The default backup repository cannot be removed.".into(),
+            ));
         }
         let mut open = self.open.lock().await;
-        if open.get(&id).is_some_and(|r| r.active_writers() > 0) || self.busy.lock().expect("busy lock").contains(&id) {
-            return Err(CoreError::Conflict(format!("Backup repository '{}' is in use.", record.name)));
+        if open.get(&id).is_some_and(|r| r.active_writers() > 0)
+            || self.busy.lock().expect("busy lock").contains(&id)
+        {
+            return Err(CoreError::Conflict(format!(
+                "Backup repository '{}' is in use.",
+                record.name
+            )));
         }
         open.remove(&id);
         self.store.delete_repository(id).await?;
@@ -284,13 +330,12 @@ impl RepositoryService {
     }
 
     async fn secrets(&self, id: uuid::Uuid) -> CoreResult<RepositorySecrets> {
-        let sealed = self
-            .store
-            .repository_secrets(id)
-            .await?
-            .ok_or_else(|| CoreError::NotFound(format!("Backup repository '{id}' was not found.")))?;
+        let sealed = self.store.repository_secrets(id).await?.ok_or_else(|| {
+            CoreError::NotFound(format!("Backup repository '{id}' was not found."))
+        })?;
         let plain = self.sealer.open(&secrets_context(id), &sealed)?;
-        serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(format!("repository secrets: {e}")))
+        serde_json::from_slice(&plain)
+            .map_err(|e| CoreError::Internal(format!("repository secrets: {e}")))
     }
 
     /// The repository's password, for safekeeping offline (CLI only).
@@ -347,7 +392,11 @@ impl RepositoryService {
     }
 
     /// Applies the repository's retention now (prune with its policy).
-    pub async fn apply_retention(&self, id: uuid::Uuid, progress: &dyn Progress) -> CoreResult<PruneReport> {
+    pub async fn apply_retention(
+        &self,
+        id: uuid::Uuid,
+        progress: &dyn Progress,
+    ) -> CoreResult<PruneReport> {
         let record = self.get(id).await?;
         let _busy = self.mark_busy(id, "retention")?;
         let repo = self.open(id).await?;
@@ -362,20 +411,32 @@ impl RepositoryService {
         Ok(report)
     }
 
-    pub async fn check(&self, id: uuid::Uuid, read_data: ReadData, progress: &dyn Progress) -> CoreResult<CheckReport> {
+    pub async fn check(
+        &self,
+        id: uuid::Uuid,
+        read_data: ReadData,
+        progress: &dyn Progress,
+    ) -> CoreResult<CheckReport> {
         let _busy = self.mark_busy(id, "check")?;
         let repo = self.open(id).await?;
         repo.check(read_data, progress).await.map_err(repo_error)
     }
 
-    pub async fn rebuild_catalog(&self, id: uuid::Uuid, progress: &dyn Progress) -> CoreResult<RebuildReport> {
+    pub async fn rebuild_catalog(
+        &self,
+        id: uuid::Uuid,
+        progress: &dyn Progress,
+    ) -> CoreResult<RebuildReport> {
         let _busy = self.mark_busy(id, "rebuilding the catalog")?;
         let repo = self.open(id).await?;
         repo.rebuild_catalog(progress).await.map_err(repo_error)
     }
 
     /// Creates `Default Backup Repository` at `path` unless a default one exists.
-    pub async fn ensure_default(&self, path: &std::path::Path) -> CoreResult<Option<RepositoryRecord>> {
+    pub async fn ensure_default(
+        &self,
+        path: &std::path::Path,
+    ) -> CoreResult<Option<RepositoryRecord>> {
         if self.list().await?.iter().any(|r| r.is_default) {
             return Ok(None);
         }
@@ -406,7 +467,9 @@ impl RepositoryService {
     /// since (called every minute by the server).
     pub async fn run_due_retention(&self, now: DateTime<Utc>) {
         let local: NaiveDateTime = now.with_timezone(&Local).naive_local();
-        let Ok(records) = self.list().await else { return };
+        let Ok(records) = self.list().await else {
+            return;
+        };
         for record in records {
             let r = &record.retention;
             if !r.runs_on(local.date()) || local.time() < r.daily_time {
@@ -421,14 +484,21 @@ impl RepositoryService {
                 continue;
             }
             match self.apply_retention(record.id, &Quiet).await {
-                Ok(report) => tracing::info!(repository = %record.name, ?report, "retention applied"),
-                Err(e) => tracing::warn!(repository = %record.name, error = %e, "retention did not run; retrying later"),
+                Ok(report) => {
+                    tracing::info!(repository = %record.name, ?report, "retention applied")
+                }
+                Err(e) => {
+                    tracing::warn!(repository = %record.name, error = %e, "retention did not run; retrying later")
+                }
             }
         }
     }
 
     /// Bytes an organization's restore points added to each repository (for `usedRepositories`).
-    pub async fn organization_usage(&self, organization_id: &str) -> CoreResult<Vec<(RepositoryRecord, u64)>> {
+    pub async fn organization_usage(
+        &self,
+        organization_id: &str,
+    ) -> CoreResult<Vec<(RepositoryRecord, u64)>> {
         let mut out = Vec::new();
         for record in self.list().await? {
             let snaps = self
@@ -473,7 +543,9 @@ fn validate_storage(storage: &StorageSettings, secret: Option<&Secret>) -> CoreR
                     return invalid("objectStorage.endpoint must be an http(s) URL");
                 }
                 if http && !allow_http {
-                    return invalid("objectStorage.endpoint is plain HTTP: set allowHttp to true to use it");
+                    return invalid(
+                        "objectStorage.endpoint is plain HTTP: set allowHttp to true to use it",
+                    );
                 }
             }
             if region.trim().is_empty() {
@@ -484,10 +556,14 @@ fn validate_storage(storage: &StorageSettings, secret: Option<&Secret>) -> CoreR
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
             if !valid_bucket {
-                return invalid("objectStorage.bucket must be 3 to 63 lower-case letters, digits, '-' or '.'");
+                return invalid(
+                    "objectStorage.bucket must be 3 to 63 lower-case letters, digits, '-' or '.'",
+                );
             }
             if access_key_id.trim().is_empty() || secret.is_none_or(|s| s.is_empty()) {
-                return invalid("objectStorage.accessKeyId and objectStorage.secretAccessKey are required");
+                return invalid(
+                    "objectStorage.accessKeyId and objectStorage.secretAccessKey are required",
+                );
             }
         }
         StorageSettings::Azure {
@@ -498,14 +574,18 @@ fn validate_storage(storage: &StorageSettings, secret: Option<&Secret>) -> CoreR
             ..
         } => {
             if account.trim().is_empty() || container.trim().is_empty() {
-                return invalid("objectStorage.accountName and objectStorage.container are required");
+                return invalid(
+                    "objectStorage.accountName and objectStorage.container are required",
+                );
             }
             if secret.is_none_or(|s| s.is_empty()) {
                 return invalid("objectStorage.accountKey is required");
             }
             if let Some(e) = endpoint {
                 if e.starts_with("http://") && !allow_http {
-                    return invalid("objectStorage.endpoint is plain HTTP: set allowHttp to true to use it");
+                    return invalid(
+                        "objectStorage.endpoint is plain HTTP: set allowHttp to true to use it",
+                    );
                 }
             }
         }

@@ -13,7 +13,11 @@ pub trait RegistryStore: Send + Sync {
     async fn get_repository(&self, id: uuid::Uuid) -> StoreResult<Option<RepositoryRecord>>;
     async fn repository_secrets(&self, id: uuid::Uuid) -> StoreResult<Option<Vec<u8>>>;
     /// Fails with `StoreError::Conflict` when the (case-insensitive) name is taken.
-    async fn insert_repository(&self, record: &RepositoryRecord, sealed_secrets: &[u8]) -> StoreResult<()>;
+    async fn insert_repository(
+        &self,
+        record: &RepositoryRecord,
+        sealed_secrets: &[u8],
+    ) -> StoreResult<()>;
     /// Name, description and retention. `false` when there is no such repository.
     async fn update_repository(&self, record: &RepositoryRecord) -> StoreResult<bool>;
     /// Removes the record and its catalog. `false` when there is no such repository.

@@ -17,16 +17,28 @@ on_all_backends! {
 async fn a_flipped_byte_is_found_and_never_read_as_data(kind: Kind) {
     let place = place(kind).await;
     let o = create(&place).await;
-    let w = o.repo.begin_snapshot(SnapshotSpec::new(object("carol"))).await.unwrap();
-    w.put_item(Item::folder("f", None, "Reports")).await.unwrap();
+    let w = o
+        .repo
+        .begin_snapshot(SnapshotSpec::new(object("carol")))
+        .await
+        .unwrap();
+    w.put_item(Item::folder("f", None, "Reports"))
+        .await
+        .unwrap();
     let damaged_data = random_bytes(10, 3 * 1024 * 1024);
     let healthy_data = random_bytes(11, 2 * 1024 * 1024);
     let damaged = w
-        .put_file(Item::file("d", Some("f"), "q3.xlsx"), stream_of(damaged_data, 65536))
+        .put_file(
+            Item::file("d", Some("f"), "q3.xlsx"),
+            stream_of(damaged_data, 65536),
+        )
         .await
         .unwrap();
     let healthy = w
-        .put_file(Item::file("h", Some("f"), "q4.xlsx"), stream_of(healthy_data.clone(), 65536))
+        .put_file(
+            Item::file("h", Some("f"), "q4.xlsx"),
+            stream_of(healthy_data.clone(), 65536),
+        )
         .await
         .unwrap();
     let snap = w.commit(None).await.unwrap();
@@ -51,9 +63,15 @@ async fn a_flipped_byte_is_found_and_never_read_as_data(kind: Kind) {
     let back = read_all(&o.repo, healthy.content.as_ref().unwrap(), None).await;
     assert_eq!(sha256(&back), sha256(&healthy_data));
     // The damaged one: the bytes before the damage, then an error naming the chunk; never more.
-    let mut stream = o.repo.read_content(damaged.content.as_ref().unwrap(), None).unwrap();
+    let mut stream = o
+        .repo
+        .read_content(damaged.content.as_ref().unwrap(), None)
+        .unwrap();
     let first = stream.next().await.unwrap().unwrap();
-    assert_eq!(first.len(), damaged.content.as_ref().unwrap().chunks[0].1 as usize);
+    assert_eq!(
+        first.len(),
+        damaged.content.as_ref().unwrap().chunks[0].1 as usize
+    );
     match stream.next().await.unwrap() {
         Err(RepoError::DamagedBlob { blob, .. }) => assert_eq!(blob, victim),
         other => panic!("expected a damaged-chunk error, got {other:?}"),
@@ -61,11 +79,17 @@ async fn a_flipped_byte_is_found_and_never_read_as_data(kind: Kind) {
 }
 
 trait Lookup {
-    async fn catalog_lookup(&self, id: m365backup_repo::BlobId) -> m365backup_repo::catalog::BlobLocation;
+    async fn catalog_lookup(
+        &self,
+        id: m365backup_repo::BlobId,
+    ) -> m365backup_repo::catalog::BlobLocation;
 }
 
 impl Lookup for Opened {
-    async fn catalog_lookup(&self, id: m365backup_repo::BlobId) -> m365backup_repo::catalog::BlobLocation {
+    async fn catalog_lookup(
+        &self,
+        id: m365backup_repo::BlobId,
+    ) -> m365backup_repo::catalog::BlobLocation {
         use m365backup_repo::Catalog;
         self.catalog.lookup_blobs(self.key, &[id]).await.unwrap()[0].unwrap()
     }

@@ -11,10 +11,12 @@ use m365backup_core::Secret;
 use m365backup_repo::check::ReadData;
 use m365backup_repo::progress::Quiet;
 use m365backup_repo::prune::PruneOptions;
-use m365backup_repo::testing::{Azurite, S3Server, AZURITE_ACCOUNT, AZURITE_KEY, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY};
+use m365backup_repo::testing::{
+    Azurite, S3Server, AZURITE_ACCOUNT, AZURITE_KEY, S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY,
+};
 use m365backup_repo::{
-    AzureLocation, InitOptions, Item, Location, MemoryCatalog, Repository, S3Location, SnapshotFilter, SnapshotId,
-    SnapshotSpec,
+    AzureLocation, InitOptions, Item, Location, MemoryCatalog, Repository, S3Location,
+    SnapshotFilter, SnapshotId, SnapshotSpec,
 };
 use rand::{Rng, SeedableRng};
 
@@ -60,7 +62,9 @@ fn describe(place: &Place) -> String {
 fn location_from(description: &str) -> Location {
     let parts: Vec<&str> = description.split('|').collect();
     match parts[0] {
-        "local" => Location::Local { path: parts[1].into() },
+        "local" => Location::Local {
+            path: parts[1].into(),
+        },
         "s3" => Location::S3(S3Location {
             endpoint: Some(parts[1].into()),
             region: S3_REGION.into(),
@@ -85,19 +89,43 @@ fn location_from(description: &str) -> Location {
 /// The child: writes restore point `round` and says so. A no-op in a normal test run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child() {
-    let Ok(description) = std::env::var(CHILD_ENV) else { return };
-    let round: u64 = std::env::var("M365BACKUP_CRASH_ROUND").unwrap().parse().unwrap();
-    let location = location_from(&description);
-    let repo = Repository::open(&location, &Secret::new(PASSWORD), std::sync::Arc::new(MemoryCatalog::new()), uuid::Uuid::new_v4())
-        .await
+    let Ok(description) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let round: u64 = std::env::var("M365BACKUP_CRASH_ROUND")
+        .unwrap()
+        .parse()
         .unwrap();
+    let location = location_from(&description);
+    let repo = Repository::open(
+        &location,
+        &Secret::new(PASSWORD),
+        std::sync::Arc::new(MemoryCatalog::new()),
+        uuid::Uuid::new_v4(),
+    )
+    .await
+    .unwrap();
     repo.rebuild_catalog(&Quiet).await.unwrap();
     println!("STARTED");
-    let w = repo.begin_snapshot(SnapshotSpec::new(object("crash"))).await.unwrap();
-    w.put_item(Item::folder(format!("dir{round}"), None, format!("Round {round}"))).await.unwrap();
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(object("crash")))
+        .await
+        .unwrap();
+    w.put_item(Item::folder(
+        format!("dir{round}"),
+        None,
+        format!("Round {round}"),
+    ))
+    .await
+    .unwrap();
     for (name, data) in round_files(round) {
         let parent = format!("dir{round}");
-        w.put_file(Item::file(name.clone(), Some(&parent), name), stream_of(data, 100_000)).await.unwrap();
+        w.put_file(
+            Item::file(name.clone(), Some(&parent), name),
+            stream_of(data, 100_000),
+        )
+        .await
+        .unwrap();
     }
     let snap = w.commit(Some(format!("delta-{round}"))).await.unwrap();
     println!("COMMITTED {}", snap.id);
@@ -140,7 +168,10 @@ async fn crash_rounds(kind: Kind, rounds: u64) {
             full_run = full_run.max(Duration::from_millis(300));
         }
     }
-    assert!(kills >= rounds / 3, "most rounds were interrupted ({kills} of {rounds})");
+    assert!(
+        kills >= rounds / 3,
+        "most rounds were interrupted ({kills} of {rounds})"
+    );
 }
 
 /// Runs the child for one round; kills it after `kill_after`. Returns (exited by itself, stdout).
@@ -168,7 +199,12 @@ fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> (bool, 
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     (finished, out)
 }
 
@@ -178,20 +214,37 @@ async fn verify(place: &Place, committed: &mut Vec<(SnapshotId, u64)>, round: u6
     assert!(report.is_ok(), "round {round}: {report:?}");
     let snaps = o.repo.snapshots(&SnapshotFilter::default()).await.unwrap();
     for (id, _) in committed.iter() {
-        assert!(snaps.iter().any(|s| s.id == *id), "round {round}: committed restore point {id} is missing");
+        assert!(
+            snaps.iter().any(|s| s.id == *id),
+            "round {round}: committed restore point {id} is missing"
+        );
     }
     // A restore point whose commit was cut off after its document was written is complete.
-    let extra: Vec<_> = snaps.iter().filter(|s| !committed.iter().any(|(id, _)| *id == s.id)).collect();
-    assert!(extra.len() <= 1, "round {round}: unexpected restore points {extra:?}");
+    let extra: Vec<_> = snaps
+        .iter()
+        .filter(|s| !committed.iter().any(|(id, _)| *id == s.id))
+        .collect();
+    assert!(
+        extra.len() <= 1,
+        "round {round}: unexpected restore points {extra:?}"
+    );
     if let Some(s) = extra.first() {
         committed.push((s.id, round));
     }
     for (id, r) in committed.iter() {
         let snap = o.repo.snapshot(*id).await.unwrap();
         for (name, data) in round_files(*r) {
-            let item = o.repo.item(&snap, &name).await.unwrap().unwrap_or_else(|| panic!("{name} in {id}"));
+            let item = o
+                .repo
+                .item(&snap, &name)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name} in {id}"));
             let back = read_all(&o.repo, item.content.as_ref().unwrap(), None).await;
-            assert!(back == data, "round {round}: {name} of restore point {id} reads back wrong");
+            assert!(
+                back == data,
+                "round {round}: {name} of restore point {id} reads back wrong"
+            );
         }
     }
     o.repo
@@ -205,5 +258,8 @@ async fn verify(place: &Place, committed: &mut Vec<(SnapshotId, u64)>, round: u6
         .await
         .unwrap();
     let report = o.repo.check(ReadData::None, &Quiet).await.unwrap();
-    assert!(report.is_ok() && report.unindexed_packs.is_empty(), "round {round} after prune: {report:?}");
+    assert!(
+        report.is_ok() && report.unindexed_packs.is_empty(),
+        "round {round} after prune: {report:?}"
+    );
 }

@@ -8,8 +8,8 @@ use m365backup_repo::check::ReadData;
 use m365backup_repo::progress::Quiet;
 use m365backup_repo::testing::{Azurite, S3Server, AZURITE_ACCOUNT};
 use m365backup_repo::{
-    AzureLocation, ErrorClass, Item, Location, MemoryCatalog, RepoError, Repository, S3Location, SnapshotFilter,
-    SnapshotSpec, StorageFault,
+    AzureLocation, ErrorClass, Item, Location, MemoryCatalog, RepoError, Repository, S3Location,
+    SnapshotFilter, SnapshotSpec, StorageFault,
 };
 
 use crate::on_all_backends;
@@ -69,20 +69,35 @@ async fn expect_fault(location: Location, fault: StorageFault) {
     .await
     .unwrap_err();
     assert_eq!(fault_of(&err), Some(fault), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(40), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        started.elapsed()
+    );
     let err = open(&location, PASSWORD).await.unwrap_err();
     assert_eq!(fault_of(&err), Some(fault), "{err}");
-    assert!(matches!(err.class(), ErrorClass::Invalid | ErrorClass::Unavailable));
-    assert!(!err.to_string().contains(m365backup_repo::testing::S3_SECRET_KEY));
+    assert!(matches!(
+        err.class(),
+        ErrorClass::Invalid | ErrorClass::Unavailable
+    ));
+    assert!(!err
+        .to_string()
+        .contains(m365backup_repo::testing::S3_SECRET_KEY));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_missing_bucket_bad_credentials_unreachable() {
     let server = S3Server::shared();
-    expect_fault(server.location("no-such-bucket", ""), StorageFault::NoBucket).await;
+    expect_fault(
+        server.location("no-such-bucket", ""),
+        StorageFault::NoBucket,
+    )
+    .await;
     let bucket = format!("b{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     server.create_bucket(&bucket);
-    let Location::S3(mut bad) = server.location(&bucket, "") else { unreachable!() };
+    let Location::S3(mut bad) = server.location(&bucket, "") else {
+        unreachable!()
+    };
     bad.secret_access_key = Secret::new("wrong-secret");
     expect_fault(Location::S3(bad.clone()), StorageFault::AccessDenied).await;
     bad.access_key_id = "unknown-key".into();
@@ -104,10 +119,16 @@ async fn s3_missing_bucket_bad_credentials_unreachable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_missing_container_bad_key_unreachable() {
     let azurite = Azurite::shared();
-    expect_fault(azurite.location("no-such-container", ""), StorageFault::NoBucket).await;
+    expect_fault(
+        azurite.location("no-such-container", ""),
+        StorageFault::NoBucket,
+    )
+    .await;
     let container = format!("c{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     azurite.create_container(&container).await;
-    let Location::Azure(good) = azurite.location(&container, "") else { unreachable!() };
+    let Location::Azure(good) = azurite.location(&container, "") else {
+        unreachable!()
+    };
     expect_fault(
         Location::Azure(AzureLocation {
             access_key: Secret::new("d3JvbmcgYXp1cml0ZSBrZXkgZm9yIHRlc3Rpbmc="),
@@ -145,14 +166,19 @@ impl SmallDisk {
             .arg(dir.path())
             .status()
             .expect("running mount");
-        assert!(status.success(), "mounting a tmpfs needs root (CI runs as root)");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
         Self { dir }
     }
 }
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -163,16 +189,36 @@ async fn a_full_disk_fails_the_restore_point_and_keeps_the_earlier_ones() {
         path: disk.dir.path().join("repository"),
     };
     let catalog = std::sync::Arc::new(MemoryCatalog::new());
-    let repo = Repository::init(&location, &Secret::new(PASSWORD), catalog, uuid::Uuid::new_v4(), &init_options())
+    let repo = Repository::init(
+        &location,
+        &Secret::new(PASSWORD),
+        catalog,
+        uuid::Uuid::new_v4(),
+        &init_options(),
+    )
+    .await
+    .unwrap();
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(object("frank")))
         .await
         .unwrap();
-    let w = repo.begin_snapshot(SnapshotSpec::new(object("frank"))).await.unwrap();
-    w.put_file(Item::file("a", None, "a.bin"), stream_of(random_bytes(1, 4 << 20), 65536)).await.unwrap();
+    w.put_file(
+        Item::file("a", None, "a.bin"),
+        stream_of(random_bytes(1, 4 << 20), 65536),
+    )
+    .await
+    .unwrap();
     let first = w.commit(None).await.unwrap();
 
-    let w = repo.begin_snapshot(SnapshotSpec::new(object("frank"))).await.unwrap();
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(object("frank")))
+        .await
+        .unwrap();
     let stored = w
-        .put_file(Item::file("b", None, "b.bin"), stream_of(random_bytes(2, 48 << 20), 65536))
+        .put_file(
+            Item::file("b", None, "b.bin"),
+            stream_of(random_bytes(2, 48 << 20), 65536),
+        )
         .await;
     let err = match stored {
         Err(e) => e,
@@ -181,16 +227,30 @@ async fn a_full_disk_fails_the_restore_point_and_keeps_the_earlier_ones() {
     assert_eq!(err.class(), ErrorClass::Unavailable, "{err}");
     assert!(err.to_string().contains("no space left"), "{err}");
 
-    let fresh = Repository::open(&location, &Secret::new(PASSWORD), std::sync::Arc::new(MemoryCatalog::new()), uuid::Uuid::new_v4())
-        .await
-        .unwrap();
+    let fresh = Repository::open(
+        &location,
+        &Secret::new(PASSWORD),
+        std::sync::Arc::new(MemoryCatalog::new()),
+        uuid::Uuid::new_v4(),
+    )
+    .await
+    .unwrap();
     fresh.rebuild_catalog(&Quiet).await.unwrap();
     let snaps = fresh.snapshots(&SnapshotFilter::default()).await.unwrap();
-    assert_eq!(snaps.iter().map(|s| s.id).collect::<Vec<_>>(), [first.id], "only the complete restore point");
+    assert_eq!(
+        snaps.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [first.id],
+        "only the complete restore point"
+    );
     let report = fresh.check(ReadData::All, &Quiet).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
     let a = fresh.item(&snaps[0], "a").await.unwrap().unwrap();
-    assert_eq!(read_all(&fresh, a.content.as_ref().unwrap(), None).await, random_bytes(1, 4 << 20));
-    let tmp_left = std::fs::read_dir(disk.dir.path().join("repository/tmp")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        read_all(&fresh, a.content.as_ref().unwrap(), None).await,
+        random_bytes(1, 4 << 20)
+    );
+    let tmp_left = std::fs::read_dir(disk.dir.path().join("repository/tmp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(tmp_left, 0, "no half-written file is left behind");
 }

@@ -18,14 +18,33 @@ const MAX: usize = 4 * 1024 * 1024;
 async fn sizes_round_trip(kind: Kind) {
     let place = place(kind).await;
     let o = create(&place).await;
-    let w = o.repo.begin_snapshot(SnapshotSpec::new(object("sizes"))).await.unwrap();
-    let sizes = [0, 1, MIN - 1, MIN, MIN + 1, AVG, MAX - 1, MAX, MAX + 1, 2 * MAX, 3 * MAX + 7];
+    let w = o
+        .repo
+        .begin_snapshot(SnapshotSpec::new(object("sizes")))
+        .await
+        .unwrap();
+    let sizes = [
+        0,
+        1,
+        MIN - 1,
+        MIN,
+        MIN + 1,
+        AVG,
+        MAX - 1,
+        MAX,
+        MAX + 1,
+        2 * MAX,
+        3 * MAX + 7,
+    ];
     let mut expected = Vec::new();
     for (i, size) in sizes.iter().enumerate() {
         let data = random_bytes(i as u64, *size);
         let item = Item::file(format!("f{i:02}"), None, format!("size-{size}.bin"));
         // Odd piece sizes: chunk boundaries must not depend on how the bytes arrive.
-        let stored = w.put_file(item, stream_of(data.clone(), 7919 + i * 1000)).await.unwrap();
+        let stored = w
+            .put_file(item, stream_of(data.clone(), 7919 + i * 1000))
+            .await
+            .unwrap();
         assert_eq!(stored.content.as_ref().unwrap().size, *size as u64);
         expected.push((stored, sha256(&data)));
     }
@@ -37,10 +56,20 @@ async fn sizes_round_trip(kind: Kind) {
         for (item, digest) in &expected {
             let listed = opened.repo.item(&snap, &item.id).await.unwrap().unwrap();
             let back = read_all(&opened.repo, listed.content.as_ref().unwrap(), None).await;
-            assert_eq!(back.len() as u64, item.size.max(listed.content.as_ref().unwrap().size));
+            assert_eq!(
+                back.len() as u64,
+                item.size.max(listed.content.as_ref().unwrap().size)
+            );
             assert_eq!(sha256(&back), *digest, "{}", item.name);
         }
-        let report = opened.repo.check(m365backup_repo::check::ReadData::All, &m365backup_repo::progress::Quiet).await.unwrap();
+        let report = opened
+            .repo
+            .check(
+                m365backup_repo::check::ReadData::All,
+                &m365backup_repo::progress::Quiet,
+            )
+            .await
+            .unwrap();
         assert!(report.is_ok(), "{report:?}");
     }
 }
@@ -48,10 +77,17 @@ async fn sizes_round_trip(kind: Kind) {
 async fn ranges_return_exactly_the_asked_bytes(kind: Kind) {
     let place = place(kind).await;
     let o = create(&place).await;
-    let w = o.repo.begin_snapshot(SnapshotSpec::new(object("ranges"))).await.unwrap();
+    let w = o
+        .repo
+        .begin_snapshot(SnapshotSpec::new(object("ranges")))
+        .await
+        .unwrap();
     let data = random_bytes(99, 9 * AVG + 12345);
     let item = w
-        .put_file(Item::file("r", None, "ranges.bin"), stream_of(data.clone(), 65536))
+        .put_file(
+            Item::file("r", None, "ranges.bin"),
+            stream_of(data.clone(), 65536),
+        )
         .await
         .unwrap();
     w.commit(None).await.unwrap();
@@ -70,7 +106,9 @@ async fn ranges_return_exactly_the_asked_bytes(kind: Kind) {
     }
     let mut rng_seed = 7u64;
     for _ in 0..20 {
-        rng_seed = rng_seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng_seed = rng_seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let a = rng_seed % n;
         let b = (rng_seed >> 17) % n;
         ranges.push(a.min(b)..a.max(b));
@@ -80,18 +118,28 @@ async fn ranges_return_exactly_the_asked_bytes(kind: Kind) {
         assert_eq!(got, &data[r.start as usize..r.end as usize], "range {r:?}");
     }
     for bad in [n..n + 1, 10..5] {
-        assert!(matches!(o.repo.read_content(&content, Some(bad)), Err(RepoError::Invalid(_))));
+        assert!(matches!(
+            o.repo.read_content(&content, Some(bad)),
+            Err(RepoError::Invalid(_))
+        ));
     }
 }
 
 async fn a_large_file_round_trips(kind: Kind) {
     let place = place(kind).await;
     let o = create(&place).await;
-    let w = o.repo.begin_snapshot(SnapshotSpec::new(object("large"))).await.unwrap();
+    let w = o
+        .repo
+        .begin_snapshot(SnapshotSpec::new(object("large")))
+        .await
+        .unwrap();
     let data = random_bytes(100, 100 * 1024 * 1024);
     let digest = sha256(&data);
     let item = w
-        .put_file(Item::file("big", None, "big.bin"), stream_of(data, 256 * 1024))
+        .put_file(
+            Item::file("big", None, "big.bin"),
+            stream_of(data, 256 * 1024),
+        )
         .await
         .unwrap();
     w.commit(None).await.unwrap();

@@ -51,7 +51,10 @@ pub struct Place {
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..20])
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..20]
+    )
 }
 
 pub async fn place(kind: Kind) -> Place {
@@ -113,9 +116,15 @@ pub async fn create(place: &Place) -> Opened {
 pub async fn create_with(place: &Place, options: InitOptions) -> Opened {
     let catalog = Arc::new(MemoryCatalog::new());
     let key = uuid::Uuid::new_v4();
-    let repo = Repository::init(&place.location, &Secret::new(PASSWORD), catalog.clone(), key, &options)
-        .await
-        .unwrap();
+    let repo = Repository::init(
+        &place.location,
+        &Secret::new(PASSWORD),
+        catalog.clone(),
+        key,
+        &options,
+    )
+    .await
+    .unwrap();
     Opened { repo, catalog, key }
 }
 
@@ -123,10 +132,17 @@ pub async fn create_with(place: &Place, options: InitOptions) -> Opened {
 pub async fn reopen(place: &Place) -> Opened {
     let catalog = Arc::new(MemoryCatalog::new());
     let key = uuid::Uuid::new_v4();
-    let repo = Repository::open(&place.location, &Secret::new(PASSWORD), catalog.clone(), key)
+    let repo = Repository::open(
+        &place.location,
+        &Secret::new(PASSWORD),
+        catalog.clone(),
+        key,
+    )
+    .await
+    .unwrap();
+    repo.rebuild_catalog(&m365backup_repo::progress::Quiet)
         .await
         .unwrap();
-    repo.rebuild_catalog(&m365backup_repo::progress::Quiet).await.unwrap();
     Opened { repo, catalog, key }
 }
 
@@ -151,7 +167,10 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// The bytes as a stream of pieces of `piece` bytes, as a download would deliver them.
-pub fn stream_of(data: Vec<u8>, piece: usize) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+pub fn stream_of(
+    data: Vec<u8>,
+    piece: usize,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let data = Bytes::from(data);
     let pieces: Vec<std::io::Result<Bytes>> = (0..data.len())
         .step_by(piece.max(1))
@@ -181,7 +200,8 @@ pub async fn flip_byte_in_pack(place: &Place, pack_key: &str, offset: u64) {
             flip_file_byte(&path, offset);
         }
         Kind::S3 => {
-            let path = S3Server::shared().object_path(&place.bucket, &format!("backups/m365/{pack_key}"));
+            let path =
+                S3Server::shared().object_path(&place.bucket, &format!("backups/m365/{pack_key}"));
             flip_file_byte(&path, offset);
         }
         Kind::Azure => {
