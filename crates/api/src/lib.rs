@@ -116,6 +116,22 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .routes(routes!(routes::job_sessions::get_job_session))
         .routes(routes!(routes::job_sessions::list_log_items))
         .routes(routes!(routes::job_sessions::get_log_item))
+        .routes(routes!(routes::proxies::list_proxies))
+        .routes(routes!(routes::proxies::get_proxy))
+        .routes(routes!(routes::proxies::proxy_repositories))
+        .routes(routes!(
+            routes::repositories::list_repositories,
+            routes::repositories::add_repository
+        ))
+        .routes(routes!(
+            routes::repositories::get_repository,
+            routes::repositories::edit_repository,
+            routes::repositories::remove_repository
+        ))
+        .routes(routes!(routes::repositories::repository_action))
+        .routes(routes!(routes::repositories::list_object_storage))
+        .routes(routes!(routes::repositories::get_object_storage))
+        .routes(routes!(routes::repositories::used_repositories))
         .route_layer(from_fn_with_state(state.clone(), bearer::require_bearer));
     let public = OpenApiRouter::new().routes(routes!(routes::token::issue_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

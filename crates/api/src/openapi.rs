@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         (name = "BackupAccounts", description = "Accounts the backup engine spreads SharePoint/OneDrive traffic across"),
         (name = "Groups", description = "Groups of an organization and their members"),
         (name = "Users", description = "Users of an organization"),
+        (name = "Proxies", description = "Backup workers: each server node"),
+        (name = "BackupRepositories", description = "Where backups live: local folders and object storage"),
     )
 )]
 pub struct ApiDoc;

@@ -8,7 +8,9 @@ use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::jobs::service::JobService;
 use m365backup_core::organization_service::OrganizationService;
+use m365backup_core::proxies::ProxyStore;
 use m365backup_core::Secret;
+use m365backup_repo::registry::RepositoryService;
 
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
@@ -50,6 +52,10 @@ pub struct AppState {
     /// This node's proxy id (jobs that name none run on it).
     pub proxy_id: uuid::Uuid,
     pub settings: Arc<ApiSettings>,
+    /// Backup repositories (`/v5/BackupRepositories`, `/v5/ObjectStorageRepositories`).
+    pub repositories: Arc<RepositoryService>,
+    /// The server nodes (`/v5/Proxies`).
+    pub proxies: Arc<dyn ProxyStore>,
     /// Renders `/metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }

@@ -17,6 +17,7 @@ pub mod operators;
 pub mod organization_service;
 pub mod organizations;
 pub mod password;
+pub mod proxies;
 pub mod secret;
 pub mod signin_guard;
 pub mod store;

@@ -7,6 +7,8 @@ pub mod fsutil;
 pub mod listener;
 pub mod logging;
 pub mod probe;
+pub mod repositories;
+pub mod repository_cli;
 pub mod server;
 pub mod server_key;
 pub mod services;

@@ -27,6 +27,9 @@ enum Command {
     /// Download every OneDrive and SharePoint file of an organization through its backup
     /// accounts, hashing instead of storing: measures what a backup would achieve.
     Probe(m365backup::probe::ProbeArgs),
+    /// Manage backup repositories: list, create, check, prune, rebuild-catalog, recovery-password.
+    #[command(subcommand)]
+    Repository(m365backup::repository_cli::RepositoryCommand),
 }
 
 #[tokio::main]
@@ -44,6 +47,11 @@ async fn main() -> anyhow::Result<()> {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
             m365backup::logging::init(settings.log_format);
             m365backup::probe::run(args, &settings).await
+        }
+        Command::Repository(command) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::repository_cli::run(command, &settings).await
         }
         Command::Admin(command) => {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;

@@ -10,6 +10,7 @@ use axum_server::Handle;
 use m365backup_api::AppState;
 use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOTSTRAP_ADMIN};
 use m365backup_core::backup_accounts::BackupAccountService;
+use m365backup_core::jobs::service::JobService;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
 use m365backup_core::Secret;
@@ -28,6 +29,9 @@ pub struct RunningServer {
     pub store: Arc<dyn Store>,
     pub organizations: Arc<OrganizationService>,
     pub backup_accounts: Arc<BackupAccountService>,
+    /// Backup repositories, and this node as a proxy.
+    pub repositories: Arc<m365backup_repo::registry::RepositoryService>,
+    node: crate::repositories::RepositoryNode,
     /// The simulated tenant of `serve --demo`.
     pub demo: Option<m365sim::RunningSim>,
     handle: Handle,
@@ -40,6 +44,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         self.housekeeping.abort();
+        self.node.stop();
         let served = self.serving.await.context("server task")?.context("server");
         if let Some(sim) = self.demo {
             sim.shutdown().await;
@@ -69,8 +74,20 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// The state store with every interface of it (see [`m365backup_store::StoreParts`]).
+pub async fn open_store_parts(settings: &Settings) -> anyhow::Result<m365backup_store::StoreParts> {
+    create_private_dir(&settings.data_dir)?;
+    m365backup_store::open_parts(
+        settings.database_url.as_ref().map(Secret::expose),
+        &settings.data_dir,
+    )
+    .await
+    .context("opening the state store")
+}
+
 pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
-    let store = open_store(settings).await?;
+    let parts = open_store_parts(settings).await?;
+    let store = parts.store.clone();
     tracing::info!(backend = store.backend(), data_dir = %settings.data_dir.display(), "state store open");
 
     let operators = OperatorService::new(store.clone());
@@ -111,11 +128,22 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         directory,
         backup_accounts,
     } = Services::build(&service_settings, store.clone())?;
+    let node = crate::repositories::start_node(settings, &parts).await?;
+    let jobs = Arc::new(JobService::new(
+        store.clone(),
+        directory.clone(),
+        Arc::new(crate::repositories::Registry(node.service.clone())),
+        settings.time_zone,
+    ));
     let state = AppState {
         auth: auth.clone(),
         organizations: organizations.clone(),
         directory,
         backup_accounts: backup_accounts.clone(),
+        jobs,
+        proxy_id: node.service.proxy_id(),
+        repositories: node.service.clone(),
+        proxies: node.proxies.clone(),
         settings: Arc::new(settings.api.clone()),
         metrics: Arc::new(|| {
             m365backup_m365::pool::render_metrics(&m365backup_m365::pool::live_pools())
@@ -127,6 +155,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding {}", settings.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    node.announce_port(addr.port()).await?;
     let handle = Handle::new();
     let tls = if settings.plain_http {
         tracing::warn!(%addr, "serving plain HTTP: use only behind a TLS-terminating proxy");
@@ -156,6 +185,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         store,
         organizations,
         backup_accounts,
+        repositories: node.service.clone(),
+        node,
         demo,
         handle,
         serving,

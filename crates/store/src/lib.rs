@@ -16,6 +16,7 @@ use m365backup_core::StoreError;
 mod jobs;
 mod postgres;
 mod queries;
+mod repositories;
 mod sqlite;
 mod time;
 
@@ -40,6 +41,56 @@ pub async fn open(
         None => Ok(Arc::new(
             SqliteStore::open_file(&data_dir.join(DEFAULT_SQLITE_FILE)).await?,
         )),
+    }
+}
+
+/// The store seen through each of its interfaces: the core's, the repository registry's and
+/// catalog's (`m365backup-repo`), and the proxies'. All are the same connection pool.
+#[derive(Clone)]
+pub struct StoreParts {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<dyn m365backup_repo::registry::RegistryStore>,
+    pub catalog: Arc<dyn m365backup_repo::Catalog>,
+    pub proxies: Arc<dyn m365backup_core::proxies::ProxyStore>,
+}
+
+impl StoreParts {
+    fn of<T>(store: Arc<T>) -> Self
+    where
+        T: Store
+            + m365backup_repo::registry::RegistryStore
+            + m365backup_repo::Catalog
+            + m365backup_core::proxies::ProxyStore
+            + 'static,
+    {
+        Self {
+            store: store.clone(),
+            registry: store.clone(),
+            catalog: store.clone(),
+            proxies: store,
+        }
+    }
+}
+
+/// Like [`open`], with every interface of the store.
+pub async fn open_parts(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<StoreParts, StoreError> {
+    match database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(StoreParts::of(Arc::new(PgStore::connect(url).await?)))
+        }
+        Some(url) if url.starts_with("sqlite:") => {
+            Ok(StoreParts::of(Arc::new(SqliteStore::open_url(url).await?)))
+        }
+        Some(other) => Err(StoreError::Backend(format!(
+            "unsupported database URL scheme in '{}': use sqlite:// or postgres://",
+            redact_url(other)
+        ))),
+        None => Ok(StoreParts::of(Arc::new(
+            SqliteStore::open_file(&data_dir.join(DEFAULT_SQLITE_FILE)).await?,
+        ))),
     }
 }
 

@@ -45,3 +45,13 @@ crate::queries::impl_store!(
 
 // A run is claimed under a row lock (PostgreSQL) or the single writer (SQLite).
 crate::jobs::impl_job_store!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
+// The registry, proxies and repository catalogs.
+mod repository_stores {
+    use super::PgStore;
+    crate::repositories::impl_repository_stores!(
+        PgStore,
+        sqlx::Postgres,
+        "SELECT id FROM repositories WHERE id = $1 FOR UPDATE",
+        "SELECT document FROM repositories WHERE id = $1 FOR UPDATE"
+    );
+}

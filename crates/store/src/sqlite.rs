@@ -97,3 +97,13 @@ crate::queries::impl_store!(
 
 // A run is claimed under a row lock (PostgreSQL) or the single writer (SQLite).
 crate::jobs::impl_job_store!(SqliteStore, sqlx::Sqlite, "");
+// The registry, proxies and repository catalogs (SQLite's writes are already serialized).
+mod repository_stores {
+    use super::SqliteStore;
+    crate::repositories::impl_repository_stores!(
+        SqliteStore,
+        sqlx::Sqlite,
+        "SELECT id FROM repositories WHERE id = $1",
+        "SELECT document FROM repositories WHERE id = $1"
+    );
+}

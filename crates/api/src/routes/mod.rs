@@ -5,4 +5,6 @@ pub mod directory;
 pub mod job_sessions;
 pub mod jobs;
 pub mod organizations;
+pub mod proxies;
+pub mod repositories;
 pub mod token;
