@@ -622,10 +622,11 @@ impl JobService {
         name: Option<&str>,
     ) -> CoreResult<DirectoryRef> {
         let users = self.directory.users(org, None).await?;
-        let by_id = id.and_then(parse_composite_id);
-        let found: Option<&DirectoryUser> = users.items.iter().find(|u| {
-            by_id.is_some_and(|g| g == u.id)
-                || name.is_some_and(|n| u.principal_name.eq_ignore_ascii_case(n.trim()))
+        let by_id = object_id(at, "user", id)?;
+        // An id, when given, decides; a name is looked up only without one.
+        let found: Option<&DirectoryUser> = users.items.iter().find(|u| match by_id {
+            Some(g) => g == u.id,
+            None => name.is_some_and(|n| u.principal_name.eq_ignore_ascii_case(n.trim())),
         });
         let u = found.ok_or_else(|| {
             invalid(format!(
@@ -649,13 +650,13 @@ impl JobService {
         name: Option<&str>,
     ) -> CoreResult<DirectoryRef> {
         let groups = self.directory.groups(org, None).await?;
-        let by_id = id.and_then(parse_composite_id);
-        let found: Option<&DirectoryGroup> = groups.items.iter().find(|g| {
-            by_id.is_some_and(|x| x == g.id)
-                || name.is_some_and(|n| {
-                    g.name.eq_ignore_ascii_case(n.trim())
-                        || g.display_name.eq_ignore_ascii_case(n.trim())
-                })
+        let by_id = object_id(at, "group", id)?;
+        let found: Option<&DirectoryGroup> = groups.items.iter().find(|g| match by_id {
+            Some(x) => x == g.id,
+            None => name.is_some_and(|n| {
+                g.name.eq_ignore_ascii_case(n.trim())
+                    || g.display_name.eq_ignore_ascii_case(n.trim())
+            }),
         });
         let g = found.ok_or_else(|| {
             invalid(format!(
@@ -669,6 +670,18 @@ impl JobService {
             display_name: g.display_name.clone(),
             name: g.name.clone(),
         })
+    }
+}
+
+/// The object GUID of a composite (or bare) id, when one is given.
+fn object_id(at: &str, what: &str, id: Option<&str>) -> CoreResult<Option<Uuid>> {
+    match id.map(str::trim).filter(|i| !i.is_empty()) {
+        None => Ok(None),
+        Some(raw) => parse_composite_id(raw).map(Some).ok_or_else(|| {
+            invalid(format!(
+                "{at}.{what}.id '{raw}' is not a directory object id"
+            ))
+        }),
     }
 }
 
