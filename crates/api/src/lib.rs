@@ -90,6 +90,8 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .routes(routes!(routes::directory::list_members))
         .routes(routes!(routes::directory::list_users))
         .routes(routes!(routes::directory::get_user))
+        .routes(routes!(routes::sites::list_sites))
+        .routes(routes!(routes::sites::get_site))
         .routes(routes!(routes::jobs::list_jobs))
         .routes(routes!(
             routes::jobs::list_organization_jobs,

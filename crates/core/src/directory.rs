@@ -142,6 +142,43 @@ pub struct GroupMember {
     pub is_cloud: bool,
 }
 
+/// A SharePoint site (a site collection's root web, a sub-site or a personal site).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectorySite {
+    /// Graph's id: `hostname,siteCollectionGuid,webGuid`.
+    pub graph_id: String,
+    pub collection_id: Uuid,
+    pub web_id: Uuid,
+    pub url: String,
+    /// Display name.
+    pub title: String,
+    /// The site's name (last URL segment).
+    pub name: String,
+    /// A user's personal site (`…-my.sharepoint.com/personal/…`).
+    pub is_personal: bool,
+    /// Our id of the parent site, for sub-sites.
+    pub parent_id: Option<String>,
+}
+
+impl DirectorySite {
+    /// Our id of a site, as the vendor writes site ids: the site collection GUID followed by
+    /// the web GUID (72 characters).
+    pub fn id(&self) -> String {
+        format!(
+            "{}{}",
+            self.collection_id.hyphenated(),
+            self.web_id.hyphenated()
+        )
+    }
+
+    /// The GUIDs of a Graph site id (`hostname,collection,web`).
+    pub fn guids_of(graph_id: &str) -> Option<(Uuid, Uuid)> {
+        let mut parts = graph_id.split(',');
+        let (_host, collection, web) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((collection.parse().ok()?, web.parse().ok()?))
+    }
+}
+
 /// A failure to talk to the tenant: the text is Microsoft's reason, fit to show an operator.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -172,6 +209,11 @@ pub trait TenantGateway: Send + Sync {
         connection: &TenantConnection,
         group: Uuid,
     ) -> Result<Vec<GroupMember>, GatewayError>;
+    /// Every site collection of the tenant (personal sites included) and their sub-sites.
+    async fn sites(
+        &self,
+        connection: &TenantConnection,
+    ) -> Result<Vec<DirectorySite>, GatewayError>;
     /// Signs in with the connection's credentials (an account's password grant) and nothing else.
     async fn verify_account(&self, connection: &TenantConnection) -> Result<(), GatewayError>;
 }

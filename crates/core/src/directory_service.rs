@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::directory::{DirectoryGroup, DirectoryUser, GatewayError, GroupMember};
+use crate::directory::{DirectoryGroup, DirectorySite, DirectoryUser, GatewayError, GroupMember};
 use crate::error::{CoreError, CoreResult};
 use crate::ids::OrganizationId;
 use crate::organization_service::OrganizationService;
@@ -24,12 +24,16 @@ enum ListingKey {
     Users(OrganizationId),
     Groups(OrganizationId),
     Members(OrganizationId, Uuid),
+    Sites(OrganizationId),
 }
 
 impl ListingKey {
     fn organization(&self) -> OrganizationId {
         match self {
-            ListingKey::Users(o) | ListingKey::Groups(o) | ListingKey::Members(o, _) => *o,
+            ListingKey::Users(o)
+            | ListingKey::Groups(o)
+            | ListingKey::Members(o, _)
+            | ListingKey::Sites(o) => *o,
         }
     }
 }
@@ -39,6 +43,7 @@ enum Items {
     Users(Arc<Vec<DirectoryUser>>),
     Groups(Arc<Vec<DirectoryGroup>>),
     Members(Arc<Vec<GroupMember>>),
+    Sites(Arc<Vec<DirectorySite>>),
 }
 
 struct Listing {
@@ -223,6 +228,46 @@ impl DirectoryService {
             (set_id, Items::Groups(items)) => Ok(Snapshot { set_id, items }),
             _ => Err(mixed_up()),
         }
+    }
+
+    /// Every site of the organization (site collections, their sub-sites, personal sites).
+    pub async fn sites(
+        &self,
+        org: OrganizationId,
+        set_id: Option<Uuid>,
+    ) -> CoreResult<Snapshot<DirectorySite>> {
+        let fetched = self
+            .listing(ListingKey::Sites(org), set_id, || async {
+                let (_, connection) = self.organizations.connection(org).await?;
+                let sites = self.organizations.gateway().sites(&connection).await;
+                Ok(Items::Sites(Arc::new(sites.map_err(gateway_error)?)))
+            })
+            .await?;
+        match fetched {
+            (set_id, Items::Sites(items)) => Ok(Snapshot { set_id, items }),
+            _ => Err(mixed_up()),
+        }
+    }
+
+    /// One site by our id (collection + web GUIDs) or its URL, or `NotFound`.
+    pub async fn site(&self, org: OrganizationId, id_or_url: &str) -> CoreResult<DirectorySite> {
+        let sites = self.sites(org, None).await?;
+        let wanted = id_or_url.trim();
+        sites
+            .items
+            .iter()
+            .find(|s| {
+                s.id().eq_ignore_ascii_case(wanted)
+                    || s.url
+                        .trim_end_matches('/')
+                        .eq_ignore_ascii_case(wanted.trim_end_matches('/'))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                CoreError::NotFound(format!(
+                    "Site '{wanted}' was not found in the organization."
+                ))
+            })
     }
 
     /// One group of the organization, or `NotFound`.

@@ -75,6 +75,20 @@ pub struct DirectoryGroup {
     pub on_premises_sync_enabled: Option<bool>,
 }
 
+/// A SharePoint site as Graph lists it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphSite {
+    /// `hostname,siteCollectionGuid,webGuid`.
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
 /// Page size asked of Graph for directory listings (its maximum is 999).
 const DIRECTORY_PAGE: u32 = 999;
 
@@ -99,6 +113,25 @@ impl GraphClient {
 
     pub async fn group(&self, id: &str) -> Result<DirectoryGroup, M365Error> {
         self.get_json(&format!("/groups/{id}")).await
+    }
+
+    /// Every site collection: `getAllSites` with application permissions (personal sites
+    /// included); with delegated permissions, which cannot call it, a site search.
+    pub async fn all_sites(&self) -> Result<Vec<GraphSite>, M365Error> {
+        match self
+            .get_all(&format!("/sites/getAllSites?$top={DIRECTORY_PAGE}"))
+            .await
+        {
+            Err(M365Error::Graph {
+                status: 400 | 403, ..
+            }) => self.get_all("/sites?search=*").await,
+            other => other,
+        }
+    }
+
+    /// The sub-sites of a site.
+    pub async fn subsites(&self, site: &str) -> Result<Vec<GraphSite>, M365Error> {
+        self.get_all(&format!("/sites/{site}/sites")).await
     }
 
     pub async fn group_members(&self, id: &str) -> Result<Vec<DirectoryUser>, M365Error> {

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use base64::Engine;
 use m365backup_core::directory::{
-    DirectoryGroup, DirectoryUser, GatewayError, GroupMember, GroupType, LocationType, MemberType,
-    TenantAuth, TenantConnection, TenantGateway, TenantIdentity,
+    DirectoryGroup, DirectorySite, DirectoryUser, GatewayError, GroupMember, GroupType,
+    LocationType, MemberType, TenantAuth, TenantConnection, TenantGateway, TenantIdentity,
 };
 use m365backup_core::token::TokenDigest;
 use uuid::Uuid;
@@ -211,6 +211,28 @@ impl TenantGateway for M365Gateway {
             .collect()
     }
 
+    async fn sites(&self, c: &TenantConnection) -> Result<Vec<DirectorySite>, GatewayError> {
+        let client = self.client(c);
+        let roots = client.all_sites().await.map_err(gateway_error)?;
+        let mut sites = Vec::new();
+        // Breadth first: each site's sub-sites, with their parent named.
+        let mut pending: Vec<(directory::GraphSite, Option<String>)> =
+            roots.into_iter().map(|s| (s, None)).collect();
+        while let Some((graph, parent)) = pending.pop() {
+            let Some(site) = directory_site(&graph, parent) else {
+                continue;
+            };
+            if !site.is_personal {
+                let children = client.subsites(&graph.id).await.map_err(gateway_error)?;
+                let id = site.id();
+                pending.extend(children.into_iter().map(|c| (c, Some(id.clone()))));
+            }
+            sites.push(site);
+        }
+        sites.sort_by(|a, b| a.url.cmp(&b.url));
+        Ok(sites)
+    }
+
     async fn verify_account(&self, c: &TenantConnection) -> Result<(), GatewayError> {
         let (endpoints, credentials) = client_parts(c);
         let client = GraphClient::with_http(self.http.clone(), endpoints, credentials);
@@ -250,6 +272,27 @@ impl TenantGateway for M365Gateway {
             })
             .collect()
     }
+}
+
+/// A Graph site as the directory keeps it; `None` for an id that is not Graph's three parts.
+fn directory_site(g: &directory::GraphSite, parent_id: Option<String>) -> Option<DirectorySite> {
+    let (collection_id, web_id) = DirectorySite::guids_of(&g.id)?;
+    let url = g.web_url.clone().unwrap_or_default();
+    let name = g
+        .name
+        .clone()
+        .or_else(|| url.rsplit('/').next().map(str::to_owned))
+        .unwrap_or_default();
+    Some(DirectorySite {
+        graph_id: g.id.clone(),
+        collection_id,
+        web_id,
+        is_personal: url.contains("-my.sharepoint.com/personal/") || url.contains("/personal/"),
+        title: g.display_name.clone().unwrap_or_else(|| name.clone()),
+        name,
+        url,
+        parent_id,
+    })
 }
 
 #[cfg(test)]

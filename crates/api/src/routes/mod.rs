@@ -7,4 +7,5 @@ pub mod jobs;
 pub mod organizations;
 pub mod proxies;
 pub mod repositories;
+pub mod sites;
 pub mod token;

@@ -517,24 +517,30 @@ impl JobService {
             ))
         };
         match input {
-            ItemInput::Site {
-                id,
-                url,
-                title,
-                name,
-            } => {
-                let id = id.clone().filter(|s| !s.trim().is_empty());
-                let url = url.clone().filter(|s| !s.trim().is_empty());
-                if id.is_none() && url.is_none() {
-                    return Err(invalid(format!("{at}.site: give its id or url")));
-                }
+            ItemInput::Site { id, url, .. } => {
+                let wanted = id
+                    .as_deref()
+                    .or(url.as_deref())
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| invalid(format!("{at}.site: give its id or url")))?;
+                let site = self
+                    .directory
+                    .site(org, wanted)
+                    .await
+                    .map_err(|e| match e {
+                        CoreError::NotFound(_) => {
+                            invalid(format!("{at}.site: no site '{wanted}' in the organization"))
+                        }
+                        other => other,
+                    })?;
                 Ok(ItemScope::Site(SiteRef {
-                    id: id.unwrap_or_default(),
-                    is_personal: url.as_deref().is_some_and(|u| u.contains("/personal/")),
-                    url: url.unwrap_or_default(),
-                    title: title.clone().unwrap_or_default(),
-                    name: name.clone().unwrap_or_default(),
+                    id: site.id(),
+                    url: site.url,
+                    title: site.title,
+                    name: site.name,
                     is_cloud: true,
+                    is_personal: site.is_personal,
                 }))
             }
             ItemInput::User {
