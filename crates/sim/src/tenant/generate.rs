@@ -24,7 +24,7 @@ const FOLDER_NAMES: [&str; 5] = [
     "Archive of scanned correspondence, signed contracts, invoices and other records kept for the auditors {n}",
 ];
 
-/// Every fourth file gets one of these (Unicode, `#`, `%`, `&`, an emoji).
+/// Every fourth file gets one of these (in turn, from a different one in each drive) (Unicode, `#`, `%`, `&`, an emoji).
 const FILE_NAMES: [&str; 4] = [
     "Résumé – Zoë #{n}.docx",
     "Budget 100% final {n}.xlsx",
@@ -461,7 +461,7 @@ impl Tenant {
             let parent = folders[rng.gen_range(0..folders.len())].clone();
             let modified = created + Duration::seconds(rng.gen_range(0..86_400 * 30));
             let name = if n % 4 == 0 {
-                FILE_NAMES[(n / 4 - 1) % FILE_NAMES.len()].replace("{n}", &n.to_string())
+                FILE_NAMES[(n / 4 - 1 + d) % FILE_NAMES.len()].replace("{n}", &n.to_string())
             } else {
                 format!("Document {n}.docx")
             };

@@ -1,5 +1,11 @@
 //! m365sim over HTTP: identity errors, Graph shapes and paging, delta semantics, downloads,
-//! the throttling model and the control API.
+//! the throttling model and the control API; OneDrive for Business's delta rounds, versions,
+//! permissions and downloads (`realism.rs`), access as a tenant grants it (`access.rs`) and
+//! the realistic throttling profile (`realistic.rs`).
+
+mod access;
+mod realism;
+mod realistic;
 
 use std::time::{Duration, Instant};
 
@@ -34,8 +40,12 @@ fn spec() -> TenantSpec {
 }
 
 async fn start(throttling: ThrottleConfig) -> RunningSim {
+    start_spec(spec(), throttling).await
+}
+
+async fn start_spec(tenant: TenantSpec, throttling: ThrottleConfig) -> RunningSim {
     let config = SimConfig {
-        tenant: spec(),
+        tenant,
         throttling,
         control_secret: SECRET.into(),
         ..SimConfig::default()
@@ -120,6 +130,22 @@ async fn app_client(sim: &RunningSim) -> Client {
         base: sim.graph_url(),
         token: body["access_token"].as_str().unwrap().into(),
     }
+}
+
+/// A control API call: `method` on `/_sim/{path}` with a JSON body (or none).
+async fn control(
+    sim: &RunningSim,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut r = reqwest::Client::new()
+        .request(method, format!("{}/_sim/{path}", sim.base_url()))
+        .header("x-sim-secret", SECRET);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap()
 }
 
 impl Client {
