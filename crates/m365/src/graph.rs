@@ -213,6 +213,8 @@ impl GraphClient {
             .http
             .get(&url)
             .bearer_auth(token.expose())
+            // Lets Microsoft's support trace a request; Graph echoes it.
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
             .send()
             .await
             .map_err(|e| M365Error::Unreachable {
@@ -233,6 +235,9 @@ impl GraphClient {
         if status == 401 {
             self.tokens.invalidate().await;
         }
+        if status == 410 {
+            return Err(resync_required(response).await);
+        }
         let body: ErrorEnvelope = response.json().await.unwrap_or_default();
         Err(M365Error::Graph {
             status,
@@ -251,6 +256,20 @@ impl GraphClient {
             next = page.next_link;
         }
         Ok(items)
+    }
+}
+
+/// A `410 Gone` answer: its `Location` (a fresh enumeration) and its code.
+async fn resync_required(response: reqwest::Response) -> M365Error {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: ErrorEnvelope = response.json().await.unwrap_or_default();
+    M365Error::ResyncRequired {
+        code: body.error.code,
+        location,
     }
 }
 
