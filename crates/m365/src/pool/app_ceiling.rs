@@ -136,8 +136,12 @@ impl AppCeiling {
         }
     }
 
+    /// The app budget's refill rate as learned; blind, the ceiling the pool holds now.
     pub fn estimate(&self) -> Option<f64> {
-        self.estimate
+        match self.blind {
+            Some(blind) => Some(blind.pace(Instant::now())),
+            None => self.estimate,
+        }
     }
 
     /// The pool-wide pace, units/s, or `None` while the app's budget has not pushed back.
@@ -255,9 +259,13 @@ impl AppCeiling {
         }
     }
 
-    /// A request of `units` was refused: the budget was not charged for it.
+    /// A request of `units` was refused: the budget was not charged for it (and the pool's
+    /// pace is what got through).
     pub fn refused(&mut self, units: f64) {
         self.charged -= units;
+        if let Some(&(at, _)) = self.sent.back() {
+            self.sent.push_back((at, -units));
+        }
     }
 
     /// A throttle on account `index`. When it is the app's (a reading of the last second left
