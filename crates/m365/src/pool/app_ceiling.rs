@@ -14,7 +14,8 @@
 //! kind have shown headers before. Without any headers the pool is *blind*: it learns the
 //! budget from app throttles alone. The pace the pool had when the app was throttled is a
 //! ceiling's upper bound; the pool drops to 90 % of it, recovers towards 97 % within seconds
-//! and then probes upwards by 0.1 %/s, so app throttles stay rare.
+//! and then probes upwards, slowly at first (so app throttles stay rare) and faster as time
+//! passes without one (so a ceiling learned by mistake lets go).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -50,8 +51,10 @@ const BLIND_DROP: f64 = 0.9;
 /// ...recovers towards this share of it (time constant [`BLIND_RECOVERY_SECS`])...
 const BLIND_PLATEAU: f64 = 0.97;
 const BLIND_RECOVERY_SECS: f64 = 2.0;
-/// ...and after [`BLIND_PROBE_AFTER_SECS`] probes upwards by this share of it per second.
-const BLIND_PROBE_PER_SEC: f64 = 0.001;
+/// ...and after [`BLIND_PROBE_AFTER_SECS`] probes upwards, slowly at first and faster the
+/// longer no app throttle comes (this share of it, times the seconds squared), so a ceiling
+/// that was too low does not hold the pool for long.
+const BLIND_PROBE: f64 = 0.0005;
 const BLIND_PROBE_AFTER_SECS: f64 = 10.0;
 
 /// What an app throttle taught a pool that has never seen `RateLimit-*` headers.
@@ -68,8 +71,9 @@ impl Blind {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
         let plateau = BLIND_PLATEAU * self.peak;
         let gap = plateau - BLIND_DROP * self.peak;
+        let probing = (t - BLIND_PROBE_AFTER_SECS).max(0.0);
         plateau - gap * (-t / BLIND_RECOVERY_SECS).exp()
-            + self.peak * BLIND_PROBE_PER_SEC * (t - BLIND_PROBE_AFTER_SECS).max(0.0)
+            + self.peak * BLIND_PROBE * probing * probing
     }
 }
 
@@ -114,6 +118,7 @@ pub(super) struct AppCeiling {
     headers_seen: [bool; 2],
     /// Set while the pool has never seen headers and the app has throttled it.
     blind: Option<Blind>,
+    created: Instant,
 }
 
 impl AppCeiling {
@@ -133,6 +138,7 @@ impl AppCeiling {
             sent: VecDeque::new(),
             headers_seen: [false; 2],
             blind: None,
+            created: now,
         }
     }
 
@@ -194,9 +200,19 @@ impl AppCeiling {
         self.charged
     }
 
-    /// The pool's pace over the last two seconds, units/s.
-    fn recent_rate(&self) -> f64 {
-        self.sent.iter().map(|(_, u)| u).sum::<f64>() / 2.0
+    /// The pool's pace over the last two seconds (or since its last pause ended), units/s.
+    fn recent_rate(&self, now: Instant) -> f64 {
+        let from = match self.paused_until {
+            Some(p) if now.saturating_duration_since(p) < Duration::from_secs(2) => p,
+            _ => now - Duration::from_secs(2).min(now.saturating_duration_since(self.created)),
+        };
+        let span = now.saturating_duration_since(from).as_secs_f64().max(0.5);
+        self.sent
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(_, u)| u)
+            .sum::<f64>()
+            / span
     }
 
     /// An admitted answer to an app-only or a delegated call, with its reading if it carried
@@ -272,10 +288,21 @@ impl AppCeiling {
     /// almost nothing, or, with no word of the budget, three accounts were throttled within a
     /// second), pauses the pool for `retry_after` and switches to one request at a time; true
     /// then.
-    pub fn throttled(&mut self, now: Instant, index: usize, retry_after: Duration) -> bool {
+    ///
+    /// `settled`: the account has left its slow start. Accounts that start together run out of
+    /// their own budgets together, so their first throttles say nothing about the app's.
+    pub fn throttled(
+        &mut self,
+        now: Instant,
+        index: usize,
+        retry_after: Duration,
+        settled: bool,
+    ) -> bool {
         self.recent_throttles
             .retain(|(t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
-        self.recent_throttles.push((now, index));
+        if settled {
+            self.recent_throttles.push((now, index));
+        }
         let app = match self.level {
             // A fresh reading says how much was left.
             Level::Read {
@@ -304,11 +331,13 @@ impl AppCeiling {
             self.estimate = Some(match self.estimate {
                 // Readings were there: the estimate was a little high, or a burst emptied the band.
                 Some(e) => 0.95 * e,
-                None => 0.8 * self.recent_rate(),
+                None => 0.8 * self.recent_rate(now),
             });
         } else {
-            // Blind: the pace that was too much bounds the budget from above.
-            let peak = self.recent_rate().max(1.0);
+            // Blind: the pace that was too much bounds the budget from above. A pace measured
+            // right after a pause may be low for other reasons: the bound falls by 5 % at most.
+            let measured = self.recent_rate(now).max(1.0);
+            let peak = self.blind.map_or(measured, |b| measured.max(0.95 * b.peak));
             self.estimate = Some(BLIND_DROP * peak);
             self.blind = Some(Blind {
                 peak,
@@ -340,7 +369,7 @@ impl AppCeiling {
             self.in_flight,
             self.paused_until
                 .map(|p| p.saturating_duration_since(now)),
-            self.recent_rate()
+            self.recent_rate(now)
         )
     }
 }
@@ -410,32 +439,45 @@ mod tests {
         let t0 = Instant::now();
         let mut app = AppCeiling::new(t0);
         app.admitted(t0, reading(20.0), 1.0, true);
-        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1), true));
         app.admitted(t0, reading(3.0), 2.0, true);
-        assert!(app.throttled(t0, 1, Duration::from_secs(2)));
+        assert!(app.throttled(t0, 1, Duration::from_secs(2), true));
         assert!(app.probe_only);
         assert_eq!(app.wait(t0, 1.0), Some(t0 + Duration::from_secs(2)));
     }
 
     #[test]
     fn without_headers_three_accounts_throttled_at_once_mean_the_app() {
-        let t0 = Instant::now();
-        let mut app = AppCeiling::new(t0);
+        let created = Instant::now();
+        let mut app = AppCeiling::new(created);
+        let t0 = created + Duration::from_secs(2);
         for _ in 0..50 {
             app.take(t0, 2.0);
         }
-        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
-        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
-        assert!(!app.throttled(t0, 1, Duration::from_secs(1)));
-        assert!(app.throttled(t0, 2, Duration::from_secs(1)));
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1), true));
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1), true));
+        assert!(!app.throttled(t0, 1, Duration::from_secs(1), true));
+        assert!(
+            !app.throttled(t0, 3, Duration::from_secs(1), false),
+            "still in its slow start"
+        );
+        assert!(app.throttled(t0, 2, Duration::from_secs(1), true));
         // Blind: 100 units in 2 s were too much; 90 % of that pace at first...
         assert_eq!(app.pace(t0), Some(45.0));
         let resumed = t0 + Duration::from_secs(1);
         // ...recovering towards 97 % within seconds, then probing slowly upwards.
         let later = app.pace(resumed + Duration::from_secs(8)).unwrap();
         assert!((later - 48.5).abs() < 0.1, "{later}");
-        let probing = app.pace(resumed + Duration::from_secs(30)).unwrap();
-        assert!(probing > 48.5 && probing < 50.0, "{probing}");
+        let probing = app.pace(resumed + Duration::from_secs(15)).unwrap();
+        assert!(probing > 48.5 && probing < 49.5, "{probing}");
+        let letting_go = app.pace(resumed + Duration::from_secs(60)).unwrap();
+        assert!(letting_go > 100.0, "{letting_go}");
+        // Another app throttle right after the pause, at a low pace: the bound falls by 5 %.
+        app.take(resumed, 2.0);
+        for i in [0, 1, 2] {
+            app.throttled(resumed, i, Duration::from_secs(1), true);
+        }
+        assert!((app.pace(resumed).unwrap() - 0.9 * 47.5).abs() < 1e-9);
     }
 
     #[test]
@@ -447,7 +489,7 @@ mod tests {
         // A delegated answer without headers: no word on the budget, not "room".
         app.admitted(t0, None, 2.0, false);
         assert!(
-            app.throttled(t0, 0, Duration::from_secs(1)),
+            app.throttled(t0, 0, Duration::from_secs(1), true),
             "the fresh reading said 3 of 200 left"
         );
     }

@@ -377,10 +377,15 @@ impl AccountPool {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
+        let settled = !account
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_slow_start();
         let app_throttled = {
             let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
             app.refused(units);
-            app.throttled(now, lease.index, retry_after)
+            app.throttled(now, lease.index, retry_after, settled)
         };
         // Pause exactly as long as told; the waiting work goes to the other accounts. The
         // account's own pace only learns from throttles of its own budget.
