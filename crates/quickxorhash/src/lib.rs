@@ -133,7 +133,10 @@ mod tests {
                 }
             }
         }
-        for (o, l) in block[12..].iter_mut().zip((data.len() as u64).to_le_bytes()) {
+        for (o, l) in block[12..]
+            .iter_mut()
+            .zip((data.len() as u64).to_le_bytes())
+        {
             *o ^= l;
         }
         block

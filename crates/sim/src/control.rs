@@ -269,15 +269,7 @@ async fn add_file(
     Path(drive): Path<String>,
     Json(f): Json<NewItem>,
 ) -> Response {
-    let by = match who(&sim, f.by.as_deref()) {
-        Ok(by) => by,
-        Err(r) => return r,
-    };
-    with_drive(&sim, &drive, |state| {
-        let parent = f.parent_id.unwrap_or_else(|| state.root_id().to_owned());
-        let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
-        created(state.add_file(&mut rng, &parent, &f.name, f.size, chrono::Utc::now(), by))
-    })
+    add_item(&sim, &drive, f, true)
 }
 
 async fn add_folder(
@@ -286,14 +278,24 @@ async fn add_folder(
     Path(drive): Path<String>,
     Json(f): Json<NewItem>,
 ) -> Response {
-    let by = match who(&sim, f.by.as_deref()) {
+    add_item(&sim, &drive, f, false)
+}
+
+/// Adds a file (or a folder) under its parent, the drive's root by default.
+fn add_item(sim: &SharedSim, drive: &str, f: NewItem, file: bool) -> Response {
+    let by = match who(sim, f.by.as_deref()) {
         Ok(by) => by,
         Err(r) => return r,
     };
-    with_drive(&sim, &drive, |state| {
+    with_drive(sim, drive, |state| {
         let parent = f.parent_id.unwrap_or_else(|| state.root_id().to_owned());
         let mut rng = rand_chacha::ChaCha8Rng::from_entropy();
-        created(state.add_folder(&mut rng, &parent, &f.name, chrono::Utc::now(), by))
+        let now = chrono::Utc::now();
+        created(if file {
+            state.add_file(&mut rng, &parent, &f.name, f.size, now, by)
+        } else {
+            state.add_folder(&mut rng, &parent, &f.name, now, by)
+        })
     })
 }
 

@@ -119,6 +119,8 @@ pub(super) struct AppCeiling {
     /// Set while the pool has never seen headers and the app has throttled it.
     blind: Option<Blind>,
     created: Instant,
+    /// With no word of the budget, this many accounts throttled within a second mean the app.
+    pub quorum: usize,
 }
 
 impl AppCeiling {
@@ -139,6 +141,7 @@ impl AppCeiling {
             headers_seen: [false; 2],
             blind: None,
             created: now,
+            quorum: 3,
         }
     }
 
@@ -285,9 +288,9 @@ impl AppCeiling {
     }
 
     /// A throttle on account `index`. When it is the app's (a reading of the last second left
-    /// almost nothing, or, with no word of the budget, three accounts were throttled within a
-    /// second), pauses the pool for `retry_after` and switches to one request at a time; true
-    /// then.
+    /// almost nothing, or, with no word of the budget, a quorum of accounts was throttled within a
+    /// second — [`AppCeiling::quorum`]), pauses the pool for `retry_after` and switches to one
+    /// request at a time; true then.
     ///
     /// `settled`: the account has left its slow start. Accounts that start together run out of
     /// their own budgets together, so their first throttles say nothing about the app's.
@@ -320,7 +323,7 @@ impl AppCeiling {
                     self.recent_throttles.iter().map(|(_, i)| *i).collect();
                 accounts.sort_unstable();
                 accounts.dedup();
-                accounts.len() >= 3
+                accounts.len() >= self.quorum
             }
         };
         if !app {

@@ -185,7 +185,7 @@ impl AccountPool {
     ) -> Arc<Self> {
         let now = Instant::now();
         let backup = accounts.into_iter().map(|a| (a, false));
-        let accounts = backup
+        let accounts: Vec<Arc<PooledAccount>> = backup
             .chain(own.map(|a| (a, true)))
             .map(|((login, client), organization)| {
                 Arc::new(PooledAccount {
@@ -198,11 +198,16 @@ impl AccountPool {
                 })
             })
             .collect();
+        // Accounts that run out of their own budgets at about the same time are common; all or
+        // most of them being refused at once is the app's budget.
+        let mut app_ceiling = app_ceiling::AppCeiling::new(now);
+        let backup = accounts.iter().filter(|a| !a.organization).count();
+        app_ceiling.quorum = backup.div_ceil(2).max(3);
         let pool = Arc::new(Self {
             organization: organization.into(),
             accounts,
             access: Mutex::default(),
-            app: Mutex::new(app_ceiling::AppCeiling::new(now)),
+            app: Mutex::new(app_ceiling),
             rotation: AtomicUsize::new(0),
             config,
             wake: tokio::sync::Notify::new(),
@@ -407,6 +412,23 @@ impl AccountPool {
         tracing::debug!(account = %account.login, status, retry_after_ms = retry_after.as_millis() as u64, "throttled; account paused");
     }
 
+    /// Whether a request throttled `throttles` times may be tried again.
+    fn may_retry(
+        &self,
+        throttles: u32,
+        retry_after: Duration,
+        status: u16,
+    ) -> Result<(), PoolError> {
+        if throttles > self.config.throttle_retries {
+            return Err(M365Error::Throttled {
+                retry_after,
+                status,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     /// A throttle of the account's own budget outside Graph (the download service): the account
     /// pauses as told and learns its pace.
     fn pause_account(&self, index: usize, retry_after: Duration, status: u16) {
@@ -484,13 +506,7 @@ impl AccountPool {
                 }) => {
                     self.on_throttled(&lease, units, retry_after, status);
                     throttles += 1;
-                    if throttles > self.config.throttle_retries {
-                        return Err(M365Error::Throttled {
-                            retry_after,
-                            status,
-                        }
-                        .into());
-                    }
+                    self.may_retry(throttles, retry_after, status)?;
                 }
                 Err(e) => {
                     // Not charged to the app's budget either.
@@ -618,13 +634,7 @@ impl AccountPool {
                     crate::graph::retry_after(&response).unwrap_or(Duration::from_secs(1));
                 self.pause_account(account, retry_after, status);
                 throttles += 1;
-                if throttles > self.config.throttle_retries {
-                    return Err(M365Error::Throttled {
-                        retry_after,
-                        status,
-                    }
-                    .into());
-                }
+                self.may_retry(throttles, retry_after, status)?;
                 continue;
             }
             break (response, account);

@@ -77,6 +77,25 @@ pub enum Grant {
 }
 
 impl Item {
+    /// A drive's root folder.
+    pub fn root(id: String, created: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            name: "root".into(),
+            parent: None,
+            file: None,
+            created,
+            modified: created,
+            created_by: None,
+            modified_by: None,
+            changed_seq: 0,
+            log_pos: 0,
+            deleted: false,
+            grants: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
     /// Key of the content generator for this item: unique across drives.
     pub fn content_key(&self, drive_id: &str) -> String {
         format!("{drive_id}/{}", self.id)
@@ -458,22 +477,7 @@ mod tests {
     fn drive() -> (DriveState, rand_chacha::ChaCha8Rng) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut state = DriveState::default();
-        let now = Utc::now();
-        state.push(Item {
-            id: item_id(&mut rng),
-            name: "root".into(),
-            parent: None,
-            file: None,
-            created: now,
-            modified: now,
-            created_by: None,
-            modified_by: None,
-            changed_seq: 0,
-            log_pos: 0,
-            deleted: false,
-            grants: Vec::new(),
-            history: Vec::new(),
-        });
+        state.push(Item::root(item_id(&mut rng), Utc::now()));
         (state, rng)
     }
 

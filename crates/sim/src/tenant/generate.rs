@@ -400,21 +400,7 @@ impl Tenant {
             .state
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .push(Item {
-                id: root_id,
-                name: "root".into(),
-                parent: None,
-                file: None,
-                created: self.created,
-                modified: self.created,
-                created_by: None,
-                modified_by: None,
-                changed_seq: 0,
-                log_pos: 0,
-                deleted: false,
-                grants: Vec::new(),
-                history: Vec::new(),
-            });
+            .push(Item::root(root_id, self.created));
         d
     }
 
