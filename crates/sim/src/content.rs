@@ -67,9 +67,9 @@ pub fn sha256_hex(item_key: &str, version: u64, size: u64) -> String {
         .collect()
 }
 
-/// Hashes already computed: content never changes for a (key, version, size).
-static QUICK_XOR: LazyLock<Mutex<HashMap<(String, u64, u64), String>>> =
-    LazyLock::new(Mutex::default);
+/// Hashes already computed, by (item key, version, size): content never changes for those.
+type HashCache = Mutex<HashMap<(String, u64, u64), String>>;
+static QUICK_XOR: LazyLock<HashCache> = LazyLock::new(Mutex::default);
 
 /// Microsoft's quickXorHash (base64) of a whole file, as Graph reports it in
 /// `file.hashes.quickXorHash`; computed once per version.

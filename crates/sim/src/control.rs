@@ -74,7 +74,16 @@ impl FromRequestParts<SharedSim> for Controller {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    Refusal(status, message.to_owned()).into_response()
+}
+
+/// A control request refused: its status and why.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
 /// What a client needs to connect: tenant, app registration, backup accounts and their passwords.
@@ -146,18 +155,18 @@ async fn get_throttling(_: Controller, State(sim): State<SharedSim>) -> Json<Thr
 fn patched<T: serde::Serialize + DeserializeOwned>(
     current: &T,
     patch: &Value,
-) -> Result<T, Response> {
+) -> Result<T, Refusal> {
     let mut merged = serde_json::to_value(current).unwrap_or_default();
     let Some(fields) = patch.as_object() else {
-        return Err(error(
+        return Err(Refusal(
             StatusCode::BAD_REQUEST,
-            "expected a JSON object of parameters",
+            "expected a JSON object of parameters".into(),
         ));
     };
     for (k, v) in fields {
         merged[k] = v.clone();
     }
-    serde_json::from_value(merged).map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
+    serde_json::from_value(merged).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 /// Changes the given parameters; the others keep their values.
@@ -171,7 +180,7 @@ async fn put_throttling(
             sim.throttler.set_config(cfg);
             Json(sim.throttler.config()).into_response()
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -189,7 +198,7 @@ async fn put_behaviour(
             *sim.behaviour.write().unwrap_or_else(|p| p.into_inner()) = b;
             Json(sim.behaviour()).into_response()
         }
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -226,12 +235,12 @@ fn with_drive(
 }
 
 /// A user by principal name, for who made a change; 400 when unknown.
-fn who(sim: &SharedSim, upn: Option<&str>) -> Result<Option<usize>, Response> {
+fn who(sim: &SharedSim, upn: Option<&str>) -> Result<Option<usize>, Refusal> {
     upn.map(|u| {
         sim.tenant
             .user(u)
             .map(|(i, _)| i)
-            .ok_or_else(|| error(StatusCode::BAD_REQUEST, "no such user"))
+            .ok_or_else(|| Refusal(StatusCode::BAD_REQUEST, "no such user".into()))
     })
     .transpose()
 }
@@ -285,7 +294,7 @@ async fn add_folder(
 fn add_item(sim: &SharedSim, drive: &str, f: NewItem, file: bool) -> Response {
     let by = match who(sim, f.by.as_deref()) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     with_drive(sim, drive, |state| {
         let parent = f.parent_id.unwrap_or_else(|| state.root_id().to_owned());
@@ -315,7 +324,7 @@ async fn modify_item(
 ) -> Response {
     let by = match who(&sim, c.by.as_deref()) {
         Ok(by) => by,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     with_drive(&sim, &drive, |state| {
         done(state.modify_file(&item, c.size, chrono::Utc::now(), by))
