@@ -1,12 +1,22 @@
 //! How close the account pool gets to what Microsoft's throttling allows, measured in one run
-//! against m365sim with per-user budget R and per-app budget A:
-//! - for N = 1, 2, 4, 8, 16 backup accounts, the probe's achieved rate (resource units/s,
-//!   counted by the simulator) ÷ min(N·R, A), and the share of requests answered 429/503;
-//! - a naive baseline: one account, fixed concurrency, exponential backoff on 429 (ignoring
-//!   Retry-After), as common tools do;
+//! against m365sim in both throttling profiles:
+//! - `fast`: per-user budget R = 10 units/s, per-app A = 100 units/s (token buckets, RateLimit
+//!   headers on every call);
+//! - `realistic`: Microsoft's published limits for a tenant of 60,000 licences — R = 3,000
+//!   requests per 5 minutes (10/s), A = 6,250 units per minute (104.2/s), T = 93,750 units per
+//!   5 minutes (312.5/s) — with every window 20 times shorter (`time_scale` 0.05: 5 minutes
+//!   last 15 s, the app's minute 3 s, and Retry-After caps at 15 s instead of 5 minutes), no
+//!   RateLimit headers for the accounts' delegated calls, refused calls counted as usage;
+//! - for N = 1, 2, 4, 8, 16 backup accounts, the probe's achieved rate ÷ min(N·R, A, T) (in
+//!   requests/s when the users' budgets bind, which count requests in the realistic profile, else
+//!   in resource units/s, as the simulator counted them), and the share of requests answered
+//!   429/503;
+//! - a naive baseline per profile: one account, fixed concurrency, exponential backoff on 429
+//!   (ignoring Retry-After), as common tools do;
 //! - peak resident memory streaming 256 KiB files and then 16 MiB files (flat in file size).
 //!
-//! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 60).
+//! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 60;
+//! BENCH_PROFILE=fast|realistic for one profile; BENCH_N for one N).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -22,10 +32,46 @@ use m365sim::{RunningSim, TenantSpec, ThrottleConfig};
 use support::connection;
 
 const SEED: u64 = 21;
-const R: f64 = 10.0;
-const A: f64 = 100.0;
-/// Left out of the measurement: sign-ins, the first listings and the pool learning its pace.
-const WARM_UP_SECS: u64 = 8;
+/// The realistic profile's tenant size: the app's budget of the largest tier.
+const LICENSES: u64 = 60_000;
+/// The realistic profile's windows, as a share of Microsoft's.
+const TIME_SCALE: f64 = 0.05;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Profile {
+    Fast,
+    Realistic,
+}
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Profile::Fast => "fast",
+            Profile::Realistic => "realistic",
+        }
+    }
+
+    /// Per-user R, per-app A and per-tenant T budgets (per second).
+    fn budgets(self) -> (f64, f64, f64) {
+        match self {
+            Profile::Fast => (10.0, 100.0, f64::INFINITY),
+            Profile::Realistic => {
+                let (minute, _, tenant) = m365sim::throttle::tier(LICENSES);
+                (3_000.0 / 300.0, minute / 60.0, tenant / 300.0)
+            }
+        }
+    }
+
+    /// Left out of the measurement: sign-ins, the first listings and the pool learning its
+    /// pace (longer in the realistic profile: a user's window holds 15 s of budget, which the
+    /// first seconds spend in a burst).
+    fn warm_up_secs(self) -> u64 {
+        match self {
+            Profile::Fast => 8,
+            Profile::Realistic => 35,
+        }
+    }
+}
 
 /// Probes an unthrottled tenant with one file of `size` bytes per drive; the peak resident
 /// memory of the process (simulator included) while doing so, MiB.
@@ -79,6 +125,7 @@ async fn start_sim(
         users: 100,
         backup_accounts: 32,
         sites: 4,
+        licenses: Some(LICENSES),
         files_per_drive,
         min_file_size: min,
         max_file_size: max,
@@ -87,18 +134,25 @@ async fn start_sim(
     support::start_sim(tenant, throttling).await
 }
 
-/// Budgets R and A; `BENCH_LATENCY_MS` adds a latency to every Graph answer (Microsoft's are
-/// tens to hundreds of milliseconds), `BENCH_503` answers that share of throttles with 503.
-fn throttled() -> ThrottleConfig {
+/// The profile's budgets; `BENCH_LATENCY_MS` adds a latency to every Graph answer (Microsoft's
+/// are tens to hundreds of milliseconds), `BENCH_503` answers that share of throttles with 503.
+fn throttled(profile: Profile) -> ThrottleConfig {
     let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
+    let (r, a, _) = profile.budgets();
+    let base = match profile {
+        Profile::Fast => ThrottleConfig {
+            user_rate: r,
+            user_burst: 2.0 * r,
+            app_rate: a,
+            app_burst: 2.0 * a,
+            ..ThrottleConfig::default()
+        },
+        Profile::Realistic => ThrottleConfig::realistic(TIME_SCALE),
+    };
     ThrottleConfig {
-        user_rate: R,
-        user_burst: 2.0 * R,
-        app_rate: A,
-        app_burst: 2.0 * A,
         latency_ms: env("BENCH_LATENCY_MS").unwrap_or(0.0) as u64,
         fraction_503: env("BENCH_503").unwrap_or(0.0),
-        ..ThrottleConfig::default()
+        ..base
     }
 }
 
@@ -108,31 +162,59 @@ fn accounts(sim: &RunningSim, n: usize) -> Vec<BackupAccountSession> {
         .collect()
 }
 
-/// Units admitted, requests and throttled answers so far (every request goes through the app).
-fn app_stats(sim: &m365sim::Sim) -> (f64, f64, f64) {
+/// Units admitted, requests admitted, requests and throttled answers so far (every request
+/// goes through the app).
+fn app_stats(sim: &m365sim::Sim) -> (f64, f64, f64, f64) {
     let app = sim.app_stats();
     (
         app.units,
+        app.admitted as f64,
         app.requests as f64,
         (app.throttled429 + app.throttled503) as f64,
     )
 }
 
-/// Units/s and throttled share over a window after a warm-up, while `work` runs.
+/// What a window measured: admitted units/s and requests/s, and the throttled share.
+struct Measured {
+    units: f64,
+    requests: f64,
+    throttled: f64,
+}
+
+/// Rates and throttled share over a window after a warm-up, while `work` runs.
 async fn measure(
     sim: &RunningSim,
+    warm_up: u64,
     secs: u64,
     work: impl std::future::Future<Output = ()> + Send + 'static,
-) -> (f64, f64) {
+) -> Measured {
     let task = tokio::spawn(work);
-    tokio::time::sleep(Duration::from_secs(WARM_UP_SECS)).await;
-    let (u0, r0, t0) = app_stats(&sim.sim);
+    tokio::time::sleep(Duration::from_secs(warm_up)).await;
+    let (u0, a0, r0, t0) = app_stats(&sim.sim);
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let (u1, r1, t1) = app_stats(&sim.sim);
+    let (u1, a1, r1, t1) = app_stats(&sim.sim);
     let elapsed = start.elapsed().as_secs_f64();
     task.abort();
-    ((u1 - u0) / elapsed, (t1 - t0) / (r1 - r0).max(1.0))
+    Measured {
+        units: (u1 - u0) / elapsed,
+        requests: (a1 - a0) / elapsed,
+        throttled: (t1 - t0) / (r1 - r0).max(1.0),
+    }
+}
+
+/// The achieved rate against the limit min(N·R, A, T): requests/s when the users' budgets bind
+/// in the realistic profile (they count requests), else units/s. (rate, limit)
+fn against_limit(profile: Profile, n: usize, m: &Measured) -> (f64, f64) {
+    let (r, a, t) = profile.budgets();
+    let users = n as f64 * r;
+    let limit = users.min(a).min(t);
+    let rate = if profile == Profile::Realistic && users <= a.min(t) {
+        m.requests
+    } else {
+        m.units
+    };
+    (rate, limit)
 }
 
 /// A common tool: one account, 8 requests at a time, exponential backoff on 429/503.
@@ -192,90 +274,14 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
     let only: Option<usize> = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok());
-    println!("pool_scaling: per-user budget R = {R} units/s, per-app budget A = {A} units/s, {secs} s measured after {WARM_UP_SECS} s warm-up");
-    println!(
-        "  {:>10} {:>12} {:>12} {:>8} {:>9}",
-        "accounts", "units/s", "limit", "ratio", "throttled"
-    );
-    let counts = only.map_or_else(|| vec![1usize, 2, 4, 8, 16], |n| vec![n]);
-    for n in counts {
-        let sim = start_sim(throttled(), 120, 1024, 64 << 10).await;
-        let pool = build_pool(
-            "bench",
-            accounts(&sim, n),
-            connection(&sim, "x", "x"),
-            PoolConfig::default(),
-        );
-        let options = ProbeOptions {
-            workers: (4 * n).max(8),
-            keep_file_list: false,
-        };
-        let pool_report = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (rate, throttled_share) = {
-            let watched = pool.clone();
-            let trace = if std::env::var("BENCH_VERBOSE").is_ok() {
-                // Once a second: units the simulator admitted, the pool's requests so far and its
-                // view of the first account and of the app ceiling.
-                let traced = pool.clone();
-                let shared = sim.sim.clone();
-                Some(tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_secs(1));
-                    tick.tick().await;
-                    let mut last_units = 0.0;
-                    loop {
-                        tick.tick().await;
-                        let report = traced.report();
-                        let requests: u64 = report.iter().map(|a| a.requests).sum();
-                        let throttled: u64 = report
-                            .iter()
-                            .map(|a| a.throttled_429 + a.throttled_503)
-                            .sum();
-                        let (units, _, _) = app_stats(&shared);
-                        println!(
-                            "      +{:.0} units, {requests} requests, {throttled} throttled; {}",
-                            units - last_units,
-                            traced.debug_state()
-                        );
-                        last_units = units;
-                    }
-                }))
-            } else {
-                None
-            };
-            let result = measure(&sim, secs, async move {
-                let _ = probe(pool, options, Arc::new(ProbeProgress::default())).await;
-            })
-            .await;
-            *pool_report.lock().unwrap() = watched.report();
-            if let Some(trace) = trace {
-                trace.abort();
-            }
-            result
-        };
-        let limit = (n as f64 * R).min(A);
-        println!(
-            "  {n:>10} {rate:>12.1} {limit:>12.1} {:>8.3} {:>8.2}%",
-            rate / limit,
-            100.0 * throttled_share
-        );
-        if std::env::var("BENCH_VERBOSE").is_ok() {
-            for a in pool_report.lock().unwrap().iter() {
-                println!(
-                    "      {} req {} 429 {} paused {:?} rate {:.1}",
-                    a.login, a.requests, a.throttled_429, a.paused, a.rate
-                );
-            }
-        }
-        sim.shutdown().await;
+    let profiles: Vec<Profile> = match std::env::var("BENCH_PROFILE").as_deref() {
+        Ok("fast") => vec![Profile::Fast],
+        Ok("realistic") => vec![Profile::Realistic],
+        _ => vec![Profile::Fast, Profile::Realistic],
+    };
+    for profile in profiles {
+        run_profile(profile, secs, only).await;
     }
-    let sim = Arc::new(start_sim(throttled(), 120, 1024, 64 << 10).await);
-    let account = accounts(&sim, 1).remove(0);
-    let (rate, throttled_share) = measure(&sim, secs, naive(sim.clone(), account)).await;
-    println!("  {:>10} {rate:>12.1} {:>12.1} {:>8.3} {:>8.2}%  (naive: 1 account, 8 in flight, exponential backoff)", "naive", R, rate / R, 100.0 * throttled_share);
-    if let Ok(sim) = Arc::try_unwrap(sim) {
-        sim.shutdown().await;
-    }
-
     // Memory: the same number of files, 256 KiB and then 16 MiB each, unthrottled; the peak is
     // reset before each phase so that the two are compared side by side.
     let (small_peak, _) = stream_files(256 << 10).await;
@@ -287,4 +293,102 @@ async fn main() {
         big.bytes as f64 / (1u64 << 30) as f64,
         big.bytes as f64 / big.elapsed.as_secs_f64() / 1e6
     );
+}
+
+async fn run_profile(profile: Profile, secs: u64, only: Option<usize>) {
+    let (r, a, t) = profile.budgets();
+    let warm_up = profile.warm_up_secs();
+    println!(
+        "pool_scaling, {} profile: per-user budget R = {r} /s, per-app budget A = {a:.1} units/s, tenant T = {t:.1} units/s; {secs} s measured after {warm_up} s warm-up",
+        profile.name()
+    );
+    println!(
+        "  {:>10} {:>12} {:>12} {:>8} {:>9}",
+        "accounts", "rate/s", "limit", "ratio", "throttled"
+    );
+    let counts = only.map_or_else(|| vec![1usize, 2, 4, 8, 16], |n| vec![n]);
+    for n in counts {
+        let sim = start_sim(throttled(profile), 120, 1024, 64 << 10).await;
+        let pool = build_pool(
+            "bench",
+            accounts(&sim, n),
+            support::app_connection(&sim),
+            PoolConfig::default(),
+        );
+        let options = ProbeOptions {
+            workers: (4 * n).max(8),
+            keep_file_list: false,
+        };
+        let pool_report = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let measured = {
+            let watched = pool.clone();
+            let trace = std::env::var("BENCH_VERBOSE").is_ok().then(|| {
+                // Once a second: units the simulator admitted, the pool's requests so far and its
+                // view of the first account and of the app ceiling.
+                let traced = pool.clone();
+                let shared = sim.sim.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    tick.tick().await;
+                    let mut last_units = 0.0;
+                    loop {
+                        tick.tick().await;
+                        let report = traced.report();
+                        let requests: u64 = report.iter().map(|a| a.requests).sum();
+                        let throttled: u64 = report
+                            .iter()
+                            .map(|a| a.throttled_429 + a.throttled_503)
+                            .sum();
+                        let (units, _, _, _) = app_stats(&shared);
+                        println!(
+                            "      +{:.0} units, {requests} requests, {throttled} throttled; {}",
+                            units - last_units,
+                            traced.debug_state()
+                        );
+                        last_units = units;
+                    }
+                })
+            });
+            let result = measure(&sim, warm_up, secs, async move {
+                let _ = probe(pool, options, Arc::new(ProbeProgress::default())).await;
+            })
+            .await;
+            *pool_report.lock().unwrap() = watched.report();
+            if let Some(trace) = trace {
+                trace.abort();
+            }
+            result
+        };
+        let (rate, limit) = against_limit(profile, n, &measured);
+        println!(
+            "  {n:>10} {rate:>12.1} {limit:>12.1} {:>8.3} {:>8.2}%",
+            rate / limit,
+            100.0 * measured.throttled
+        );
+        if std::env::var("BENCH_VERBOSE").is_ok() {
+            for a in pool_report.lock().unwrap().iter() {
+                println!(
+                    "      {} req {} 429 {} paused {:?} rate {:.1}",
+                    a.login, a.requests, a.throttled_429, a.paused, a.rate
+                );
+            }
+        }
+        sim.shutdown().await;
+    }
+    if only.is_some() {
+        return;
+    }
+    let sim = Arc::new(start_sim(throttled(profile), 120, 1024, 64 << 10).await);
+    let account = accounts(&sim, 1).remove(0);
+    let measured = measure(&sim, warm_up, secs, naive(sim.clone(), account)).await;
+    let (rate, limit) = against_limit(profile, 1, &measured);
+    println!(
+        "  {:>10} {rate:>12.1} {limit:>12.1} {:>8.3} {:>8.2}%  (naive: 1 account, 8 in flight, exponential backoff)",
+        "naive",
+        rate / limit,
+        100.0 * measured.throttled
+    );
+    if let Ok(sim) = Arc::try_unwrap(sim) {
+        sim.shutdown().await;
+    }
 }

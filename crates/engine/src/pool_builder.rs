@@ -1,5 +1,5 @@
-//! Builds an organization's account pool from its backup accounts (or, without any, from the
-//! organization's own credentials).
+//! Builds an organization's account pool from its backup accounts and the organization's own
+//! credentials (which serve what no backup account may read, and everything without them).
 
 use std::sync::Arc;
 
@@ -16,24 +16,15 @@ pub fn build_pool(
     config: PoolConfig,
 ) -> Arc<AccountPool> {
     let http = http_client();
-    let sessions: Vec<(String, TenantConnection)> = if accounts.is_empty() {
-        let (_, credentials) = client_parts(&fallback);
-        vec![(credentials.principal().to_owned(), fallback)]
-    } else {
-        accounts
-            .into_iter()
-            .map(|a| (a.login, a.connection))
-            .collect()
+    let client = |connection: &TenantConnection| {
+        let (endpoints, credentials) = client_parts(connection);
+        GraphClient::with_http(http.clone(), endpoints, credentials)
     };
-    let clients = sessions
-        .into_iter()
-        .map(|(login, connection)| {
-            let (endpoints, credentials) = client_parts(&connection);
-            (
-                login,
-                GraphClient::with_http(http.clone(), endpoints, credentials),
-            )
-        })
+    let clients = accounts
+        .iter()
+        .map(|a| (a.login.clone(), client(&a.connection)))
         .collect();
-    AccountPool::new(organization, clients, config)
+    let (_, own_credentials) = client_parts(&fallback);
+    let own = (own_credentials.principal().to_owned(), client(&fallback));
+    AccountPool::with_organization(organization, clients, Some(own), config)
 }

@@ -1,13 +1,21 @@
 //! The probe: the traffic of a full backup without the writing. Every drive (users' OneDrives,
-//! sites' document libraries) is enumerated with `root/delta`, every file's content streamed
-//! through the pool into SHA-256; memory stays flat whatever the file sizes.
+//! sites' document libraries) is found (`/sites/getAllSites` with the organization's
+//! application permissions, personal sites included; else through users and site search),
+//! enumerated with `root/delta` as OneDrive for Business serves it (an item may come more than
+//! once: the last one wins; tombstones; a `410` restarts from its `Location`), and every file's
+//! content is streamed through the pool, its quickXorHash checked against the listing's and its
+//! SHA-256 computed; memory stays flat whatever the file sizes. Drives no credential may read
+//! are reported, not fatal.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
-use m365backup_m365::pool::{AccountPool, AccountReport, PoolError};
+use m365backup_m365::pool::{AccessReport, AccountPool, AccountReport, PoolError};
+use m365backup_m365::M365Error;
+use quickxorhash::QuickXorHash;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -25,12 +33,24 @@ struct IdOnly {
     id: String,
 }
 
+#[derive(Deserialize, Default)]
+struct Hashes {
+    #[serde(rename = "quickXorHash")]
+    quick_xor_hash: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct FileFacet {
+    #[serde(default)]
+    hashes: Hashes,
+}
+
 #[derive(Deserialize)]
 struct DriveItem {
     id: String,
     #[serde(default)]
     size: u64,
-    file: Option<serde::de::IgnoredAny>,
+    file: Option<FileFacet>,
     deleted: Option<serde::de::IgnoredAny>,
 }
 
@@ -51,6 +71,8 @@ pub struct FetchedFile {
     pub item_id: String,
     pub size: u64,
     pub sha256: String,
+    /// The content's quickXorHash (base64), as verified against the listing.
+    pub quick_xor_hash: String,
 }
 
 #[derive(Debug)]
@@ -59,8 +81,16 @@ pub struct ProbeReport {
     pub items: u64,
     pub files: u64,
     pub bytes: u64,
+    /// Files whose quickXorHash matched the one Graph listed.
+    pub verified: u64,
+    /// Files whose content did not match the listed quickXorHash, even when fetched again.
+    pub hash_mismatches: Vec<String>,
+    /// Files listed but gone (deleted) before they were fetched.
+    pub vanished: u64,
     pub elapsed: Duration,
     pub accounts: Vec<AccountReport>,
+    /// Sites and drives read with the organization's credentials, and those none could read.
+    pub access: AccessReport,
     /// Every fetched file, when asked for (tests check content against the tenant).
     pub fetched: Vec<FetchedFile>,
 }
@@ -86,47 +116,92 @@ impl Default for ProbeOptions {
 async fn all<T: serde::de::DeserializeOwned>(
     pool: &AccountPool,
     first: &str,
+    as_organization: bool,
 ) -> Result<Vec<T>, PoolError> {
     let mut items = Vec::new();
     let mut next = Some(first.to_owned());
     while let Some(url) = next {
-        let page: Page<T> = pool.get_json(&url).await?;
+        let page: Page<T> = if as_organization {
+            pool.get_json_as_organization(&url).await?
+        } else {
+            pool.get_json(&url).await?
+        };
         items.extend(page.value);
         next = page.next_link;
     }
     Ok(items)
 }
 
-/// Ids of every OneDrive and document library of the tenant.
-async fn drive_ids(pool: &AccountPool, concurrency: usize) -> Result<Vec<String>, PoolError> {
-    let users: Vec<IdOnly> = all(pool, "/users?$top=999").await?;
-    let onedrives: Vec<Option<String>> = stream::iter(users)
-        .map(|u| async move {
-            match pool
-                .get_json::<IdOnly>(&format!("/users/{}/drive", u.id))
-                .await
-            {
-                Ok(d) => Ok(Some(d.id)),
-                // A user without a OneDrive (no licence) is not an error.
-                Err(PoolError::M365(e)) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
+/// A drive or site nobody may read is reported, not an error.
+fn readable<T>(result: Result<T, PoolError>) -> Result<Option<T>, PoolError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(PoolError::AccessDenied(_)) => Ok(None),
+        Err(PoolError::M365(e)) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The drives of sites, each drive's access tied to its site's.
+async fn drives_of(
+    pool: &AccountPool,
+    sites: Vec<String>,
+    concurrency: usize,
+) -> Result<Vec<String>, PoolError> {
+    let drives: Vec<Option<Vec<IdOnly>>> = stream::iter(sites)
+        .map(|s| async move {
+            let drives = readable(all::<IdOnly>(pool, &format!("/sites/{s}/drives"), false).await)?;
+            for d in drives.iter().flatten() {
+                pool.same_access(&format!("drives/{}", d.id), &format!("sites/{s}"));
             }
+            Ok::<_, PoolError>(drives)
         })
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    let sites: Vec<IdOnly> = all(pool, "/sites?search=*").await?;
-    let libraries: Vec<Vec<IdOnly>> = stream::iter(sites)
-        .map(|s| async move { all::<IdOnly>(pool, &format!("/sites/{}/drives", s.id)).await })
+    Ok(drives
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|d| d.id)
+        .collect())
+}
+
+/// Ids of every OneDrive and document library of the tenant.
+async fn drive_ids(pool: &AccountPool, concurrency: usize) -> Result<Vec<String>, PoolError> {
+    match all::<IdOnly>(pool, "/sites/getAllSites?$top=999", true).await {
+        Ok(sites) => {
+            return drives_of(pool, sites.into_iter().map(|s| s.id).collect(), concurrency).await
+        }
+        // No application permissions (or no working organization credentials): find drives as
+        // the backup accounts can.
+        Err(PoolError::AccessDenied(_) | PoolError::NoUsableAccount(_)) => {}
+        Err(PoolError::M365(e)) if e.is_access_denied() => {}
+        Err(e) => return Err(e),
+    }
+    let users: Vec<IdOnly> = all(pool, "/users?$top=999", false).await?;
+    let onedrives: Vec<Option<String>> = stream::iter(users)
+        .map(|u| async move {
+            let drive = readable(
+                pool.get_json::<IdOnly>(&format!("/users/{}/drive", u.id))
+                    .await,
+            )?;
+            if let Some(d) = &drive {
+                pool.same_access(&format!("drives/{}", d.id), &format!("users/{}", u.id));
+            }
+            // A user without a OneDrive (no licence) is not an error either.
+            Ok::<_, PoolError>(drive.map(|d| d.id))
+        })
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
+    let sites: Vec<IdOnly> = all(pool, "/sites?search=*", false).await?;
     let mut ids: Vec<String> = onedrives.into_iter().flatten().collect();
-    ids.extend(libraries.into_iter().flatten().map(|d| d.id));
+    ids.extend(drives_of(pool, sites.into_iter().map(|s| s.id).collect(), concurrency).await?);
     Ok(ids)
 }
 
@@ -134,6 +209,94 @@ struct FileJob {
     drive_id: String,
     item_id: String,
     size: u64,
+    quick_xor_hash: Option<String>,
+}
+
+/// The files of a drive after one full delta round: the last occurrence of each item wins, and
+/// deleted items are dropped. `None` when no credential may read the drive.
+async fn enumerate(
+    pool: &AccountPool,
+    drive: &str,
+    progress: &ProbeProgress,
+) -> Result<Option<Vec<FileJob>>, PoolError> {
+    let first = format!("/drives/{drive}/root/delta");
+    let mut files: HashMap<String, DriveItem> = HashMap::new();
+    let mut next = Some(first.clone());
+    let mut resyncs = 0;
+    while let Some(url) = next {
+        let page: Page<DriveItem> = match pool.get_json(&url).await {
+            Ok(page) => page,
+            Err(PoolError::M365(M365Error::ResyncRequired { location, .. })) if resyncs < 3 => {
+                // The round is void: start again where Graph says.
+                resyncs += 1;
+                files.clear();
+                next = Some(location.unwrap_or_else(|| first.clone()));
+                continue;
+            }
+            Err(e) => return readable::<()>(Err(e)).map(|_| None),
+        };
+        for item in page.value {
+            progress.items.fetch_add(1, Ordering::Relaxed);
+            if item.deleted.is_some() {
+                files.remove(&item.id);
+            } else if item.file.is_some() {
+                files.insert(item.id.clone(), item);
+            }
+        }
+        next = page.next_link;
+        let _ = page.delta_link; // the next backup starts from here
+    }
+    Ok(Some(
+        files
+            .into_values()
+            .map(|item| FileJob {
+                drive_id: drive.to_owned(),
+                quick_xor_hash: item.file.and_then(|f| f.hashes.quick_xor_hash),
+                item_id: item.id,
+                size: item.size,
+            })
+            .collect(),
+    ))
+}
+
+/// What a download produced.
+struct Fetched {
+    bytes: u64,
+    sha256: String,
+    quick_xor_hash: String,
+}
+
+async fn fetch(
+    pool: &AccountPool,
+    job: &FileJob,
+    progress: &ProbeProgress,
+) -> Result<Fetched, PoolError> {
+    let mut sha = Sha256::new();
+    let mut qx = QuickXorHash::new();
+    let url = format!("/drives/{}/items/{}/content", job.drive_id, job.item_id);
+    let bytes = pool
+        .download(&url, |chunk| {
+            sha.update(chunk);
+            qx.update(chunk);
+            progress
+                .bytes_fetched
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        })
+        .await?;
+    Ok(Fetched {
+        bytes,
+        sha256: sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        quick_xor_hash: qx.finalize_base64(),
+    })
+}
+
+/// Shared by the download workers.
+#[derive(Default)]
+struct Outcome {
+    fetched: Vec<FetchedFile>,
+    verified: u64,
+    mismatches: Vec<String>,
+    vanished: u64,
 }
 
 /// Runs the probe over the whole organization.
@@ -150,70 +313,71 @@ pub async fn probe(
         .store(drives.len() as u64, Ordering::Relaxed);
 
     // Enumerators feed a bounded queue; download workers drain it, so listing and fetching overlap
-    // and memory holds only a queue's worth of work.
+    // and memory holds only a queue's worth of work (and one drive's listing per enumerator).
     let (tx, rx) = tokio::sync::mpsc::channel::<FileJob>(workers * 8);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let fetched = Arc::new(Mutex::new(Vec::new()));
+    let outcome = Arc::new(Mutex::new(Outcome::default()));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers {
-        let (pool, rx, progress, fetched, keep) = (
+        let (pool, rx, progress, outcome, keep) = (
             pool.clone(),
             rx.clone(),
             progress.clone(),
-            fetched.clone(),
+            outcome.clone(),
             options.keep_file_list,
         );
         tasks.spawn(async move {
             loop {
                 let job = { rx.lock().await.recv().await };
                 let Some(job) = job else { return Ok::<(), PoolError>(()) };
-                let mut hasher = Sha256::new();
-                let url = format!("/drives/{}/items/{}/content", job.drive_id, job.item_id);
-                let progress_bytes = &progress.bytes_fetched;
-                let n = pool
-                    .download(&url, |chunk| {
-                        hasher.update(chunk);
-                        progress_bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    })
-                    .await?;
+                let mut attempt = fetch(&pool, &job, &progress).await;
+                // A mismatch may be a torn transfer: fetch once more before calling it one.
+                if matches!(&attempt, Ok(f) if job.quick_xor_hash.as_ref().is_some_and(|h| *h != f.quick_xor_hash)) {
+                    attempt = fetch(&pool, &job, &progress).await;
+                }
+                let f = match attempt {
+                    Ok(f) => f,
+                    Err(PoolError::M365(e)) if e.is_not_found() => {
+                        outcome.lock().unwrap_or_else(|p| p.into_inner()).vanished += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 progress.files_fetched.fetch_add(1, Ordering::Relaxed);
-                if n != job.size {
-                    tracing::warn!(item = %job.item_id, expected = job.size, got = n, "downloaded size differs from the listed size");
+                if f.bytes != job.size {
+                    tracing::warn!(item = %job.item_id, expected = job.size, got = f.bytes, "downloaded size differs from the listed size");
+                }
+                let mut out = outcome.lock().unwrap_or_else(|p| p.into_inner());
+                match &job.quick_xor_hash {
+                    Some(listed) if *listed != f.quick_xor_hash => {
+                        tracing::warn!(drive = %job.drive_id, item = %job.item_id, "content does not match its quickXorHash");
+                        out.mismatches.push(format!("{}/{}", job.drive_id, job.item_id));
+                    }
+                    Some(_) => out.verified += 1,
+                    None => {}
                 }
                 if keep {
-                    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-                    fetched.lock().unwrap_or_else(|p| p.into_inner()).push(FetchedFile { drive_id: job.drive_id, item_id: job.item_id, size: n, sha256 });
+                    out.fetched.push(FetchedFile { drive_id: job.drive_id, item_id: job.item_id, size: f.bytes, sha256: f.sha256, quick_xor_hash: f.quick_xor_hash });
                 }
             }
         });
     }
-    let enumerate = {
+    let enumerate_all = {
         let (pool, progress) = (pool.clone(), progress.clone());
         async move {
             stream::iter(drives)
                 .map(|drive| {
                     let (pool, progress, tx) = (pool.clone(), progress.clone(), tx.clone());
                     async move {
-                        let mut next = Some(format!("/drives/{drive}/root/delta"));
-                        while let Some(url) = next {
-                            let page: Page<DriveItem> = pool.get_json(&url).await?;
-                            for item in page.value {
-                                progress.items.fetch_add(1, Ordering::Relaxed);
-                                if item.file.is_some() && item.deleted.is_none() {
-                                    progress.files_found.fetch_add(1, Ordering::Relaxed);
-                                    progress.bytes_found.fetch_add(item.size, Ordering::Relaxed);
-                                    let job = FileJob {
-                                        drive_id: drive.clone(),
-                                        item_id: item.id,
-                                        size: item.size,
-                                    };
-                                    if tx.send(job).await.is_err() {
-                                        return Ok(());
-                                    }
-                                }
+                        let Some(files) = enumerate(&pool, &drive, &progress).await? else {
+                            return Ok(());
+                        };
+                        for job in files {
+                            progress.files_found.fetch_add(1, Ordering::Relaxed);
+                            progress.bytes_found.fetch_add(job.size, Ordering::Relaxed);
+                            if tx.send(job).await.is_err() {
+                                return Ok(());
                             }
-                            next = page.next_link;
-                            let _ = page.delta_link; // the next backup starts from here
                         }
                         Ok::<(), PoolError>(())
                     }
@@ -225,25 +389,29 @@ pub async fn probe(
                 .collect::<Result<Vec<()>, _>>()
         }
     };
-    let enumerated = enumerate.await;
+    let enumerated = enumerate_all.await;
     // The queue's sender is gone once enumeration ends: workers finish the rest and stop.
-    let mut outcome = enumerated.map(|_| ());
+    let mut result = enumerated.map(|_| ());
     while let Some(joined) = tasks.join_next().await {
         if let Ok(Err(e)) = joined {
-            if outcome.is_ok() {
-                outcome = Err(e);
+            if result.is_ok() {
+                result = Err(e);
             }
         }
     }
-    outcome?;
-    let fetched = std::mem::take(&mut *fetched.lock().unwrap_or_else(|p| p.into_inner()));
+    result?;
+    let outcome = std::mem::take(&mut *outcome.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(ProbeReport {
         drives: progress.drives.load(Ordering::Relaxed),
         items: progress.items.load(Ordering::Relaxed),
         files: progress.files_fetched.load(Ordering::Relaxed),
         bytes: progress.bytes_fetched.load(Ordering::Relaxed),
+        verified: outcome.verified,
+        hash_mismatches: outcome.mismatches,
+        vanished: outcome.vanished,
         elapsed: started.elapsed(),
         accounts: pool.report(),
-        fetched,
+        access: pool.access_report(),
+        fetched: outcome.fetched,
     })
 }

@@ -21,6 +21,13 @@ pub enum M365Error {
         code: String,
         message: String,
     },
+    /// `410 Gone` on a delta token: the client must enumerate afresh, from `location` when given
+    /// (Graph's `resyncRequired` family).
+    #[error("Microsoft Graph asks for a fresh enumeration ({code})")]
+    ResyncRequired {
+        code: String,
+        location: Option<String>,
+    },
     /// The endpoint could not be reached, or answered something that is not Microsoft's shape.
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
@@ -29,5 +36,10 @@ pub enum M365Error {
 impl M365Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, M365Error::Graph { status: 404, .. })
+    }
+
+    /// `403`: the credentials may not read the resource (not a throttle, not a broken account).
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, M365Error::Graph { status: 403, .. })
     }
 }

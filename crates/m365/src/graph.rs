@@ -240,6 +240,8 @@ impl GraphClient {
             .http
             .get(&url)
             .bearer_auth(token.expose())
+            // Lets Microsoft's support trace a request; Graph echoes it.
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
             .send()
             .await
             .map_err(|e| {
@@ -258,6 +260,9 @@ impl GraphClient {
         }
         if status == 401 {
             self.tokens.invalidate().await;
+        }
+        if status == 410 {
+            return Err(resync_required(response).await);
         }
         Err(self.graph_error(status, response).await)
     }
@@ -287,6 +292,26 @@ impl GraphClient {
             next = page.next_link;
         }
         Ok(items)
+    }
+}
+
+/// A `410 Gone` answer: its `Location` (a fresh enumeration, followed only on the Graph host
+/// like any link) and its code.
+async fn resync_required(response: reqwest::Response) -> M365Error {
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let url = strip_query(response.url().as_str());
+    let body: ErrorEnvelope = read_capped(response, MAX_ERROR_BODY, &url)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    M365Error::ResyncRequired {
+        code: response::plain_code(&body.error.code),
+        location,
     }
 }
 

@@ -77,6 +77,11 @@ struct AadError {
 }
 
 impl TokenSource {
+    /// Whether these credentials sign in with application permissions (no user).
+    pub fn is_app_only(&self) -> bool {
+        matches!(self.credentials, Credentials::AppSecret { .. })
+    }
+
     pub fn new(http: reqwest::Client, endpoints: Endpoints, credentials: Credentials) -> Self {
         Self {
             http,

@@ -1,7 +1,9 @@
 //! `serve --demo`: a simulated Microsoft 365 tenant on a loopback port, registered as an
 //! organization, so everything can be tried without a tenant. The tenant is seeded so that the
 //! founding document's example (`PUT /v5/Organizations/6f9b3da3-…/backupaccounts` with
-//! `account1@office365.onmicrosoft.com` of group `6e570850-…`) works verbatim.
+//! `account1@office365.onmicrosoft.com` of group `6e570850-…`) works verbatim. That group is
+//! site-collection administrator of every site and OneDrive except `site4` and user50's
+//! OneDrive, so the organization's own (app-only) credentials have work to do too.
 
 use anyhow::Context;
 use m365backup_core::ids::OrganizationId;
@@ -10,7 +12,7 @@ use m365backup_core::organization_service::{
 };
 use m365backup_core::organizations::{ConnectionSettings, OrganizationType, Region};
 use m365backup_core::{CoreError, Secret};
-use m365sim::tenant::{generated_password, GroupKind, GroupSpec, UserSpec};
+use m365sim::tenant::{generated_password, AdminGrant, GroupKind, GroupSpec, UserSpec};
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
 
 pub const DEMO_ORGANIZATION_ID: &str = "6f9b3da3-204d-4a4b-b466-55586e0233fc";
@@ -57,6 +59,14 @@ pub fn tenant_spec() -> TenantSpec {
                 .collect(),
         }],
         extra_users: accounts,
+        site_admins: Some(vec![
+            AdminGrant {
+                except_sites: vec!["site4".into()],
+                except_onedrives: vec![format!("user50@{DEMO_DOMAIN}")],
+                ..AdminGrant::everywhere(DEMO_GROUP_ID)
+            },
+            AdminGrant::everywhere(m365sim::tenant::BACKUP_ACCOUNTS_GROUP),
+        ]),
         app_client_id: Some(
             "8d3f2c1b-0a9e-4f7d-8c6b-5a4e3d2c1b0a"
                 .parse()

@@ -128,9 +128,14 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
         "account", "requests", "429", "503", "paused s", "bytes", "rate/s"
     );
     for r in &report.accounts {
+        let login = if r.organization {
+            format!("{} (organization)", r.login)
+        } else {
+            r.login.clone()
+        };
         println!(
             "{:<45} {:>9} {:>6} {:>6} {:>9.1} {:>10} {:>8.1}{}",
-            r.login,
+            login,
             r.requests,
             r.throttled_429,
             r.throttled_503,
@@ -141,6 +146,31 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|q| format!("  quarantined: {q}"))
                 .unwrap_or_default()
+        );
+    }
+    println!(
+        "quickXorHash verified for {} files{}.",
+        report.verified,
+        if report.hash_mismatches.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} did NOT match: {}",
+                report.hash_mismatches.len(),
+                report.hash_mismatches.join(", ")
+            )
+        }
+    );
+    if !report.access.via_organization.is_empty() {
+        println!(
+            "Read with the organization's own credentials (no backup account may): {}",
+            report.access.via_organization.join(", ")
+        );
+    }
+    if !report.access.unreadable.is_empty() {
+        println!(
+            "No credential of the organization may read: {}",
+            report.access.unreadable.join(", ")
         );
     }
     if let Some(budget) = pool.app_budget() {

@@ -2,7 +2,8 @@
 //! tenant's size. A fixed pseudo-random pattern (generated once from a constant seed) is read at
 //! an offset derived from the item, so serving is a zero-copy slice of shared bytes.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use bytes::Bytes;
 use rand::{RngCore, SeedableRng};
@@ -66,6 +67,33 @@ pub fn sha256_hex(item_key: &str, version: u64, size: u64) -> String {
         .collect()
 }
 
+/// Hashes already computed, by (item key, version, size): content never changes for those.
+type HashCache = Mutex<HashMap<(String, u64, u64), String>>;
+static QUICK_XOR: LazyLock<HashCache> = LazyLock::new(Mutex::default);
+
+/// Microsoft's quickXorHash (base64) of a whole file, as Graph reports it in
+/// `file.hashes.quickXorHash`; computed once per version.
+pub fn quick_xor_hash(item_key: &str, version: u64, size: u64) -> String {
+    let key = (item_key.to_owned(), version, size);
+    if let Some(h) = QUICK_XOR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
+        return h.clone();
+    }
+    let mut hasher = quickxorhash::QuickXorHash::new();
+    for chunk in chunks(item_key, version, 0, size) {
+        hasher.update(&chunk);
+    }
+    let hash = hasher.finalize_base64();
+    QUICK_XOR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, hash.clone());
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +119,9 @@ mod tests {
         assert!(collect("x", 3, 123_456, 8_000_001) == whole[123_456..8_000_001]);
         assert!(collect("x", 3, 4_194_000, 4_194_500) == whole[4_194_000..4_194_500]);
         assert_eq!(sha256_hex("x", 3, 0).len(), 64);
+        assert_eq!(
+            quick_xor_hash("x", 3, 9_000_000),
+            quickxorhash::base64_of(&whole)
+        );
     }
 }

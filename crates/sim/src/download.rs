@@ -1,6 +1,8 @@
 //! Pre-authenticated download URLs (`/_download/{ticket}`), as SharePoint hands out for file
-//! content: signed, expiring, no bearer token needed, `Range` honoured. The ticket names the
-//! exact content (item, version, size), which is generated while streaming.
+//! content: signed, expiring (`Behaviour::download_url_lifetime_secs`), no bearer token needed,
+//! `Range` honoured unless the service is set to ignore it. The ticket names the exact content
+//! (item, version, size), which is generated while streaming. The bytes are charged to the
+//! egress budget of the user the URL was handed to.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -16,13 +18,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::graph::Caller;
-use crate::tenant::{Drive, FileInfo, Item};
-use crate::throttle::Principal;
+use crate::graph::{Caller, GraphError};
+use crate::tenant::{Drive, Item};
+use crate::throttle::Admission;
 use crate::SharedSim;
-
-/// How long a download URL stays valid (SharePoint: about an hour).
-const TICKET_LIFETIME_SECS: i64 = 3600;
 
 #[derive(Serialize, Deserialize)]
 pub struct DownloadTicket {
@@ -36,22 +35,24 @@ pub struct DownloadTicket {
 }
 
 impl DownloadTicket {
+    /// A ticket for version `version` of a file, if the file has that version.
     pub fn new(
+        sim: &SharedSim,
+        caller: &Caller,
         drive: &Drive,
         item: &Item,
-        file: FileInfo,
-        caller: &Caller,
-        sim: &SharedSim,
-    ) -> Self {
-        Self {
+        version: u64,
+    ) -> Option<Self> {
+        let lifetime = sim.behaviour().download_url_lifetime_secs as i64;
+        Some(Self {
             drive: drive.id.clone(),
             item: item.id.clone(),
-            version: file.version,
-            size: file.size,
-            expires: chrono::Utc::now().timestamp() + TICKET_LIFETIME_SECS,
+            version,
+            size: item.version_size(version)?,
+            expires: chrono::Utc::now().timestamp() + lifetime,
             user: caller.token.user.map(|u| sim.tenant.users[u].id),
             app: caller.token.app,
-        }
+        })
     }
 }
 
@@ -142,10 +143,15 @@ async fn download(
         .unwrap_or_else(|p| p.into_inner())
         .get(&t.item)
     {
-        Some(item) if !item.deleted => item.content_key(&drive.id),
+        Some(item) if !item.deleted && item.version_size(t.version) == Some(t.size) => {
+            item.content_key(&drive.id)
+        }
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| !sim.behaviour().ignore_range);
     let (status, from, to) = match range {
         None => (StatusCode::OK, 0, t.size),
         Some(r) => match parse_range(r, t.size) {
@@ -159,9 +165,13 @@ async fn download(
             }
         },
     };
-    let mut principals = vec![Principal::App(t.app)];
-    principals.extend(t.user.map(Principal::User));
-    sim.throttler.add_bytes(&principals, to - from);
+    if let Admission::Throttled {
+        retry_after_secs,
+        service_unavailable,
+    } = sim.throttler.admit_download(t.user, t.app, to - from)
+    {
+        return GraphError::throttled(retry_after_secs, service_unavailable).into_response();
+    }
     let chunks = crate::content::chunks(&key, t.version, from, to).map(Ok::<_, std::io::Error>);
     let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
     *response.status_mut() = status;

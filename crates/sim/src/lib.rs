@@ -5,6 +5,7 @@
 //! tenant ([`tenant`]), with Microsoft's throttling behaviour ([`throttle`]), plus a control API
 //! under `/_sim/` ([`control`]). Start it in-process with [`start`], or run the `m365sim` binary.
 
+pub mod behaviour;
 pub mod content;
 pub mod control;
 pub mod download;
@@ -19,13 +20,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum_server::Handle;
 
+pub use behaviour::Behaviour;
 pub use tenant::{Tenant, TenantSpec};
-pub use throttle::ThrottleConfig;
+pub use throttle::{Profile, ThrottleConfig};
 
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub tenant: TenantSpec,
     pub throttling: ThrottleConfig,
+    pub behaviour: Behaviour,
     /// Shared secret of the control API (`X-Sim-Secret` header).
     pub control_secret: String,
     /// Lifetime of issued access tokens, seconds (Microsoft: about an hour).
@@ -37,6 +40,7 @@ impl Default for SimConfig {
         Self {
             tenant: TenantSpec::default(),
             throttling: ThrottleConfig::default(),
+            behaviour: Behaviour::default(),
             control_secret: "sim-control".into(),
             token_lifetime_secs: 3599,
         }
@@ -49,6 +53,7 @@ pub struct Sim {
     pub throttler: throttle::Throttler,
     pub tokens: identity::TokenRegistry,
     pub downloads: download::UrlSigner,
+    pub behaviour: std::sync::RwLock<Behaviour>,
     pub config: SimConfig,
     /// `http://127.0.0.1:port`, for links the simulator hands out.
     pub base_url: String,
@@ -57,6 +62,13 @@ pub struct Sim {
 pub type SharedSim = Arc<Sim>;
 
 impl Sim {
+    pub fn behaviour(&self) -> Behaviour {
+        self.behaviour
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The app principal's figures: every Graph request of the tenant is charged to the app,
     /// so these count all of them (throttles of users' budgets included).
     pub fn app_stats(&self) -> throttle::PrincipalStats {
@@ -119,9 +131,14 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Runn
         addr.ip().to_string()
     };
     let sim = Arc::new(Sim {
-        throttler: throttle::Throttler::new(config.throttling.clone(), config.tenant.seed),
+        throttler: throttle::Throttler::new(
+            config.throttling.clone(),
+            config.tenant.seed,
+            tenant.licenses,
+        ),
         tokens: identity::TokenRegistry::default(),
         downloads: download::UrlSigner::new(),
+        behaviour: std::sync::RwLock::new(config.behaviour.clone()),
         tenant,
         base_url: format!("http://{host}:{}", addr.port()),
         config,

@@ -37,6 +37,16 @@ struct Cli {
     user_rate: Option<f64>,
     #[arg(long)]
     app_rate: Option<f64>,
+    /// Throttling profile: `fast` (per-second token buckets) or `realistic` (Microsoft's
+    /// published windows and limits).
+    #[arg(long, value_parser = ["fast", "realistic"], default_value = "fast")]
+    profile: String,
+    /// Realistic profile: how long Microsoft's windows last (1 = as published).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Licences of the tenant (app and tenant budgets scale with them) [default: users].
+    #[arg(long)]
+    licenses: Option<u64>,
     /// Shared secret of the control API.
     #[arg(long, env = "M365SIM_CONTROL_SECRET", default_value = "sim-control")]
     control_secret: String,
@@ -63,7 +73,14 @@ async fn main() -> anyhow::Result<()> {
         files_per_drive,
         max_file_size
     );
-    let mut throttling = ThrottleConfig::default();
+    if cli.licenses.is_some() {
+        tenant.licenses = cli.licenses;
+    }
+    let mut throttling = if cli.profile == "realistic" {
+        ThrottleConfig::realistic(cli.time_scale.unwrap_or(1.0))
+    } else {
+        ThrottleConfig::default()
+    };
     if let Some(r) = cli.user_rate {
         throttling.enabled = r > 0.0;
         throttling.user_rate = r;
@@ -97,8 +114,9 @@ async fn main() -> anyhow::Result<()> {
         t.app.client_id, t.app.client_secret
     );
     println!(
-        "  {} users, {} groups, {} sites, {} drives",
+        "  {} users ({} licences), {} groups, {} sites, {} drives",
         t.users.len(),
+        t.licenses,
         t.groups.len(),
         t.sites.len(),
         t.drives.len()

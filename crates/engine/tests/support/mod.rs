@@ -36,6 +36,20 @@ pub fn connection(sim: &RunningSim, login: &str, password: &str) -> TenantConnec
     }
 }
 
+/// The organization's own credentials: the tenant's app with application permissions.
+pub fn app_connection(sim: &RunningSim) -> TenantConnection {
+    TenantConnection {
+        region: Region::Worldwide,
+        authority_url: Some(sim.base_url().to_owned()),
+        graph_url: Some(sim.graph_url()),
+        tenant: sim.tenant().domain.clone(),
+        auth: TenantAuth::AppSecret {
+            application_id: sim.tenant().app.client_id.to_string(),
+            secret: Secret::new(sim.tenant().app.client_secret.clone()),
+        },
+    }
+}
+
 /// The tenant's generated backup account `backupI` (the tenant generated with `seed`).
 pub fn backup_account(sim: &RunningSim, i: usize, seed: u64) -> BackupAccountSession {
     let login = format!("backup{i}@{}", sim.tenant().domain);

@@ -8,6 +8,14 @@
 //! paces itself at that rate, faster while the remainder is above the target and slower below
 //! it. While answers come without headers there is room, and the pace climbs. An app-level
 //! throttle pauses the whole pool: every request sent into the block would extend it.
+//!
+//! Microsoft sends the headers only to app-only calls: backup accounts' delegated calls never
+//! see them, so an answer without headers says nothing about the budget unless calls of its
+//! kind have shown headers before. Without any headers the pool is *blind*: it learns the
+//! budget from app throttles alone. The pace the pool had when the app was throttled is a
+//! ceiling's upper bound; the pool drops to 90 % of it, recovers towards 97 % within seconds
+//! and then probes upwards, slowly at first (so app throttles stay rare) and faster as time
+//! passes without one (so a ceiling learned by mistake lets go).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -38,6 +46,36 @@ const FLOW_MAX_SHARE: f64 = 0.5;
 const FLOW_WEIGHT: f64 = 0.3;
 /// A throttle is the app's when the last reading left less than this share of its budget.
 const EXHAUSTED_SHARE: f64 = 0.05;
+/// Blind: after an app throttle, the pace drops to this share of the pace that was too much...
+const BLIND_DROP: f64 = 0.9;
+/// ...recovers towards this share of it (time constant [`BLIND_RECOVERY_SECS`])...
+const BLIND_PLATEAU: f64 = 0.97;
+const BLIND_RECOVERY_SECS: f64 = 2.0;
+/// ...and after [`BLIND_PROBE_AFTER_SECS`] probes upwards, slowly at first and faster the
+/// longer no app throttle comes (this share of it, times the seconds squared), so a ceiling
+/// that was too low does not hold the pool for long.
+const BLIND_PROBE: f64 = 0.0005;
+const BLIND_PROBE_AFTER_SECS: f64 = 10.0;
+
+/// What an app throttle taught a pool that has never seen `RateLimit-*` headers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Blind {
+    /// The pool's pace when the app was throttled (units/s).
+    peak: f64,
+    /// When the pause that followed ended.
+    since: Instant,
+}
+
+impl Blind {
+    fn pace(&self, now: Instant) -> f64 {
+        let t = now.saturating_duration_since(self.since).as_secs_f64();
+        let plateau = BLIND_PLATEAU * self.peak;
+        let gap = plateau - BLIND_DROP * self.peak;
+        let probing = (t - BLIND_PROBE_AFTER_SECS).max(0.0);
+        plateau - gap * (-t / BLIND_RECOVERY_SECS).exp()
+            + self.peak * BLIND_PROBE * probing * probing
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Level {
@@ -75,6 +113,14 @@ pub(super) struct AppCeiling {
     recent_throttles: Vec<(Instant, usize)>,
     /// Units sent over the last two seconds: the pool's actual pace.
     sent: VecDeque<(Instant, f64)>,
+    /// Whether answers to delegated (`[0]`) and app-only (`[1]`) calls have carried headers:
+    /// only then does an answer of that kind without headers mean there is room.
+    headers_seen: [bool; 2],
+    /// Set while the pool has never seen headers and the app has throttled it.
+    blind: Option<Blind>,
+    created: Instant,
+    /// With no word of the budget, this many accounts throttled within a second mean the app.
+    pub quorum: usize,
 }
 
 impl AppCeiling {
@@ -92,15 +138,26 @@ impl AppCeiling {
             flow_from: None,
             recent_throttles: Vec::new(),
             sent: VecDeque::new(),
+            headers_seen: [false; 2],
+            blind: None,
+            created: now,
+            quorum: 3,
         }
     }
 
+    /// The app budget's refill rate as learned; blind, the ceiling the pool holds now.
     pub fn estimate(&self) -> Option<f64> {
-        self.estimate
+        match self.blind {
+            Some(blind) => Some(blind.pace(Instant::now())),
+            None => self.estimate,
+        }
     }
 
     /// The pool-wide pace, units/s, or `None` while the app's budget has not pushed back.
     pub fn pace(&self, now: Instant) -> Option<f64> {
+        if let Some(blind) = self.blind {
+            return Some(blind.pace(now));
+        }
         let estimate = self.estimate?;
         Some(match self.level {
             Level::Unknown => estimate,
@@ -146,23 +203,43 @@ impl AppCeiling {
         self.charged
     }
 
-    /// The pool's pace over the last two seconds, units/s.
-    fn recent_rate(&self) -> f64 {
-        self.sent.iter().map(|(_, u)| u).sum::<f64>() / 2.0
+    /// The pool's pace over the last two seconds (or since its last pause ended), units/s.
+    fn recent_rate(&self, now: Instant) -> f64 {
+        let from = match self.paused_until {
+            Some(p) if now.saturating_duration_since(p) < Duration::from_secs(2) => p,
+            _ => now - Duration::from_secs(2).min(now.saturating_duration_since(self.created)),
+        };
+        let span = now.saturating_duration_since(from).as_secs_f64().max(0.5);
+        self.sent
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(_, u)| u)
+            .sum::<f64>()
+            / span
     }
 
-    /// An admitted answer, with its reading if it carried one, and what the budget had been
-    /// charged when its request was handed out.
-    pub fn admitted(&mut self, now: Instant, reading: Option<RateLimitReading>, charged: f64) {
+    /// An admitted answer to an app-only or a delegated call, with its reading if it carried
+    /// one, and what the budget had been charged when its request was handed out.
+    pub fn admitted(
+        &mut self,
+        now: Instant,
+        reading: Option<RateLimitReading>,
+        charged: f64,
+        app_only: bool,
+    ) {
         self.probe_only = false;
         let Some(r) = reading.filter(|r| r.limit > 0.0) else {
-            if !matches!(self.level, Level::Room { .. }) {
+            // No headers: room, if answers of this kind show them once the budget runs low.
+            if self.headers_seen[usize::from(app_only)] && !matches!(self.level, Level::Room { .. })
+            {
                 self.level = Level::Room { since: now };
             }
             // The budget may fill to its cap out of sight: measure afresh from the next reading.
             self.flow_from = None;
             return;
         };
+        self.headers_seen[usize::from(app_only)] = true;
+        self.blind = None;
         self.level = Level::Read {
             remaining: r.remaining,
             limit: r.limit,
@@ -201,19 +278,34 @@ impl AppCeiling {
         }
     }
 
-    /// A request of `units` was refused: the budget was not charged for it.
+    /// A request of `units` was refused: the budget was not charged for it (and the pool's
+    /// pace is what got through).
     pub fn refused(&mut self, units: f64) {
         self.charged -= units;
+        if let Some(&(at, _)) = self.sent.back() {
+            self.sent.push_back((at, -units));
+        }
     }
 
     /// A throttle on account `index`. When it is the app's (a reading of the last second left
-    /// almost nothing, or, with no word of the budget, three accounts were throttled within a
-    /// second), pauses the pool for `retry_after` and switches to one request at a time; true
-    /// then.
-    pub fn throttled(&mut self, now: Instant, index: usize, retry_after: Duration) -> bool {
+    /// almost nothing, or, with no word of the budget, a quorum of accounts was throttled within a
+    /// second — [`AppCeiling::quorum`]), pauses the pool for `retry_after` and switches to one
+    /// request at a time; true then.
+    ///
+    /// `settled`: the account has left its slow start. Accounts that start together run out of
+    /// their own budgets together, so their first throttles say nothing about the app's.
+    pub fn throttled(
+        &mut self,
+        now: Instant,
+        index: usize,
+        retry_after: Duration,
+        settled: bool,
+    ) -> bool {
         self.recent_throttles
             .retain(|(t, _)| now.saturating_duration_since(*t) < Duration::from_secs(1));
-        self.recent_throttles.push((now, index));
+        if settled {
+            self.recent_throttles.push((now, index));
+        }
         let app = match self.level {
             // A fresh reading says how much was left.
             Level::Read {
@@ -231,19 +323,30 @@ impl AppCeiling {
                     self.recent_throttles.iter().map(|(_, i)| *i).collect();
                 accounts.sort_unstable();
                 accounts.dedup();
-                accounts.len() >= 3
+                accounts.len() >= self.quorum
             }
         };
         if !app {
             return false;
         }
-        self.estimate = Some(match self.estimate {
-            // Readings were there: the estimate was a little high, or a burst emptied the band.
-            Some(e) => 0.95 * e,
-            // No headers at all: back off from the pace that was too much.
-            None => 0.8 * self.recent_rate(),
-        });
         let until = now + retry_after;
+        if self.headers_seen.iter().any(|&seen| seen) {
+            self.estimate = Some(match self.estimate {
+                // Readings were there: the estimate was a little high, or a burst emptied the band.
+                Some(e) => 0.95 * e,
+                None => 0.8 * self.recent_rate(now),
+            });
+        } else {
+            // Blind: the pace that was too much bounds the budget from above. A pace measured
+            // right after a pause may be low for other reasons: the bound falls by 5 % at most.
+            let measured = self.recent_rate(now).max(1.0);
+            let peak = self.blind.map_or(measured, |b| measured.max(0.95 * b.peak));
+            self.estimate = Some(BLIND_DROP * peak);
+            self.blind = Some(Blind {
+                peak,
+                since: self.paused_until.map_or(until, |p| p.max(until)),
+            });
+        }
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
         self.probe_only = true;
         self.level = Level::Unknown;
@@ -269,7 +372,7 @@ impl AppCeiling {
             self.in_flight,
             self.paused_until
                 .map(|p| p.saturating_duration_since(now)),
-            self.recent_rate()
+            self.recent_rate(now)
         )
     }
 }
@@ -292,7 +395,7 @@ mod tests {
         let mut app = AppCeiling::new(t0);
         assert_eq!(app.wait(t0, 1.0), None);
         let charged = app.take(t0, 1.0);
-        app.admitted(t0, None, charged);
+        app.admitted(t0, None, charged, false);
         assert_eq!(app.pace(t0), None);
     }
 
@@ -305,7 +408,7 @@ mod tests {
         for tick in 0..=30 {
             let now = t0 + Duration::from_millis(100 * tick);
             charged += 11.0;
-            app.admitted(now, reading(40.0 - tick as f64), charged);
+            app.admitted(now, reading(40.0 - tick as f64), charged, true);
         }
         let estimate = app.estimate.unwrap();
         assert!((estimate - 100.0).abs() < 0.5, "{estimate}");
@@ -317,11 +420,11 @@ mod tests {
         let mut app = AppCeiling::new(t0);
         app.estimate = Some(100.0);
         app.measured = true;
-        app.admitted(t0, reading(40.0), 0.0);
+        app.admitted(t0, reading(40.0), 0.0, true);
         let high = app.pace(t0).unwrap();
-        app.admitted(t0, reading(20.0), 0.0);
+        app.admitted(t0, reading(20.0), 0.0, true);
         let on_target = app.pace(t0).unwrap();
-        app.admitted(t0, reading(2.0), 0.0);
+        app.admitted(t0, reading(2.0), 0.0, true);
         let low = app.pace(t0).unwrap();
         assert!(
             high > on_target && on_target > low,
@@ -329,7 +432,7 @@ mod tests {
         );
         assert_eq!(on_target, 100.0);
         // Answers without headers: room, and the pace climbs with time.
-        app.admitted(t0, None, 0.0);
+        app.admitted(t0, None, 0.0, true);
         let later = t0 + Duration::from_secs(4);
         assert!(app.pace(later).unwrap() > app.pace(t0).unwrap());
     }
@@ -338,26 +441,59 @@ mod tests {
     fn a_throttle_is_the_apps_only_when_its_budget_was_nearly_spent() {
         let t0 = Instant::now();
         let mut app = AppCeiling::new(t0);
-        app.admitted(t0, reading(20.0), 1.0);
-        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
-        app.admitted(t0, reading(3.0), 2.0);
-        assert!(app.throttled(t0, 1, Duration::from_secs(2)));
+        app.admitted(t0, reading(20.0), 1.0, true);
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1), true));
+        app.admitted(t0, reading(3.0), 2.0, true);
+        assert!(app.throttled(t0, 1, Duration::from_secs(2), true));
         assert!(app.probe_only);
         assert_eq!(app.wait(t0, 1.0), Some(t0 + Duration::from_secs(2)));
     }
 
     #[test]
     fn without_headers_three_accounts_throttled_at_once_mean_the_app() {
-        let t0 = Instant::now();
-        let mut app = AppCeiling::new(t0);
+        let created = Instant::now();
+        let mut app = AppCeiling::new(created);
+        let t0 = created + Duration::from_secs(2);
         for _ in 0..50 {
             app.take(t0, 2.0);
         }
-        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
-        assert!(!app.throttled(t0, 0, Duration::from_secs(1)));
-        assert!(!app.throttled(t0, 1, Duration::from_secs(1)));
-        assert!(app.throttled(t0, 2, Duration::from_secs(1)));
-        // Backs off from the pace that was too much: 100 units in 2 s.
-        assert_eq!(app.estimate, Some(40.0));
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1), true));
+        assert!(!app.throttled(t0, 0, Duration::from_secs(1), true));
+        assert!(!app.throttled(t0, 1, Duration::from_secs(1), true));
+        assert!(
+            !app.throttled(t0, 3, Duration::from_secs(1), false),
+            "still in its slow start"
+        );
+        assert!(app.throttled(t0, 2, Duration::from_secs(1), true));
+        // Blind: 100 units in 2 s were too much; 90 % of that pace at first...
+        assert_eq!(app.pace(t0), Some(45.0));
+        let resumed = t0 + Duration::from_secs(1);
+        // ...recovering towards 97 % within seconds, then probing slowly upwards.
+        let later = app.pace(resumed + Duration::from_secs(8)).unwrap();
+        assert!((later - 48.5).abs() < 0.1, "{later}");
+        let probing = app.pace(resumed + Duration::from_secs(15)).unwrap();
+        assert!(probing > 48.5 && probing < 49.5, "{probing}");
+        let letting_go = app.pace(resumed + Duration::from_secs(60)).unwrap();
+        assert!(letting_go > 100.0, "{letting_go}");
+        // Another app throttle right after the pause, at a low pace: the bound falls by 5 %.
+        app.take(resumed, 2.0);
+        for i in [0, 1, 2] {
+            app.throttled(resumed, i, Duration::from_secs(1), true);
+        }
+        assert!((app.pace(resumed).unwrap() - 0.9 * 47.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn delegated_answers_without_headers_say_nothing_when_only_app_only_ones_carry_them() {
+        let t0 = Instant::now();
+        let mut app = AppCeiling::new(t0);
+        app.estimate = Some(100.0);
+        app.admitted(t0, reading(3.0), 1.0, true);
+        // A delegated answer without headers: no word on the budget, not "room".
+        app.admitted(t0, None, 2.0, false);
+        assert!(
+            app.throttled(t0, 0, Duration::from_secs(1), true),
+            "the fresh reading said 3 of 200 left"
+        );
     }
 }

@@ -7,13 +7,21 @@
 //! while the pace is used), and keeps only as many requests in flight as its pace needs. A throttled account pauses exactly as long as `Retry-After` says, and its
 //! waiting work goes to the others at once. An account whose sign-in fails is quarantined and
 //! reported; the rest carry on. The app's budget is a shared ceiling (`app_ceiling.rs`): the
-//! pool reads `RateLimit-*` headers (sent once 80 % of it is used) and paces itself at the rate
-//! the budget refills.
+//! pool reads `RateLimit-*` headers (sent once 80 % of it is used, to app-only calls only) and
+//! paces itself at the rate the budget refills, or, never seeing headers, learns it from the
+//! app's throttles.
+//!
+//! Access (`access.rs`): a backup account reads only what its user may. The pool learns from
+//! `403`s which accounts can read which site or drive (a 403 is neither a throttle nor a broken
+//! account), sends a drive's requests only to accounts that can read it, falls back to the
+//! organization's own credentials where none can, and reports what nobody could read.
 
+mod access;
 mod app_ceiling;
 mod metrics;
 mod pace;
 
+pub use access::{access_scope, AccessReport};
 pub use app_ceiling::RateLimitReading;
 pub use metrics::render_metrics;
 
@@ -75,6 +83,8 @@ pub struct AccountReport {
     pub rate: f64,
     /// Why the account was taken out of the pool, if it was.
     pub quarantined: Option<String>,
+    /// The organization's own credentials (used where no backup account can read).
+    pub organization: bool,
 }
 
 #[derive(Default)]
@@ -89,13 +99,19 @@ struct Counters {
 pub struct PooledAccount {
     pub login: String,
     client: GraphClient,
+    /// The organization's own credentials, not a backup account.
+    organization: bool,
+    /// Signs in with application permissions (no user).
+    app_only: bool,
     pace: Mutex<pace::Pace>,
     counters: Counters,
 }
 
 pub struct AccountPool {
     pub organization: String,
+    /// The backup accounts, then (if given) the organization's own credentials.
     accounts: Vec<Arc<PooledAccount>>,
+    access: Mutex<access::Access>,
     app: Mutex<app_ceiling::AppCeiling>,
     /// Where the next scan for an account starts.
     rotation: AtomicUsize,
@@ -108,6 +124,9 @@ pub struct AccountPool {
 pub enum PoolError {
     #[error("every account of the pool is quarantined: {0}")]
     NoUsableAccount(String),
+    /// No backup account and not the organization's credentials may read this site or drive.
+    #[error("no credential of the organization may read {0}")]
+    AccessDenied(String),
     #[error(transparent)]
     M365(#[from] M365Error),
 }
@@ -153,22 +172,42 @@ impl AccountPool {
         accounts: Vec<(String, GraphClient)>,
         config: PoolConfig,
     ) -> Arc<Self> {
+        Self::with_organization(organization, accounts, None, config)
+    }
+
+    /// A pool over backup accounts plus the organization's own credentials, which serve what
+    /// no backup account may read (and everything when there are no backup accounts).
+    pub fn with_organization(
+        organization: impl Into<String>,
+        accounts: Vec<(String, GraphClient)>,
+        own: Option<(String, GraphClient)>,
+        config: PoolConfig,
+    ) -> Arc<Self> {
         let now = Instant::now();
-        let accounts = accounts
-            .into_iter()
-            .map(|(login, client)| {
+        let backup = accounts.into_iter().map(|a| (a, false));
+        let accounts: Vec<Arc<PooledAccount>> = backup
+            .chain(own.map(|a| (a, true)))
+            .map(|((login, client), organization)| {
                 Arc::new(PooledAccount {
+                    app_only: client.tokens().is_app_only(),
                     login,
                     client,
+                    organization,
                     pace: Mutex::new(pace::Pace::new(config.initial_rate, now)),
                     counters: Counters::default(),
                 })
             })
             .collect();
+        // Accounts that run out of their own budgets at about the same time are common; all or
+        // most of them being refused at once is the app's budget.
+        let mut app_ceiling = app_ceiling::AppCeiling::new(now);
+        let backup = accounts.iter().filter(|a| !a.organization).count();
+        app_ceiling.quorum = backup.div_ceil(2).max(3);
         let pool = Arc::new(Self {
             organization: organization.into(),
             accounts,
-            app: Mutex::new(app_ceiling::AppCeiling::new(now)),
+            access: Mutex::default(),
+            app: Mutex::new(app_ceiling),
             rotation: AtomicUsize::new(0),
             config,
             wake: tokio::sync::Notify::new(),
@@ -181,7 +220,8 @@ impl AccountPool {
         pool
     }
 
-    /// Signs every account in now; failures are quarantined. The number of usable accounts.
+    /// Signs every account in now; failures are quarantined. The number of usable accounts
+    /// that carry the work: backup accounts, or the organization's credentials without them.
     pub async fn sign_in_all(&self) -> usize {
         let results = futures_util::future::join_all(
             self.accounts
@@ -189,14 +229,33 @@ impl AccountPool {
                 .map(|a| async move { (a, a.client.tokens().token().await) }),
         )
         .await;
+        let has_backup = self.accounts.iter().any(|a| !a.organization);
         let mut usable = 0;
         for (account, result) in results {
             match result {
-                Ok(_) => usable += 1,
+                Ok(_) => usable += usize::from(account.organization != has_backup),
                 Err(e) => self.quarantine(account, &e),
             }
         }
         usable
+    }
+
+    /// Which sites and drives were read with the organization's credentials, and which no
+    /// credential could read.
+    pub fn access_report(&self) -> AccessReport {
+        self.access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report()
+    }
+
+    /// Access to `scope` (e.g. `drives/{id}`) is decided by `parent` (e.g. `sites/{id}`): what
+    /// the pool learned of one holds for the other.
+    pub fn same_access(&self, scope: &str, parent: &str) {
+        self.access
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .alias(scope, parent);
     }
 
     pub fn report(&self) -> Vec<AccountReport> {
@@ -213,6 +272,7 @@ impl AccountPool {
                     bytes: a.counters.bytes.load(Ordering::Relaxed),
                     rate: pace.rate,
                     quarantined: pace.quarantined.clone(),
+                    organization: a.organization,
                 }
             })
             .collect()
@@ -228,9 +288,15 @@ impl AccountPool {
         self.wake.notify_waiters();
     }
 
-    /// Waits for the account with the most budget left that may send now.
-    async fn acquire(&self, units: f64) -> Result<Lease<'_>, PoolError> {
+    /// Waits for the account with the most budget left that may send now, among those `route`
+    /// allows.
+    async fn acquire(&self, units: f64, route: &access::Route) -> Result<Lease<'_>, PoolError> {
         loop {
+            let eligible = self
+                .access
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .eligible(route, &self.roles())?;
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -251,6 +317,9 @@ impl AccountPool {
                     let start = self.rotation.fetch_add(1, Ordering::Relaxed);
                     let count = self.accounts.len();
                     for i in (0..count).map(|k| (start + k) % count) {
+                        if !eligible[i] {
+                            continue;
+                        }
                         let readiness = self.accounts[i]
                             .pace
                             .lock()
@@ -269,7 +338,7 @@ impl AccountPool {
                             Readiness::Later(None) => {}
                         }
                     }
-                    if quarantined == self.accounts.len() {
+                    if quarantined == eligible.iter().filter(|&&e| e).count() {
                         let reasons: Vec<String> = self
                             .report()
                             .into_iter()
@@ -313,10 +382,15 @@ impl AccountPool {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
+        let settled = !account
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .in_slow_start();
         let app_throttled = {
             let mut app = self.app.lock().unwrap_or_else(|p| p.into_inner());
             app.refused(units);
-            app.throttled(now, lease.index, retry_after)
+            app.throttled(now, lease.index, retry_after, settled)
         };
         // Pause exactly as long as told; the waiting work goes to the other accounts. The
         // account's own pace only learns from throttles of its own budget.
@@ -338,8 +412,48 @@ impl AccountPool {
         tracing::debug!(account = %account.login, status, retry_after_ms = retry_after.as_millis() as u64, "throttled; account paused");
     }
 
+    /// Whether a request throttled `throttles` times may be tried again.
+    fn may_retry(
+        &self,
+        throttles: u32,
+        retry_after: Duration,
+        status: u16,
+    ) -> Result<(), PoolError> {
+        if throttles > self.config.throttle_retries {
+            return Err(M365Error::Throttled {
+                retry_after,
+                status,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A throttle of the account's own budget outside Graph (the download service): the account
+    /// pauses as told and learns its pace.
+    fn pause_account(&self, index: usize, retry_after: Duration, status: u16) {
+        let account = &self.accounts[index];
+        let counter = if status == 503 {
+            &account.counters.throttled_503
+        } else {
+            &account.counters.throttled_429
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let paused = account
+            .pace
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .throttled(Instant::now(), retry_after, true, &self.config);
+        account
+            .counters
+            .paused_micros
+            .fetch_add(paused.as_micros() as u64, Ordering::Relaxed);
+        self.wake.notify_waiters();
+    }
+
     fn on_admitted(&self, lease: &Lease<'_>, units: f64, response: &reqwest::Response) {
-        self.accounts[lease.index]
+        let account = &self.accounts[lease.index];
+        account
             .pace
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -349,17 +463,27 @@ impl AccountPool {
             Instant::now(),
             reading,
             lease.charged,
+            account.app_only,
         );
+    }
+
+    /// Whether each account is the organization's own (`true`) or a backup account.
+    fn roles(&self) -> Vec<bool> {
+        self.accounts.iter().map(|a| a.organization).collect()
     }
 
     /// Runs one GET through the pool; retries on other accounts as needed. The successful
     /// response (the body not yet read) and the account that got it. The account's slot is
     /// free again once the answer's headers are in: reading the body cannot be throttled.
-    async fn send(&self, url: &str) -> Result<(reqwest::Response, usize), PoolError> {
+    async fn send(
+        &self,
+        url: &str,
+        route: &access::Route,
+    ) -> Result<(reqwest::Response, usize), PoolError> {
         let units = resource_units(url);
         let (mut throttles, mut failures) = (0, 0);
         loop {
-            let lease = self.acquire(units).await?;
+            let lease = self.acquire(units, route).await?;
             let account = &self.accounts[lease.index];
             account.counters.requests.fetch_add(1, Ordering::Relaxed);
             let sent = Instant::now();
@@ -382,13 +506,7 @@ impl AccountPool {
                 }) => {
                     self.on_throttled(&lease, units, retry_after, status);
                     throttles += 1;
-                    if throttles > self.config.throttle_retries {
-                        return Err(M365Error::Throttled {
-                            retry_after,
-                            status,
-                        }
-                        .into());
-                    }
+                    self.may_retry(throttles, retry_after, status)?;
                 }
                 Err(e) => {
                     // Not charged to the app's budget either.
@@ -398,6 +516,20 @@ impl AccountPool {
                         .refused(units);
                     match e {
                         e @ M365Error::SignIn { .. } => self.quarantine(account, &e),
+                        // Not a throttle, not a broken account: this one may not read it.
+                        e if e.is_access_denied() && route.scope.is_some() => {
+                            let scope = route.scope.as_deref().unwrap_or_default();
+                            tracing::debug!(account = %account.login, scope, "access denied; trying another credential");
+                            let unreadable = self
+                                .access
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .denied(scope, lease.index, account.organization);
+                            if unreadable {
+                                tracing::warn!(organization = %self.organization, scope, "no credential may read this");
+                                return Err(PoolError::AccessDenied(scope.to_owned()));
+                            }
+                        }
                         e @ (M365Error::Unreachable { .. }
                         | M365Error::Graph {
                             status: 401 | 500 | 502 | 504,
@@ -421,14 +553,36 @@ impl AccountPool {
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, PoolError> {
-        let (response, _) = self.send(url).await?;
-        response.json::<T>().await.map_err(|e| {
-            M365Error::Unreachable {
-                url: url.split('?').next().unwrap_or(url).to_owned(),
-                reason: crate::graph::reason(&e),
-            }
-            .into()
-        })
+        self.get_json_routed(url, &access::Route::for_url(url))
+            .await
+    }
+
+    /// A GET that needs application permissions (e.g. `/sites/getAllSites`): the
+    /// organization's own credentials answer it.
+    pub async fn get_json_as_organization<T: DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, PoolError> {
+        self.get_json_routed(url, &access::Route::organization())
+            .await
+    }
+
+    async fn get_json_routed<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        route: &access::Route,
+    ) -> Result<T, PoolError> {
+        let (response, account) = self.send(url, route).await?;
+        if let Some(scope) = &route.scope {
+            self.access
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .readable(scope, account, self.accounts[account].organization);
+        }
+        let url = url.split('?').next().unwrap_or(url);
+        crate::response::json_capped(response, crate::response::MAX_GRAPH_BODY, url)
+            .await
+            .map_err(PoolError::from)
     }
 
     /// Streams a file's content (`/drives/{d}/items/{i}/content`, following the redirect to
@@ -438,28 +592,49 @@ impl AccountPool {
         content_url: &str,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<u64, PoolError> {
-        let (response, account) = self.send(content_url).await?;
-        let response = if response.status().is_redirection() {
-            let location = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| M365Error::Unreachable {
-                    url: content_url.to_owned(),
-                    reason: "redirect without a location".into(),
-                })?
-                .to_owned();
-            // Pre-authenticated URL: no bearer token is sent to it.
-            self.downloads
-                .get(&location)
-                .send()
-                .await
-                .map_err(|e| M365Error::Unreachable {
-                    url: "download URL".into(),
-                    reason: crate::graph::reason(&e),
-                })?
-        } else {
-            response
+        let route = access::Route::for_url(content_url);
+        let mut throttles = 0;
+        let (response, account) = loop {
+            let (response, account) = self.send(content_url, &route).await?;
+            if let Some(scope) = &route.scope {
+                self.access
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .readable(scope, account, self.accounts[account].organization);
+            }
+            let response =
+                if response.status().is_redirection() {
+                    let location = response
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .ok_or_else(|| M365Error::Unreachable {
+                            url: content_url.to_owned(),
+                            reason: "redirect without a location".into(),
+                        })?
+                        .to_owned();
+                    // Pre-authenticated URL: no bearer token is sent to it.
+                    self.downloads.get(&location).send().await.map_err(|e| {
+                        M365Error::Unreachable {
+                            url: "download URL".into(),
+                            reason: crate::graph::reason(&e),
+                        }
+                    })?
+                } else {
+                    response
+                };
+            let status = response.status().as_u16();
+            if status == 429 || status == 503 {
+                // The download service throttles too (a user's egress budget): the account
+                // pauses as told and the file is asked for again.
+                let retry_after =
+                    crate::graph::retry_after(&response).unwrap_or(Duration::from_secs(1));
+                self.pause_account(account, retry_after, status);
+                throttles += 1;
+                self.may_retry(throttles, retry_after, status)?;
+                continue;
+            }
+            break (response, account);
         };
         if !response.status().is_success() {
             return Err(M365Error::Graph {
@@ -535,8 +710,8 @@ fn rate_limit_reading(headers: &reqwest::header::HeaderMap) -> Option<RateLimitR
 }
 
 /// What a Graph call costs against Microsoft's budgets (resource units): 2 for a multi-item
-/// query (a collection, a delta without a token), 1 for a single item, a delta with a token or a
-/// download. The pool paces accounts in units, so a listing-heavy phase is not over-sent.
+/// query (a collection, a delta without a token), 5 for permissions, 1 for a single item, a
+/// delta with a token or a download. The pool paces accounts in units, so a listing-heavy phase is not over-sent.
 pub fn resource_units(url: &str) -> f64 {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let path = path.trim_end_matches('/');
@@ -544,7 +719,20 @@ pub fn resource_units(url: &str) -> f64 {
         return if query.contains("token=") { 1.0 } else { 2.0 };
     }
     let last = path.rsplit('/').next().unwrap_or("");
-    if ["users", "groups", "sites", "drives", "members", "children"].contains(&last) {
+    if last == "permissions" {
+        5.0
+    } else if [
+        "users",
+        "groups",
+        "sites",
+        "getAllSites",
+        "drives",
+        "members",
+        "children",
+        "versions",
+    ]
+    .contains(&last)
+    {
         2.0
     } else {
         1.0

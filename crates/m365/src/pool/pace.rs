@@ -6,6 +6,13 @@ use super::PoolConfig;
 
 /// Pace gained per second before an account's first throttle (slow start, as TCP does).
 const SLOW_START_GROWTH: f64 = 0.3;
+/// Pace regained per second while below [`RECOVERY_SHARE`] of the pace of the last throttle.
+const RECOVERY_GROWTH: f64 = 0.05;
+const RECOVERY_SHARE: f64 = 0.8;
+/// A throttle's measured bound is trusted only over a run at least this many times as long as
+/// the pause before it: over a short run, what a sliding window (Microsoft's budgets are
+/// windows of minutes) admitted says little.
+const MEASURE_OVER_PAUSES: f64 = 4.0;
 
 /// When a token bucket holding `tokens` of `capacity`, refilled at `rate`, can pay for a
 /// request of `units`: `None` now, else the instant. A request costing more than the bucket
@@ -51,6 +58,8 @@ pub(super) struct Pace {
     last_pause: Option<Duration>,
     /// Smoothed time to an answer, seconds.
     latency: Option<f64>,
+    /// The pace when the account was last throttled.
+    last_throttle_rate: Option<f64>,
 }
 
 impl Pace {
@@ -67,6 +76,7 @@ impl Pace {
             window_admitted: 0.0,
             last_pause: None,
             latency: None,
+            last_throttle_rate: None,
         }
     }
 
@@ -86,8 +96,13 @@ impl Pace {
         // the app's ceiling learns nothing about its own budget.
         let used = self.tokens < 0.5 * self.capacity();
         if used && self.paused_until.is_none_or(|p| p <= now) {
+            let recovering = self
+                .last_throttle_rate
+                .is_some_and(|r| self.rate < RECOVERY_SHARE * r);
             let growth = if self.probing {
                 SLOW_START_GROWTH
+            } else if recovering {
+                RECOVERY_GROWTH
             } else {
                 cfg.increase_per_sec
             };
@@ -116,6 +131,11 @@ impl Pace {
             self.in_flight_bound(max_in_flight),
             self.latency.unwrap_or_default() * 1e3
         )
+    }
+
+    /// Still in the slow start: no throttle of its own yet.
+    pub fn in_slow_start(&self) -> bool {
+        self.probing
     }
 
     pub fn answered_in(&mut self, took: Duration) {
@@ -158,7 +178,11 @@ impl Pace {
     /// so `admitted ≤ rate × (elapsed + last_pause)`.
     fn measured_rate(&self, now: Instant) -> Option<f64> {
         let pause = self.last_pause?;
-        let elapsed = now.saturating_duration_since(self.window_start) + pause;
+        let run = now.saturating_duration_since(self.window_start);
+        if run.as_secs_f64() < MEASURE_OVER_PAUSES * pause.as_secs_f64().max(0.5) {
+            return None;
+        }
+        let elapsed = run + pause;
         (self.window_admitted > 0.0).then(|| self.window_admitted / elapsed.as_secs_f64())
     }
 
@@ -186,8 +210,11 @@ impl Pace {
             if already.is_zero() {
                 let learned = match self.measured_rate(now) {
                     Some(measured) => measured.max(self.rate * cfg.throttle_decrease * 0.5),
-                    None => self.rate * 0.6, // end of the slow start: back near the last safe pace
+                    // End of the slow start: back near the last safe pace.
+                    None if self.probing => self.rate * 0.6,
+                    None => self.rate * cfg.throttle_decrease,
                 };
+                self.last_throttle_rate = Some(self.rate);
                 self.rate = learned.min(self.rate).max(cfg.min_rate);
             }
             self.probing = false;
@@ -221,7 +248,7 @@ mod tests {
         );
         pace.refill(t0 + Duration::from_millis(2500), &cfg());
         // Half a second at the pace (which grew a little meanwhile).
-        assert!((pace.tokens - 0.5 * rate).abs() < 0.05, "{}", pace.tokens);
+        assert!((pace.tokens - 0.5 * rate).abs() < 0.1, "{}", pace.tokens);
     }
 
     #[test]

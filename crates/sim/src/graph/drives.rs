@@ -1,5 +1,6 @@
-//! Sites, drives and drive items: `/sites`, `/users/{id}/drive`, `/drives/{id}/root/delta`,
-//! `/drives/{id}/items/{id}` and `/content` (302 to a pre-authenticated download URL).
+//! Drives and drive items: `/drives/{id}`, `/root`, `/root/delta` (OneDrive for Business's
+//! rounds, `410 Gone` for expired or invalidated tokens), `/items/{id}` and `/content` (302 to a
+//! pre-authenticated download URL).
 
 use std::collections::HashMap;
 
@@ -11,19 +12,16 @@ use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{charge, collection, iso, json_response, page_window, Caller, Cost, GraphError};
+use super::shapes::{drive_json, item_json};
+use super::{charge, json_response, page_window, Caller, Cost, GraphError};
 use crate::download::DownloadTicket;
-use crate::tenant::{Drive, DriveOwner, DriveState, FileInfo, Item, Site};
+use crate::tenant::{Drive, DriveState};
 use crate::SharedSim;
 
 pub fn routes() -> Router<SharedSim> {
     Router::new()
-        .route("/v1.0/users/{id}/drive", get(user_drive))
-        .route("/v1.0/sites", get(search_sites))
-        .route("/v1.0/sites/{id}", get(get_site))
-        .route("/v1.0/sites/{id}/drives", get(site_drives))
         .route("/v1.0/drives/{id}", get(get_drive))
         .route("/v1.0/drives/{id}/root", get(get_root))
         .route("/v1.0/drives/{id}/root/delta", get(delta))
@@ -33,201 +31,41 @@ pub fn routes() -> Router<SharedSim> {
 
 type Q = Query<HashMap<String, String>>;
 
-fn drive_json(sim: &SharedSim, d: &Drive) -> Value {
-    let (drive_type, owner) = match d.owner {
-        DriveOwner::User(u) => {
-            let u = &sim.tenant.users[u];
-            (
-                "business",
-                json!({"user": {"id": u.id, "displayName": u.display_name, "email": u.user_principal_name}}),
-            )
-        }
-        DriveOwner::Site(s) => (
-            "documentLibrary",
-            json!({"group": {"displayName": sim.tenant.sites[s].display_name}}),
-        ),
-    };
-    let state = d.state.read().unwrap_or_else(|p| p.into_inner());
-    let used: u64 = state
-        .items
-        .iter()
-        .filter(|i| !i.deleted)
-        .filter_map(|i| i.file.map(|f| f.size))
-        .sum();
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "driveType": drive_type,
-        "webUrl": d.web_url,
-        "createdDateTime": iso(state.items[0].created),
-        "owner": owner,
-        "quota": {"used": used, "total": 1u64 << 40, "remaining": (1u64 << 40) - used, "state": "normal"},
-    })
-}
-
-fn site_json(s: &Site) -> Value {
-    let host = s.id.split(',').next().unwrap_or_default();
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "displayName": s.display_name,
-        "webUrl": s.web_url,
-        "createdDateTime": iso(s.created),
-        "siteCollection": {"hostname": host},
-    })
-}
-
-/// Number of live children per folder id.
-fn child_counts(state: &DriveState) -> HashMap<&str, u64> {
-    let mut counts = HashMap::new();
-    for item in state.items.iter().filter(|i| !i.deleted) {
-        if let Some(p) = &item.parent {
-            *counts.entry(p.as_str()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
-fn item_json(drive: &Drive, item: &Item, counts: &HashMap<&str, u64>) -> Value {
-    let drive_type = if matches!(drive.owner, DriveOwner::User(_)) {
-        "business"
-    } else {
-        "documentLibrary"
-    };
-    if item.deleted {
-        return json!({
-            "id": item.id,
-            "name": item.name,
-            "parentReference": {"driveId": drive.id, "driveType": drive_type, "id": item.parent},
-            "deleted": {"state": "deleted"},
-        });
-    }
-    let version = item.file.map(|f| f.version).unwrap_or(item.changed_seq);
-    let mut v = json!({
-        "id": item.id,
-        "name": item.name,
-        "eTag": format!("\"{{{}}},{version}\"", item.id),
-        "cTag": format!("\"c:{{{}}},{version}\"", item.id),
-        "createdDateTime": iso(item.created),
-        "lastModifiedDateTime": iso(item.modified),
-        "webUrl": format!("{}{}/{}", drive.web_url, item.path.trim_start_matches("/drive/root:"), item.name),
-        "size": item.file.map(|f| f.size).unwrap_or(0),
-    });
-    match (&item.parent, item.file) {
-        (None, _) => {
-            v["root"] = json!({});
-            v["name"] = json!("root");
-            v["folder"] = json!({"childCount": counts.get(item.id.as_str()).copied().unwrap_or(0)});
-        }
-        (Some(parent), file) => {
-            v["parentReference"] = json!({"driveId": drive.id, "driveType": drive_type, "id": parent, "path": item.path});
-            match file {
-                Some(_) => {
-                    v["file"] = json!({"mimeType": "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "hashes": {}})
-                }
-                None => {
-                    v["folder"] =
-                        json!({"childCount": counts.get(item.id.as_str()).copied().unwrap_or(0)})
-                }
-            }
-        }
-    }
-    v
-}
-
-fn find_drive<'a>(sim: &'a SharedSim, id: &str) -> Result<&'a Drive, GraphError> {
-    sim.tenant
+/// The drive, if the caller may read it.
+pub fn readable_drive<'a>(
+    sim: &'a SharedSim,
+    caller: &Caller,
+    id: &str,
+) -> Result<&'a Drive, GraphError> {
+    let drive = sim
+        .tenant
         .drive(id)
-        .ok_or_else(|| GraphError::not_found(id))
+        .ok_or_else(|| GraphError::not_found(id))?;
+    caller.may_read_drive(sim, drive)?;
+    Ok(drive)
 }
 
-async fn user_drive(
-    State(sim): State<SharedSim>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, GraphError> {
-    let rate = charge(&sim, &caller, Cost::Single).await?;
-    let (_, u) = sim
-        .tenant
-        .user(&id)
-        .ok_or_else(|| GraphError::not_found(&id))?;
-    Ok(json_response(
-        rate,
-        drive_json(&sim, &sim.tenant.drives[u.drive]),
-    ))
+/// Index of a live item.
+pub fn live_item(state: &DriveState, item: &str) -> Result<usize, GraphError> {
+    state
+        .index
+        .get(item)
+        .copied()
+        .filter(|&i| !state.items[i].deleted)
+        .ok_or_else(|| GraphError::not_found(item))
 }
 
-async fn search_sites(
-    State(sim): State<SharedSim>,
-    caller: Caller,
-    Query(q): Q,
-) -> Result<Response, GraphError> {
-    let (top, skip) = page_window(&q, 200, 999)?;
-    let rate = charge(&sim, &caller, Cost::Multi).await?;
-    let needle = q
-        .get("search")
-        .map(|s| s.trim().to_lowercase())
-        .unwrap_or_default();
-    let items = sim
-        .tenant
-        .sites
-        .iter()
-        .filter(|s| {
-            needle.is_empty()
-                || needle == "*"
-                || s.name.to_lowercase().contains(&needle)
-                || s.display_name.to_lowercase().contains(&needle)
-        })
-        .map(site_json)
-        .collect();
-    Ok(json_response(
-        rate,
-        collection(&sim, "/sites", "sites", &q, items, top, skip),
-    ))
-}
-
-async fn get_site(
-    State(sim): State<SharedSim>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, GraphError> {
-    let rate = charge(&sim, &caller, Cost::Single).await?;
-    let s = sim
-        .tenant
-        .site(&id)
-        .ok_or_else(|| GraphError::not_found(&id))?;
-    Ok(json_response(rate, site_json(s)))
-}
-
-async fn site_drives(
-    State(sim): State<SharedSim>,
-    caller: Caller,
-    Path(id): Path<String>,
-    Query(q): Q,
-) -> Result<Response, GraphError> {
-    let (top, skip) = page_window(&q, 200, 999)?;
-    let rate = charge(&sim, &caller, Cost::Multi).await?;
-    let s = sim
-        .tenant
-        .site(&id)
-        .ok_or_else(|| GraphError::not_found(&id))?;
-    let items = s
-        .drives
-        .iter()
-        .map(|&d| drive_json(&sim, &sim.tenant.drives[d]))
-        .collect();
-    Ok(json_response(
-        rate,
-        collection(
-            &sim,
-            &format!("/sites/{id}/drives"),
-            "drives",
-            &q,
-            items,
-            top,
-            skip,
-        ),
-    ))
+/// The signed, expiring URL that serves version `version` of a file to `caller`.
+pub fn download_url(
+    sim: &SharedSim,
+    caller: &Caller,
+    drive: &Drive,
+    state: &DriveState,
+    i: usize,
+    version: u64,
+) -> Option<String> {
+    let ticket = DownloadTicket::new(sim, caller, drive, &state.items[i], version)?;
+    Some(sim.downloads.url(&sim.base_url, &ticket))
 }
 
 async fn get_drive(
@@ -236,7 +74,7 @@ async fn get_drive(
     Path(id): Path<String>,
 ) -> Result<Response, GraphError> {
     let rate = charge(&sim, &caller, Cost::Single).await?;
-    let d = find_drive(&sim, &id)?;
+    let d = readable_drive(&sim, &caller, &id)?;
     Ok(json_response(rate, drive_json(&sim, d)))
 }
 
@@ -246,22 +84,23 @@ async fn get_root(
     Path(id): Path<String>,
 ) -> Result<Response, GraphError> {
     let rate = charge(&sim, &caller, Cost::Single).await?;
-    let d = find_drive(&sim, &id)?;
+    let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());
+    let counts = state.child_counts();
     Ok(json_response(
         rate,
-        item_json(d, &state.items[0], &child_counts(&state)),
+        item_json(&sim, d, &state, 0, &counts, false),
     ))
 }
 
-/// Position in a delta enumeration: changes in `(since, upto]`, items from index `next` on.
-/// Items are append-only, so indexes are stable while pages are fetched; an item changed after
-/// `upto` is left for the next round, whose `since` is this round's `upto`.
+/// Where a delta round stands: it began at log position `start` of the drive's change log
+/// (epoch `epoch`) and continues at `next`; `issued` (Unix seconds) ages the token.
 #[derive(Serialize, Deserialize)]
 struct DeltaToken {
-    since: u64,
-    upto: Option<u64>,
+    epoch: u64,
+    start: usize,
     next: usize,
+    issued: i64,
 }
 
 impl DeltaToken {
@@ -281,99 +120,75 @@ async fn delta(
     Query(q): Q,
 ) -> Result<Response, GraphError> {
     let (top, _) = page_window(&q, 200, 1000)?;
-    let token = match q.get("token").map(String::as_str) {
-        None => None,
-        Some("latest") => Some(DeltaToken {
-            since: u64::MAX,
-            upto: None,
-            next: 0,
-        }),
-        Some(raw) => Some(
+    enum Asked {
+        Full,
+        Latest,
+        Token(DeltaToken),
+    }
+    let asked = match q.get("token").map(String::as_str) {
+        None => Asked::Full,
+        Some("latest") => Asked::Latest,
+        Some(raw) => Asked::Token(
             DeltaToken::decode(raw)
                 .ok_or_else(|| GraphError::bad_request("Invalid delta token."))?,
         ),
     };
     // A first enumeration is a multi-item query; follow-ups with a token cost one unit.
-    let rate = charge(
-        &sim,
-        &caller,
-        if token.is_none() {
-            Cost::Multi
-        } else {
-            Cost::Single
-        },
-    )
-    .await?;
-    let d = find_drive(&sim, &id)?;
+    let cost = if matches!(asked, Asked::Full) {
+        Cost::Multi
+    } else {
+        Cost::Single
+    };
+    let rate = charge(&sim, &caller, cost).await?;
+    let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());
-    let mut position = token.unwrap_or(DeltaToken {
-        since: 0,
-        upto: None,
-        next: 0,
-    });
-    if position.since == u64::MAX {
-        position.since = state.seq;
-    }
-    let upto = position.upto.unwrap_or(state.seq);
-    let full = position.since == 0;
-    let counts = child_counts(&state);
-    let mut page = Vec::with_capacity(top);
-    let mut index = position.next;
-    while index < state.items.len() && page.len() < top {
-        let item = &state.items[index];
-        index += 1;
-        let in_round = item.changed_seq > position.since && item.changed_seq <= upto;
-        if in_round && !(full && item.deleted) {
-            page.push(item_json(d, item, &counts));
-        }
-    }
-    let more = state.items[index..]
-        .iter()
-        .any(|i| i.changed_seq > position.since && i.changed_seq <= upto && !(full && i.deleted));
-    let link = |t: DeltaToken| {
+    let now = chrono::Utc::now().timestamp();
+    let link = |start: usize, next: usize| {
+        let token = DeltaToken {
+            epoch: state.epoch,
+            start,
+            next,
+            issued: now,
+        };
         format!(
             "{}/v1.0/drives/{}/root/delta?token={}",
             sim.base_url,
             d.id,
-            t.encode()
+            token.encode()
         )
     };
-    let mut body = json!({ "@odata.context": format!("{}/v1.0/$metadata#Collection(driveItem)", sim.base_url), "value": page });
-    if more {
-        body["@odata.nextLink"] = json!(link(DeltaToken {
-            since: position.since,
-            upto: Some(upto),
-            next: index
-        }));
+    let end = state.log.len();
+    let (start, next) = match asked {
+        Asked::Full => (0, 0),
+        Asked::Latest => (end, end),
+        Asked::Token(t) => {
+            let max_age = sim.behaviour().delta_token_max_age_secs as i64;
+            if t.epoch != state.epoch || (max_age > 0 && now - t.issued > max_age) {
+                return Err(GraphError::resync_required(link(0, 0)));
+            }
+            if t.start > t.next || t.next > end {
+                return Err(GraphError::bad_request("Invalid delta token."));
+            }
+            (t.start, t.next)
+        }
+    };
+    let page = state.delta_page(start, next, top);
+    let counts = state.child_counts();
+    let value: Vec<_> = page
+        .items
+        .iter()
+        .map(|&i| item_json(&sim, d, &state, i, &counts, true))
+        .collect();
+    let mut body = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#Collection(driveItem)", sim.base_url),
+        "value": value,
+    });
+    if page.done {
+        body["@odata.deltaLink"] = json!(link(end, end));
     } else {
-        body["@odata.deltaLink"] = json!(link(DeltaToken {
-            since: upto,
-            upto: None,
-            next: 0
-        }));
+        body["@odata.nextLink"] = json!(link(start, page.next));
     }
     Ok(json_response(rate, body))
-}
-
-fn live_item<'a>(state: &'a DriveState, item: &str) -> Result<&'a Item, GraphError> {
-    state
-        .get(item)
-        .filter(|i| !i.deleted)
-        .ok_or_else(|| GraphError::not_found(item))
-}
-
-/// The signed, expiring URL that serves this version of the file to `caller`.
-fn download_url(
-    sim: &SharedSim,
-    caller: &Caller,
-    drive: &Drive,
-    item: &Item,
-    file: FileInfo,
-) -> String {
-    sim.downloads.url(
-        &sim.base_url,
-        &DownloadTicket::new(drive, item, file, caller, sim),
-    )
 }
 
 async fn get_item(
@@ -382,12 +197,14 @@ async fn get_item(
     Path((id, item)): Path<(String, String)>,
 ) -> Result<Response, GraphError> {
     let rate = charge(&sim, &caller, Cost::Single).await?;
-    let d = find_drive(&sim, &id)?;
+    let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());
-    let it = live_item(&state, &item)?;
-    let mut v = item_json(d, it, &child_counts(&state));
-    if let Some(f) = it.file {
-        v["@microsoft.graph.downloadUrl"] = json!(download_url(&sim, &caller, d, it, f));
+    let i = live_item(&state, &item)?;
+    let mut v = item_json(&sim, d, &state, i, &state.child_counts(), false);
+    if let Some(f) = state.items[i].file {
+        if let Some(url) = download_url(&sim, &caller, d, &state, i, f.version) {
+            v["@microsoft.graph.downloadUrl"] = json!(url);
+        }
     }
     Ok(json_response(rate, v))
 }
@@ -398,12 +215,13 @@ async fn item_content(
     Path((id, item)): Path<(String, String)>,
 ) -> Result<Response, GraphError> {
     let rate = charge(&sim, &caller, Cost::Single).await?;
-    let d = find_drive(&sim, &id)?;
+    let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());
-    let it = live_item(&state, &item)?;
-    let f = it
+    let i = live_item(&state, &item)?;
+    let f = state.items[i]
         .file
         .ok_or_else(|| GraphError::bad_request("The item is a folder and has no content."))?;
-    let url = download_url(&sim, &caller, d, it, f);
+    let url = download_url(&sim, &caller, d, &state, i, f.version)
+        .ok_or_else(|| GraphError::not_found(&item))?;
     Ok((StatusCode::FOUND, rate, [(header::LOCATION, url)]).into_response())
 }

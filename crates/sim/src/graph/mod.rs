@@ -1,27 +1,62 @@
 //! Microsoft Graph v1.0, the subset m365backup uses: bearer tokens checked, every call charged to
-//! the throttling budgets, Microsoft's paging and error shapes.
+//! the throttling budgets, Microsoft's paging and error shapes. A `client-request-id` sent by the
+//! client is echoed in the answer's headers and in error bodies, as Graph does.
 
 mod directory;
 mod drives;
+mod shapes;
+mod sites;
+mod versions;
 
 use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::identity::TokenInfo;
-use crate::throttle::{Admission, Principal};
+use crate::throttle::{Admission, Call};
 use crate::SharedSim;
 
 pub fn routes() -> Router<SharedSim> {
     Router::new()
         .merge(directory::routes())
         .merge(drives::routes())
+        .merge(sites::routes())
+        .merge(versions::routes())
         .fallback(not_found_route)
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+tokio::task_local! {
+    /// The `client-request-id` of the request being answered, for error bodies.
+    static CLIENT_REQUEST_ID: String;
+}
+
+/// Every answer carries a `request-id` and the client's `client-request-id` (or a new one).
+async fn request_ids(req: Request, next: Next) -> Response {
+    let client_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut response = CLIENT_REQUEST_ID
+        .scope(client_id.clone(), next.run(req))
+        .await;
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&client_id) {
+        h.insert("client-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("request-id", v);
+    }
+    response
 }
 
 async fn not_found_route(req: Request) -> GraphError {
@@ -38,7 +73,10 @@ pub struct GraphError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The detailed code in `innerError.code` (e.g. `throttledRequest`).
+    inner_code: Option<&'static str>,
     retry_after: Option<u64>,
+    location: Option<String>,
 }
 
 impl GraphError {
@@ -47,8 +85,31 @@ impl GraphError {
             status,
             code,
             message: message.into(),
+            inner_code: None,
             retry_after: None,
+            location: None,
         }
+    }
+
+    /// `403 accessDenied`: the signed-in user may not read this.
+    pub fn access_denied() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "accessDenied",
+            "Access denied. You do not have permission to perform this action or access this resource.",
+        )
+    }
+
+    /// `410 Gone` for a delta token that can no longer be used; `location` starts afresh.
+    pub fn resync_required(location: String) -> Self {
+        let mut e = Self::new(
+            StatusCode::GONE,
+            "resyncRequired",
+            "Resync required. Replace any local items with the server's version (including deletes) if you're sure that the service was up to date with your local changes when you last sync'd. Upload any local changes that the server doesn't know about.",
+        );
+        e.inner_code = Some("resyncChangesApplyDifferences");
+        e.location = Some(location);
+        e
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -75,15 +136,22 @@ impl GraphError {
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
-        let body = json!({"error": {
-            "code": self.code,
-            "message": self.message,
-            "innerError": {"date": now, "request-id": uuid::Uuid::new_v4(), "client-request-id": uuid::Uuid::new_v4()}
-        }});
+        let client_id = CLIENT_REQUEST_ID
+            .try_with(String::clone)
+            .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        let mut inner = json!({"date": now, "request-id": uuid::Uuid::new_v4(), "client-request-id": client_id});
+        if let Some(code) = self.inner_code {
+            inner["code"] = json!(code);
+        }
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "innerError": inner}});
         let mut r = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(v) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            r.headers_mut().insert(header::LOCATION, v);
         }
         r
     }
@@ -95,14 +163,37 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The budgets this caller's requests draw from: its user's (delegated) and the app's.
-    pub fn principals(&self, sim: &SharedSim) -> Vec<Principal> {
-        let mut p = Vec::with_capacity(2);
-        if let Some(u) = self.token.user {
-            p.push(Principal::User(sim.tenant.users[u].id));
+    /// The call as the throttler charges it: the user of a delegated token, the app.
+    pub fn call(&self, sim: &SharedSim, units: f64) -> Call {
+        Call {
+            user: self.token.user.map(|u| sim.tenant.users[u].id),
+            app: self.token.app,
+            units,
         }
-        p.push(Principal::App(self.token.app));
-        p
+    }
+
+    /// Refuses a delegated caller that may not read the drive (app-only tokens read all).
+    pub fn may_read_drive(
+        &self,
+        sim: &SharedSim,
+        drive: &crate::tenant::Drive,
+    ) -> Result<(), GraphError> {
+        match self.token.user {
+            Some(u) if !sim.tenant.can_read_drive(u, drive) => Err(GraphError::access_denied()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a delegated caller that may not read the site.
+    pub fn may_read_site(
+        &self,
+        sim: &SharedSim,
+        site: crate::tenant::SiteRef,
+    ) -> Result<(), GraphError> {
+        match self.token.user {
+            Some(u) if !sim.tenant.can_read_site(u, site) => Err(GraphError::access_denied()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -134,9 +225,11 @@ impl FromRequestParts<SharedSim> for Caller {
 pub enum Cost {
     Single,
     Multi,
+    Permissions,
 }
 
 /// `RateLimit-*` headers for an admitted request, when the app's budget is 80 % used.
+#[derive(Default)]
 pub struct RateHeaders(Option<crate::throttle::RateLimitInfo>);
 
 impl IntoResponseParts for RateHeaders {
@@ -166,29 +259,37 @@ pub async fn charge(
     let units = match cost {
         Cost::Single => cfg.cost_single,
         Cost::Multi => cfg.cost_multi,
+        Cost::Permissions => cfg.cost_permissions,
     };
-    match sim.throttler.admit(&caller.principals(sim), units) {
+    match sim.throttler.admit(&caller.call(sim, units)) {
         Admission::Admitted { rate_limit } => Ok(RateHeaders(rate_limit)),
         Admission::Throttled {
             retry_after_secs,
             service_unavailable,
-        } => {
-            let mut e = if service_unavailable {
-                GraphError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "serviceNotAvailable",
-                    "The service is temporarily unavailable. Please retry later.",
-                )
-            } else {
-                GraphError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "activityLimitReached",
-                    "The request has been throttled: the application or user has made too many requests.",
-                )
-            };
-            e.retry_after = Some(retry_after_secs);
-            Err(e)
-        }
+        } => Err(GraphError::throttled(retry_after_secs, service_unavailable)),
+    }
+}
+
+impl GraphError {
+    /// 429 (or 503) with `Retry-After`, as SharePoint answers through Graph.
+    pub fn throttled(retry_after_secs: u64, service_unavailable: bool) -> Self {
+        let mut e = if service_unavailable {
+            GraphError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable. Please retry later.",
+            )
+        } else {
+            let mut e = GraphError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "activityLimitReached",
+                "The request has been throttled",
+            );
+            e.inner_code = Some("throttledRequest");
+            e
+        };
+        e.retry_after = Some(retry_after_secs);
+        e
     }
 }
 

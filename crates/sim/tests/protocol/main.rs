@@ -1,5 +1,11 @@
 //! m365sim over HTTP: identity errors, Graph shapes and paging, delta semantics, downloads,
-//! the throttling model and the control API.
+//! the throttling model and the control API; OneDrive for Business's delta rounds, versions,
+//! permissions and downloads (`realism.rs`), access as a tenant grants it (`access.rs`) and
+//! the realistic throttling profile (`realistic.rs`).
+
+mod access;
+mod realism;
+mod realistic;
 
 use std::time::{Duration, Instant};
 
@@ -34,8 +40,12 @@ fn spec() -> TenantSpec {
 }
 
 async fn start(throttling: ThrottleConfig) -> RunningSim {
+    start_spec(spec(), throttling).await
+}
+
+async fn start_spec(tenant: TenantSpec, throttling: ThrottleConfig) -> RunningSim {
     let config = SimConfig {
-        tenant: spec(),
+        tenant,
         throttling,
         control_secret: SECRET.into(),
         ..SimConfig::default()
@@ -120,6 +130,22 @@ async fn app_client(sim: &RunningSim) -> Client {
         base: sim.graph_url(),
         token: body["access_token"].as_str().unwrap().into(),
     }
+}
+
+/// A control API call: `method` on `/_sim/{path}` with a JSON body (or none).
+async fn control(
+    sim: &RunningSim,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut r = reqwest::Client::new()
+        .request(method, format!("{}/_sim/{path}", sim.base_url()))
+        .header("x-sim-secret", SECRET);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    r.send().await.unwrap()
 }
 
 impl Client {
@@ -437,7 +463,19 @@ async fn sites_drives_delta_and_content() {
         .unwrap();
     assert_eq!(bytes.len() as u64, size);
     let key = format!("{drive_id}/{file_id}");
-    assert_eq!(sha256(&bytes), m365sim::content::sha256_hex(&key, 1, size));
+    let version = {
+        let state = sim.tenant().drive(&drive_id).unwrap().state.read().unwrap();
+        state.get(file_id).unwrap().file.unwrap().version
+    };
+    assert_eq!(
+        sha256(&bytes),
+        m365sim::content::sha256_hex(&key, version, size)
+    );
+    assert_eq!(
+        quickxorhash::base64_of(&bytes),
+        file["file"]["hashes"]["quickXorHash"].as_str().unwrap(),
+        "the listed quickXorHash is the bytes'"
+    );
     let part = reqwest::Client::new()
         .get(&location)
         .header("range", "bytes=100-599")
@@ -465,7 +503,8 @@ async fn sites_drives_delta_and_content() {
     let tampered = location.replace("/_download/e", "/_download/f");
     assert_ne!(reqwest::get(&tampered).await.unwrap().status(), 200);
 
-    // Changes through the control API show up in the next delta round, deletions included.
+    // Changes through the control API show up in the next delta round, deletions included,
+    // with the parent folders of the changed items.
     let ctl = reqwest::Client::new();
     let added: Value = ctl
         .post(format!("{}/_sim/drives/{drive_id}/files", sim.base_url()))
@@ -508,8 +547,18 @@ async fn sites_drives_delta_and_content() {
     assert_eq!(r.status(), 204);
     let (changes, last) = c.all(&delta_link).await;
     let ids: Vec<&str> = changes.iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(changes.len(), 3, "{changes:?}");
     assert!(ids.contains(&added["id"].as_str().unwrap()) && ids.contains(&modified_id.as_str()));
+    assert!(
+        changes
+            .iter()
+            .filter(
+                |i| ![file_id, modified_id.as_str(), added["id"].as_str().unwrap()]
+                    .contains(&i["id"].as_str().unwrap())
+            )
+            .all(|i| i.get("folder").is_some()),
+        "besides the three changes, only their parent folders: {changes:?}"
+    );
+    assert!(changes[0].get("root").is_some(), "the root comes back too");
     let deleted = changes.iter().find(|i| i["id"] == file_id).unwrap();
     assert_eq!(deleted["deleted"]["state"], "deleted");
     assert_eq!(
@@ -527,9 +576,11 @@ async fn sites_drives_delta_and_content() {
     );
     let (none, _) = c.all(last["@odata.deltaLink"].as_str().unwrap()).await;
     assert!(none.is_empty());
-    // A new full enumeration no longer lists the deleted file.
+    // A new full enumeration lists the deleted file only as a tombstone (without a name).
     let (again, _) = c.all(&format!("/drives/{drive_id}/root/delta")).await;
-    assert_eq!(again.len(), items.len());
+    assert_eq!(again.len(), items.len() + 1);
+    let tombstone = again.iter().find(|i| i["id"] == file_id).unwrap();
+    assert!(tombstone.get("deleted").is_some() && tombstone.get("name").is_none());
     sim.shutdown().await;
 }
 
@@ -539,18 +590,18 @@ async fn a_change_during_paging_is_not_lost() {
     let c = app_client(&sim).await;
     let drive_id = sim.tenant().drives[0].id.clone();
     let first = c
-        .get(&format!("/drives/{drive_id}/root/delta?$top=3"))
+        .get(&format!("/drives/{drive_id}/root/delta?$top=6"))
         .await;
-    let early_file = {
-        let state = sim.tenant().drives[0].state.read().unwrap();
-        state
-            .items
-            .iter()
-            .find(|i| i.file.is_some())
-            .unwrap()
-            .id
-            .clone()
-    };
+    // A file already sent on the first page changes while the client pages.
+    let early_file = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i.get("file").is_some())
+        .expect("a file on the first page")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = reqwest::Client::new()
         .put(format!(
             "{}/_sim/drives/{drive_id}/items/{early_file}",
@@ -565,14 +616,25 @@ async fn a_change_during_paging_is_not_lost() {
     let (rest, last) = c.all(first["@odata.nextLink"].as_str().unwrap()).await;
     let mut seen: Vec<Value> = first["value"].as_array().unwrap().clone();
     seen.extend(rest);
-    let (next_round, _) = c.all(last["@odata.deltaLink"].as_str().unwrap()).await;
-    seen.extend(next_round.iter().cloned());
-    assert!(
-        next_round
-            .iter()
-            .any(|i| i["id"] == early_file.as_str() && i["size"] == 10),
-        "the change arrives in the next round"
+    // OneDrive for Business sends the changed item again later in the same round: the last
+    // occurrence wins.
+    let last_seen = seen
+        .iter()
+        .rev()
+        .find(|i| i["id"] == early_file.as_str())
+        .unwrap();
+    assert_eq!(
+        last_seen["size"], 10,
+        "the change arrives in the same round"
     );
+    assert_eq!(
+        seen.iter()
+            .filter(|i| i["id"] == early_file.as_str())
+            .count(),
+        2
+    );
+    let (next_round, _) = c.all(last["@odata.deltaLink"].as_str().unwrap()).await;
+    assert!(next_round.is_empty(), "{next_round:?}");
     let live = sim.tenant().drives[0].state.read().unwrap().items.len();
     let mut ids: Vec<&str> = seen.iter().map(|i| i["id"].as_str().unwrap()).collect();
     ids.sort();

@@ -1,0 +1,138 @@
+//! Sites and how drives are found: `/sites?search=`, `/sites/getAllSites` (app-only, personal
+//! sites included), `/sites/{id}`, `/sites/{id}/drives`, `/users/{id}/drive`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use super::shapes::{drive_json, site_json};
+use super::{charge, collection, json_response, page_window, Caller, Cost, GraphError};
+use crate::tenant::SiteRef;
+use crate::SharedSim;
+
+pub fn routes() -> Router<SharedSim> {
+    Router::new()
+        .route("/v1.0/users/{id}/drive", get(user_drive))
+        .route("/v1.0/sites", get(search_sites))
+        .route("/v1.0/sites/getAllSites", get(all_sites))
+        .route("/v1.0/sites/{id}", get(get_site))
+        .route("/v1.0/sites/{id}/drives", get(site_drives))
+}
+
+type Q = Query<HashMap<String, String>>;
+
+fn find_site(sim: &SharedSim, id: &str) -> Result<SiteRef, GraphError> {
+    sim.tenant.site(id).ok_or_else(|| GraphError::not_found(id))
+}
+
+async fn user_drive(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, GraphError> {
+    let rate = charge(&sim, &caller, Cost::Single).await?;
+    let (_, u) = sim
+        .tenant
+        .user(&id)
+        .ok_or_else(|| GraphError::not_found(&id))?;
+    let drive = &sim.tenant.drives[u.drive];
+    caller.may_read_drive(&sim, drive)?;
+    Ok(json_response(rate, drive_json(&sim, drive)))
+}
+
+/// SharePoint sites whose name matches `search` (`*`: all), among those the caller may read;
+/// personal sites are not searched.
+async fn search_sites(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    let (top, skip) = page_window(&q, 200, 999)?;
+    let rate = charge(&sim, &caller, Cost::Multi).await?;
+    let needle = q
+        .get("search")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_default();
+    let items = (0..sim.tenant.sites.len())
+        .filter(|&s| {
+            let site = &sim.tenant.sites[s];
+            (needle.is_empty()
+                || needle == "*"
+                || site.name.to_lowercase().contains(&needle)
+                || site.display_name.to_lowercase().contains(&needle))
+                && caller.may_read_site(&sim, SiteRef::Team(s)).is_ok()
+        })
+        .map(|s| site_json(&sim.tenant, SiteRef::Team(s)))
+        .collect();
+    Ok(json_response(
+        rate,
+        collection(&sim, "/sites", "sites", &q, items, top, skip),
+    ))
+}
+
+/// Every site of the tenant, personal sites included; application permissions only.
+async fn all_sites(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    let (top, skip) = page_window(&q, 200, 999)?;
+    let rate = charge(&sim, &caller, Cost::Multi).await?;
+    if caller.token.user.is_some() {
+        return Err(GraphError::access_denied());
+    }
+    let t = &sim.tenant;
+    let items = (0..t.sites.len())
+        .map(SiteRef::Team)
+        .chain((0..t.users.len()).map(SiteRef::Personal))
+        .map(|s| site_json(t, s))
+        .collect();
+    Ok(json_response(
+        rate,
+        collection(&sim, "/sites/getAllSites", "sites", &q, items, top, skip),
+    ))
+}
+
+async fn get_site(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, GraphError> {
+    let rate = charge(&sim, &caller, Cost::Single).await?;
+    let site = find_site(&sim, &id)?;
+    caller.may_read_site(&sim, site)?;
+    Ok(json_response(rate, site_json(&sim.tenant, site)))
+}
+
+async fn site_drives(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    let (top, skip) = page_window(&q, 200, 999)?;
+    let rate = charge(&sim, &caller, Cost::Multi).await?;
+    let site = find_site(&sim, &id)?;
+    caller.may_read_site(&sim, site)?;
+    let items = sim
+        .tenant
+        .site_drives(site)
+        .into_iter()
+        .map(|d| drive_json(&sim, &sim.tenant.drives[d]))
+        .collect();
+    Ok(json_response(
+        rate,
+        collection(
+            &sim,
+            &format!("/sites/{id}/drives"),
+            "drives",
+            &q,
+            items,
+            top,
+            skip,
+        ),
+    ))
+}
