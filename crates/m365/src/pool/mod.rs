@@ -104,7 +104,7 @@ pub struct PooledAccount {
     /// Signs in with application permissions (no user).
     app_only: bool,
     pace: Mutex<pace::Pace>,
-    counters: Counters,
+    counters: Arc<Counters>,
 }
 
 pub struct AccountPool {
@@ -194,7 +194,7 @@ impl AccountPool {
                     client,
                     organization,
                     pace: Mutex::new(pace::Pace::new(config.initial_rate, now)),
-                    counters: Counters::default(),
+                    counters: Arc::default(),
                 })
             })
             .collect();
@@ -592,6 +592,33 @@ impl AccountPool {
         content_url: &str,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<u64, PoolError> {
+        use futures_util::StreamExt;
+        let mut stream = self.download_stream(content_url).await?;
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| M365Error::Unreachable {
+                url: "download URL".into(),
+                reason: e.to_string(),
+            })?;
+            sink(&chunk);
+            total += chunk.len() as u64;
+        }
+        Ok(total)
+    }
+
+    /// A file's content as a stream of chunks (`/drives/{d}/items/{i}/content` or a version's
+    /// `/content`, following the redirect to the download URL). Throttled downloads pause their
+    /// account and are asked for again before the stream starts; once it runs, a cut is an
+    /// error of the stream (`std::io::Error`), for the caller to retry. The bytes are counted
+    /// to the account that read them.
+    pub async fn download_stream(
+        &self,
+        content_url: &str,
+    ) -> Result<
+        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        PoolError,
+    > {
+        use futures_util::StreamExt;
         let route = access::Route::for_url(content_url);
         let mut throttles = 0;
         let (response, account) = loop {
@@ -637,29 +664,29 @@ impl AccountPool {
             break (response, account);
         };
         if !response.status().is_success() {
+            let status = response.status().as_u16();
             return Err(M365Error::Graph {
-                status: response.status().as_u16(),
-                code: "downloadFailed".into(),
-                message: "the download URL refused the request".into(),
+                status,
+                code: if status == 404 {
+                    "itemNotFound".into()
+                } else {
+                    "downloadFailed".into()
+                },
+                message: format!("the download URL answered HTTP {status}"),
             }
             .into());
         }
-        let mut total = 0u64;
-        let mut stream = response.bytes_stream();
-        use futures_util::StreamExt;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| M365Error::Unreachable {
-                url: "download URL".into(),
-                reason: crate::graph::reason(&e),
-            })?;
-            sink(&chunk);
-            total += chunk.len() as u64;
-        }
-        self.accounts[account]
-            .counters
-            .bytes
-            .fetch_add(total, Ordering::Relaxed);
-        Ok(total)
+        let counter = self.accounts[account].counters.clone();
+        Ok(response.bytes_stream().map(move |chunk| match chunk {
+            Ok(bytes) => {
+                counter.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Ok(bytes)
+            }
+            Err(e) => Err(std::io::Error::other(format!(
+                "the download was cut off: {}",
+                crate::graph::reason(&e)
+            ))),
+        }))
     }
 
     /// The rate at which the app's budget in the tenant refills, units/s, as the pool has
