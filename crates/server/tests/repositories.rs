@@ -55,7 +55,7 @@ async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
     assert_eq!(p["type"], "Local");
     assert_eq!(p["port"], s.addr.port());
     assert_eq!(p["enableNetworkThrottling"], false);
-    assert!(p["hostName"].as_str().unwrap().len() > 0);
+    assert!(!p["hostName"].as_str().unwrap().is_empty());
     assert!(p["_links"]["repositories"]["href"]
         .as_str()
         .unwrap()
@@ -66,7 +66,7 @@ async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
     assert_eq!(repos.len(), 1);
     let r = &repos[0];
     assert_eq!(r["name"], "Default Backup Repository");
-    assert_eq!(r["description"].as_str().is_some(), true);
+    assert!(r["description"].as_str().is_some());
     let expected_path = s.data_dir.path().join("repository");
     assert_eq!(r["path"], expected_path.display().to_string());
     assert!(
