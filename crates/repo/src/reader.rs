@@ -89,7 +89,7 @@ impl Repository {
                         .await?;
                     let keys = this.inner.keys.clone();
                     let plain = tokio::task::spawn_blocking(move || {
-                        keys.decode_blob(BlobKind::Data, &id, &stored)
+                        keys.decode_blob_bytes(BlobKind::Data, &id, &stored)
                     })
                     .await
                     .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
@@ -108,7 +108,7 @@ impl Repository {
                             ),
                         });
                     }
-                    Ok(Bytes::from(plain).slice(slice))
+                    Ok(plain.slice(slice))
                 }
             })
             .try_buffered(READ_AHEAD);
