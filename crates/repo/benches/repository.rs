@@ -355,8 +355,17 @@ async fn bench_memory() {
 
 use futures::StreamExt;
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
+    // As the server does at start, so memory figures mean the same thing.
+    m365backup_repo::memory::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
+
+async fn run() {
     // `cargo bench` passes `--bench`; nothing else is expected.
     if wanted("memory") && std::env::args().any(|a| a == "--memory-only") {
         bench_memory().await;

@@ -30,8 +30,10 @@ use crate::ids::{BlobId, BlobKind, IndexId};
 const UPLOAD_SLOTS: usize = 2;
 /// Written packs listed per index file (more at a flush).
 const PACKS_PER_INDEX: usize = 8;
-/// Ids looked up in the catalog per query.
-const LOOKUP_BATCH: usize = 64;
+/// Ids looked up in the catalog per query (at most this many chunks wait for their answer).
+const LOOKUP_BATCH: usize = 8;
+/// Room for the blob that closes a pack and its header, so a pack never reallocates.
+const PACK_SLACK: usize = 5 * 1024 * 1024 + 1024 * 1024;
 
 /// What storing some content cost, added up per writer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -279,7 +281,7 @@ impl BlobStore {
                 BlobKind::Data => &mut st.data,
                 BlobKind::Tree => &mut st.tree,
             };
-            let builder = slot.get_or_insert_with(|| PackBuilder::new(pack_size + pack_size / 8));
+            let builder = slot.get_or_insert_with(|| PackBuilder::new(pack_size + PACK_SLACK));
             builder.append(kind, id, stored, plain_len);
             if builder.len() >= pack_size {
                 slot.take()
