@@ -23,12 +23,18 @@ use futures::{Stream, TryStreamExt};
 use m365backup_core::Secret;
 use m365backup_repo::backend::Backend;
 use m365backup_repo::testing::S3Server;
-use m365backup_repo::{InitOptions, Item, Location, MemoryCatalog, ObjectKind, ProtectedObject, Repository, SnapshotSpec};
+use m365backup_repo::{
+    InitOptions, Item, Location, MemoryCatalog, ObjectKind, ProtectedObject, Repository,
+    SnapshotSpec,
+};
 
 const MIB: usize = 1024 * 1024;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn wanted(section: &str) -> bool {
@@ -44,10 +50,17 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn pieces(data: &Bytes, piece: usize) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+fn pieces(
+    data: &Bytes,
+    piece: usize,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let data = data.clone();
     let n = data.len();
-    futures::stream::iter((0..n).step_by(piece).map(move |start| Ok(data.slice(start..(start + piece).min(n)))))
+    futures::stream::iter(
+        (0..n)
+            .step_by(piece)
+            .map(move |start| Ok(data.slice(start..(start + piece).min(n)))),
+    )
 }
 
 fn object(id: &str) -> ProtectedObject {
@@ -78,7 +91,10 @@ async fn open_new(location: &Location) -> Repository {
 /// Writes one file as a restore point of its own object; returns seconds and the item.
 async fn write_file(repo: &Repository, object_id: &str, data: &Bytes) -> (f64, Item) {
     let started = Instant::now();
-    let w = repo.begin_snapshot(SnapshotSpec::new(object(object_id))).await.unwrap();
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(object(object_id)))
+        .await
+        .unwrap();
     let item = w
         .put_file(Item::file("f", None, "file.bin"), pieces(data, MIB))
         .await
@@ -119,7 +135,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    walk(dir).iter().filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum()
+    walk(dir)
+        .iter()
+        .filter_map(|p| p.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn rate(bytes: usize, secs: f64) -> String {
@@ -128,7 +148,10 @@ fn rate(bytes: usize, secs: f64) -> String {
 
 async fn bench_write_read() {
     let size = env_usize("BENCH_WRITE_MIB", 1024) * MIB;
-    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string())).unwrap();
+    let dir = tempfile::tempdir_in(
+        std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+    )
+    .unwrap();
     let data = Bytes::from(noise(1, size));
 
     // Raw: sequential 1 MiB writes, then fsync.
@@ -174,7 +197,9 @@ async fn bench_write_read() {
     let raw_read = started.elapsed().as_secs_f64();
     evict_tree(&dir.path().join("repository"));
     let started = Instant::now();
-    let mut stream = repo.read_content(item.content.as_ref().unwrap(), None).unwrap();
+    let mut stream = repo
+        .read_content(item.content.as_ref().unwrap(), None)
+        .unwrap();
     let mut total = 0;
     while let Some(b) = stream.try_next().await.unwrap() {
         total += b.len();
@@ -199,7 +224,10 @@ async fn bench_s3() {
     server.create_bucket("raw");
     let raw = Backend::open(&server.location("raw", "")).unwrap();
     let started = Instant::now();
-    let mut parts = data.chunks(16 * MIB).map(Bytes::copy_from_slice).enumerate();
+    let mut parts = data
+        .chunks(16 * MIB)
+        .map(Bytes::copy_from_slice)
+        .enumerate();
     loop {
         let batch: Vec<_> = parts.by_ref().take(2).collect();
         if batch.is_empty() {
@@ -228,12 +256,80 @@ async fn bench_s3() {
 /// Prose from a fixed vocabulary, deterministic: a text-heavy corpus.
 fn text_corpus(len: usize) -> Vec<u8> {
     const WORDS: &[&str] = &[
-        "the", "backup", "of", "and", "to", "a", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
-        "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "had", "they",
-        "you", "were", "their", "one", "all", "we", "can", "her", "has", "there", "been", "if", "more", "when",
-        "will", "would", "who", "so", "no", "repository", "document", "meeting", "quarterly", "report", "budget",
-        "customer", "project", "schedule", "contract", "invoice", "approval", "deadline", "strategy", "review",
-        "SharePoint", "OneDrive", "Microsoft", "restore", "policy", "retention", "employee", "manager", "team",
+        "the",
+        "backup",
+        "of",
+        "and",
+        "to",
+        "a",
+        "in",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "was",
+        "with",
+        "be",
+        "by",
+        "on",
+        "not",
+        "he",
+        "this",
+        "are",
+        "or",
+        "his",
+        "from",
+        "at",
+        "which",
+        "but",
+        "have",
+        "an",
+        "had",
+        "they",
+        "you",
+        "were",
+        "their",
+        "one",
+        "all",
+        "we",
+        "can",
+        "her",
+        "has",
+        "there",
+        "been",
+        "if",
+        "more",
+        "when",
+        "will",
+        "would",
+        "who",
+        "so",
+        "no",
+        "repository",
+        "document",
+        "meeting",
+        "quarterly",
+        "report",
+        "budget",
+        "customer",
+        "project",
+        "schedule",
+        "contract",
+        "invoice",
+        "approval",
+        "deadline",
+        "strategy",
+        "review",
+        "SharePoint",
+        "OneDrive",
+        "Microsoft",
+        "restore",
+        "policy",
+        "retention",
+        "employee",
+        "manager",
+        "team",
     ];
     let mut out = Vec::with_capacity(len);
     let mut state: u64 = 0x9e3779b97f4a7c15;
@@ -294,7 +390,10 @@ async fn bench_dedup() {
     );
 
     let text = text_corpus(128 * MIB);
-    let zstd_size: usize = text.chunks(MIB).map(|c| zstd::bulk::compress(c, 3).unwrap().len()).sum();
+    let zstd_size: usize = text
+        .chunks(MIB)
+        .map(|c| zstd::bulk::compress(c, 3).unwrap().len())
+        .sum();
     let whole = zstd::bulk::compress(&text, 3).unwrap().len();
     let before = dir_bytes(&root);
     write_file(&repo, "text", &Bytes::from(text.clone())).await;
@@ -320,7 +419,10 @@ fn rss_kib(field: &str) -> u64 {
 
 async fn bench_memory() {
     let gib = env_usize("BENCH_MEMORY_GIB", 10);
-    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string())).unwrap();
+    let dir = tempfile::tempdir_in(
+        std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+    )
+    .unwrap();
     let repo = open_new(&Location::Local {
         path: dir.path().join("repository"),
     })
@@ -328,13 +430,24 @@ async fn bench_memory() {
     // Forget earlier sections' peak: measure this phase alone.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let baseline = rss_kib("VmRSS:");
-    let w = Arc::new(repo.begin_snapshot(SnapshotSpec::new(object("memory"))).await.unwrap());
+    let w = Arc::new(
+        repo.begin_snapshot(SnapshotSpec::new(object("memory")))
+            .await
+            .unwrap(),
+    );
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let started = Instant::now();
     // One GiB file per step; the content is generated as it streams (4 MiB at a time).
     for g in 0..gib {
-        let stream = futures::stream::iter(0..256u64).map(move |i| Ok::<_, std::io::Error>(Bytes::from(noise(1000 + g as u64 * 1000 + i, 4 * MIB))));
-        w.put_file(Item::file(format!("g{g}"), None, format!("{g}.bin")), stream).await.unwrap();
+        let stream = futures::stream::iter(0..256u64).map(move |i| {
+            Ok::<_, std::io::Error>(Bytes::from(noise(1000 + g as u64 * 1000 + i, 4 * MIB)))
+        });
+        w.put_file(
+            Item::file(format!("g{g}"), None, format!("{g}.bin")),
+            stream,
+        )
+        .await
+        .unwrap();
         samples.lock().unwrap().push(rss_kib("VmRSS:"));
     }
     let w = Arc::into_inner(w).unwrap();

@@ -114,18 +114,30 @@ impl Keys {
     }
 
     /// The plaintext of a stored blob, verified: the AEAD tag, then the keyed hash against `id`.
-    pub fn decode_blob(&self, kind: BlobKind, id: &BlobId, stored: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn decode_blob(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        stored: &[u8],
+    ) -> Result<Vec<u8>, String> {
         self.decode_blob_bytes(kind, id, stored).map(|b| b.to_vec())
     }
 
     /// [`Keys::decode_blob`] without copying the plaintext out of the decryption buffer.
-    pub fn decode_blob_bytes(&self, kind: BlobKind, id: &BlobId, stored: &[u8]) -> Result<bytes::Bytes, String> {
+    pub fn decode_blob_bytes(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        stored: &[u8],
+    ) -> Result<bytes::Bytes, String> {
         let payload = self
             .open(&blob_aad(kind, id), stored)
             .ok_or("authentication tag does not verify")?;
         let plain = match payload.first() {
             Some(0) => bytes::Bytes::from(payload).slice(1..),
-            Some(1) => zstd::stream::decode_all(&payload[1..]).map_err(|e| format!("zstd: {e}"))?.into(),
+            Some(1) => zstd::stream::decode_all(&payload[1..])
+                .map_err(|e| format!("zstd: {e}"))?
+                .into(),
             Some(other) => return Err(format!("unknown compression flag {other}")),
             None => return Err("empty payload".into()),
         };

@@ -18,7 +18,9 @@ fn cli(s: &TestServer, args: &[&str], env: &[(&str, &str)]) -> (bool, String, St
     if let Some(url) = &s.settings.database_url {
         cmd.arg("--database-url").arg(url);
     }
-    cmd.arg("repository").args(args).env_remove("M365BACKUP_CONFIG");
+    cmd.arg("repository")
+        .args(args)
+        .env_remove("M365BACKUP_CONFIG");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -34,24 +36,45 @@ async fn repositories_are_managed_from_the_command_line(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (ok, out, err) = cli(&s, &["list"], &[]);
     assert!(ok, "{err}");
-    assert!(out.contains("Default Backup Repository") && out.contains("default"), "{out}");
+    assert!(
+        out.contains("Default Backup Repository") && out.contains("default"),
+        "{out}"
+    );
 
     let folder = s.data_dir.path().join("cli-repo");
     let folder_arg = folder.display().to_string();
     let password = "cli repository password";
     let (ok, out, err) = cli(
         &s,
-        &["create", "Nightly", "--path", &folder_arg, "--retention-type", "ItemLevel", "--retention", "90d"],
+        &[
+            "create",
+            "Nightly",
+            "--path",
+            &folder_arg,
+            "--retention-type",
+            "ItemLevel",
+            "--retention",
+            "90d",
+        ],
         &[("M365BACKUP_REPOSITORY_PASSWORD", password)],
     );
     assert!(ok, "{out}{err}");
     assert!(out.contains("Added repository"), "{out}");
     let (ok, out, _) = cli(&s, &["list"], &[]);
-    assert!(ok && out.contains("Nightly") && out.contains("ItemLevel") && out.contains("Days(90)"), "{out}");
+    assert!(
+        ok && out.contains("Nightly") && out.contains("ItemLevel") && out.contains("Days(90)"),
+        "{out}"
+    );
     // The server sees what the command line added.
     let token = s.admin_token().await;
     let repos = common::json(s.get("/v5/BackupRepositories", &token).await).await;
-    let nightly = repos.as_array().unwrap().iter().find(|r| r["name"] == "Nightly").unwrap().clone();
+    let nightly = repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Nightly")
+        .unwrap()
+        .clone();
     assert_eq!(nightly["retentionType"], "ItemLevel");
 
     // The recovery password opens the repository without the server.

@@ -26,7 +26,9 @@ async fn fill(parts: &StoreParts, repo: RepoKey, chunks: u64) -> Duration {
         id: repo,
         name: format!("bench {repo}"),
         description: String::new(),
-        storage: StorageSettings::Local { path: "/tmp/bench".into() },
+        storage: StorageSettings::Local {
+            path: "/tmp/bench".into(),
+        },
         retention: RetentionSettings::default(),
         proxy_id: uuid::Uuid::new_v4(),
         is_default: false,
@@ -34,7 +36,11 @@ async fn fill(parts: &StoreParts, repo: RepoKey, chunks: u64) -> Duration {
         created_at: chrono::Utc::now(),
         last_retention_at: None,
     };
-    parts.registry.insert_repository(&record, b"sealed").await.unwrap();
+    parts
+        .registry
+        .insert_repository(&record, b"sealed")
+        .await
+        .unwrap();
     let started = Instant::now();
     let per_pack = 1000u64;
     let packs_per_call = 10u64;
@@ -69,7 +75,12 @@ async fn fill(parts: &StoreParts, repo: RepoKey, chunks: u64) -> Duration {
 }
 
 async fn measure(catalog: &Arc<dyn Catalog>, repo: RepoKey, chunks: u64) -> f64 {
-    let window = Duration::from_secs(std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5));
+    let window = Duration::from_secs(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
+    );
     let started = Instant::now();
     let mut looked_up = 0u64;
     let mut found = 0usize;
@@ -77,7 +88,9 @@ async fn measure(catalog: &Arc<dyn Catalog>, repo: RepoKey, chunks: u64) -> f64 
     while started.elapsed() < window {
         let ids: Vec<BlobId> = (0..64u64)
             .map(|i| {
-                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                k = k
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 if i % 2 == 0 {
                     BlobId(id(0, k % chunks))
                 } else {
@@ -85,10 +98,20 @@ async fn measure(catalog: &Arc<dyn Catalog>, repo: RepoKey, chunks: u64) -> f64 
                 }
             })
             .collect();
-        found += catalog.lookup_blobs(repo, &ids).await.unwrap().iter().flatten().count();
+        found += catalog
+            .lookup_blobs(repo, &ids)
+            .await
+            .unwrap()
+            .iter()
+            .flatten()
+            .count();
         looked_up += 64;
     }
-    assert_eq!(found as u64, looked_up / 2, "every known id is found, no unknown one");
+    assert_eq!(
+        found as u64,
+        looked_up / 2,
+        "every known id is found, no unknown one"
+    );
     looked_up as f64 / started.elapsed().as_secs_f64()
 }
 
@@ -107,12 +130,35 @@ async fn run(name: &str, parts: StoreParts, chunks: u64) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let chunks: u64 = std::env::var("BENCH_CHUNKS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let chunks: u64 = std::env::var("BENCH_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let parts = m365backup_store::open_parts(None, dir.path()).await.unwrap();
+    let parts = m365backup_store::open_parts(None, dir.path())
+        .await
+        .unwrap();
     run("sqlite", parts, chunks).await;
-    if let Ok(url) = std::env::var("BENCH_PG_URL") {
-        let parts = m365backup_store::open_parts(Some(&url), dir.path()).await.unwrap();
+    if let Ok(server) = std::env::var("BENCH_PG_URL") {
+        // A database of its own on that server, dropped at the end.
+        use sqlx::Connection;
+        let name = format!("m365backup_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let base = server
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap_or(server.clone());
+        let parts = m365backup_store::open_parts(Some(&format!("{base}/{name}")), dir.path())
+            .await
+            .unwrap();
         run("postgres", parts, chunks).await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     }
 }

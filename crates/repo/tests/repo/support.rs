@@ -146,6 +146,21 @@ pub async fn reopen(place: &Place) -> Opened {
     Opened { repo, catalog, key }
 }
 
+/// `check` reading every pack finds nothing wrong and nothing left behind.
+pub async fn assert_checks_clean(repo: &Repository) {
+    let report = repo
+        .check(
+            m365backup_repo::check::ReadData::All,
+            &m365backup_repo::progress::Quiet,
+        )
+        .await
+        .unwrap();
+    assert!(
+        report.is_ok() && report.unindexed_packs.is_empty(),
+        "{report:?}"
+    );
+}
+
 pub fn object(id: &str) -> ProtectedObject {
     ProtectedObject {
         organization_id: "6f9b3da3-204d-4a4b-b466-55586e0233fc".into(),
