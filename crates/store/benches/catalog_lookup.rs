@@ -70,6 +70,9 @@ async fn fill(parts: &StoreParts, repo: RepoKey, chunks: u64) -> Duration {
             pack_no += 1;
         }
         parts.catalog.add_packs(repo, &packs).await.unwrap();
+        if n % 1_000_000 == 0 {
+            eprintln!("  {n} chunks in {:.0} s", started.elapsed().as_secs_f64());
+        }
     }
     started.elapsed()
 }
