@@ -266,7 +266,7 @@ impl Repository {
             .await?;
         let keys = self.inner.keys.clone();
         let pack = location.pack;
-        tokio::task::spawn_blocking(move || keys.decode_blob_bytes(kind, &id, &stored))
+        tokio::task::spawn_blocking(move || keys.decode_blob_bytes(kind, &id, stored))
             .await
             .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
             .map_err(|reason| RepoError::DamagedBlob {
