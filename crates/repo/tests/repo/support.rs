@@ -50,6 +50,15 @@ pub struct Place {
     pub bucket: String,
 }
 
+impl Drop for Place {
+    /// A test's bucket goes with it (the S3 server's folder lives as long as the process).
+    fn drop(&mut self) {
+        if self.kind == Kind::S3 {
+            S3Server::shared().remove_bucket(&self.bucket);
+        }
+    }
+}
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}",
