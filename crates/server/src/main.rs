@@ -34,6 +34,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    m365backup_repo::memory::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(serve) => {
