@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use m365backup_m365::pool::{AccountPool, PoolError};
+use m365backup_m365::M365Error;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -190,9 +191,16 @@ pub async fn site_tree(
     let mut pending = vec![(site, None)];
     while let Some((site, parent)) = pending.pop() {
         if !site.is_personal() {
-            let children =
-                readable(all::<Site>(pool, &format!("/sites/{}/sites", site.id), false).await)?
-                    .unwrap_or_default();
+            let listed = all::<Site>(pool, &format!("/sites/{}/sites", site.id), false).await;
+            let children = match listed {
+                // A site that cannot have sub-sites refuses the question; its libraries still
+                // count.
+                Err(PoolError::M365(M365Error::Graph { status: 400, .. })) => {
+                    tracing::debug!(site = %site.id, "sub-sites not listed");
+                    Vec::new()
+                }
+                other => readable(other)?.unwrap_or_default(),
+            };
             pending.extend(children.into_iter().map(|c| (c, Some(site.id.clone()))));
         }
         found.push((site, parent));

@@ -99,6 +99,11 @@ pub struct RunningSim {
 }
 
 impl RunningSim {
+    /// The simulator's state, for in-process tests and benchmarks (statistics, the tenant).
+    pub fn sim(&self) -> &SharedSim {
+        &self.sim
+    }
+
     /// `http://127.0.0.1:port`: the authority URL and the Graph URL (append `/v1.0`).
     pub fn base_url(&self) -> &str {
         &self.sim.base_url

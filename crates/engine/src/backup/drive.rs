@@ -102,7 +102,11 @@ struct GraphItem {
 
 impl GraphItem {
     fn quick_xor_hash(&self) -> Option<&str> {
-        self.file.as_ref()?.get("hashes")?.get("quickXorHash")?.as_str()
+        self.file
+            .as_ref()?
+            .get("hashes")?
+            .get("quickXorHash")?
+            .as_str()
     }
 
     /// The item's metadata as the repository keeps it (content attached separately).
@@ -279,12 +283,13 @@ async fn enumerate_and_fetch(
                 next = Some(location.unwrap_or_else(|| first.clone()));
                 continue;
             }
-            Err(e) => {
-                return Err(match readable::<()>(Err(e)) {
-                    Ok(_) => "no backup account and not the organization's credentials may read this drive".into(),
-                    Err(e) => format!("the drive could not be enumerated: {e}"),
-                })
-            }
+            Err(e) => return Err(match readable::<()>(Err(e)) {
+                Ok(_) => {
+                    "no backup account and not the organization's credentials may read this drive"
+                        .into()
+                }
+                Err(e) => format!("the drive could not be enumerated: {e}"),
+            }),
         };
         for graph in page.value {
             result.items += 1;
@@ -319,7 +324,15 @@ async fn enumerate_and_fetch(
                 .parent_item(&graph.id)
                 .await
                 .map_err(|e| target_error(&e))?;
-            spawn_fetch(shared, &slots, &mut fetches, &failures, &fetch_stats, FileWork { graph, previous }).await;
+            spawn_fetch(
+                shared,
+                &slots,
+                &mut fetches,
+                &failures,
+                &fetch_stats,
+                FileWork { graph, previous },
+            )
+            .await;
         }
         next = page.next_link;
         if page.delta_link.is_some() {
@@ -341,17 +354,32 @@ async fn enumerate_and_fetch(
                     .parent_item(&graph.id)
                     .await
                     .map_err(|e| target_error(&e))?;
-                spawn_fetch(shared, &slots, &mut fetches, &failures, &fetch_stats, FileWork { graph, previous }).await;
+                spawn_fetch(
+                    shared,
+                    &slots,
+                    &mut fetches,
+                    &failures,
+                    &fetch_stats,
+                    FileWork { graph, previous },
+                )
+                .await;
             }
             Ok(_) => {}
             Err(PoolError::M365(e)) if e.is_not_found() => {
-                shared.writer.delete_item(id).await.map_err(|e| target_error(&e))?;
+                shared
+                    .writer
+                    .delete_item(id)
+                    .await
+                    .map_err(|e| target_error(&e))?;
             }
-            Err(e) => failures.lock().unwrap_or_else(|p| p.into_inner()).push(ItemFailure {
-                item_id: id.clone(),
-                name: id.clone(),
-                reason: e.to_string(),
-            }),
+            Err(e) => failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ItemFailure {
+                    item_id: id.clone(),
+                    name: id.clone(),
+                    reason: e.to_string(),
+                }),
         }
     }
 
@@ -361,7 +389,9 @@ async fn enumerate_and_fetch(
         match joined {
             Ok(Ok(())) => {}
             Ok(Err(e)) => target_failure = target_failure.or(Some(e)),
-            Err(e) => target_failure = target_failure.or(Some(format!("a download task failed: {e}"))),
+            Err(e) => {
+                target_failure = target_failure.or(Some(format!("a download task failed: {e}")))
+            }
         }
     }
     if let Some(e) = target_failure {
@@ -371,7 +401,10 @@ async fn enumerate_and_fetch(
         forget_unseen(shared, repo, &seen, result).await?;
     }
     let failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()));
-    let stats = fetch_stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let stats = fetch_stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     result.new_files = stats.new_files;
     result.carried_files = stats.carried_files;
     result.bytes_read = stats.bytes;
@@ -446,7 +479,11 @@ async fn spawn_fetch(
                     .unwrap_or_else(|p| p.into_inner())
                     .push(ItemFailure {
                         item_id: work.graph.id.clone(),
-                        name: work.graph.name.clone().unwrap_or_else(|| work.graph.id.clone()),
+                        name: work
+                            .graph
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| work.graph.id.clone()),
                         reason,
                     });
                 Ok(())
@@ -491,7 +528,10 @@ async fn back_up_file(
             item.content = p.content.clone();
             item.versions = p.versions.clone();
             item.version_id = p.version_id.clone();
-            stats.lock().unwrap_or_else(|e| e.into_inner()).carried_files += 1;
+            stats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .carried_files += 1;
         }
         None => {
             let url = format!("/drives/{}/items/{}/content", shared.drive, g.id);
@@ -556,7 +596,12 @@ async fn fetch_verified(
             .map_err(|e| source_error(&e))?;
         let hasher = Arc::new(Mutex::new((QuickXorHash::new(), 0u64)));
         let source_failed = Arc::new(AtomicBool::new(false));
-        let stream = observed(stream, hasher.clone(), source_failed.clone(), shared.counters.clone());
+        let stream = observed(
+            stream,
+            hasher.clone(),
+            source_failed.clone(),
+            shared.counters.clone(),
+        );
         let stored = tokio::select! {
             stored = shared.writer.store_content(stream) => stored,
             _ = shared.cancel.cancelled() => return Err(FileError::Cancelled),
@@ -637,7 +682,12 @@ async fn versions(
         .await
         .map_err(|e| source_error(&e))?;
     let known: BTreeMap<&str, &ItemVersion> = previous
-        .map(|p| p.versions.iter().map(|v| (v.version_id.as_str(), v)).collect())
+        .map(|p| {
+            p.versions
+                .iter()
+                .map(|v| (v.version_id.as_str(), v))
+                .collect()
+        })
         .unwrap_or_default();
     // Graph lists the current version first; it is the item's own content.
     let mut listed = listed.value;
@@ -665,7 +715,11 @@ async fn versions(
         });
     }
     // Oldest first, as the repository keeps them.
-    kept.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.version_id.cmp(&b.version_id)));
+    kept.sort_by(|a, b| {
+        a.modified
+            .cmp(&b.modified)
+            .then(a.version_id.cmp(&b.version_id))
+    });
     item.versions = kept;
     Ok(())
 }

@@ -111,7 +111,9 @@ impl BackupEngine {
             self.config.pool.clone(),
         );
         if pool.sign_in_all().await == 0 {
-            return Err("no backup account and not the organization's own credentials could sign in".into());
+            return Err(
+                "no backup account and not the organization's own credentials could sign in".into(),
+            );
         }
         self.pools
             .lock()
@@ -127,12 +129,8 @@ impl BackupEngine {
     ) -> Result<Vec<ProtectedObject>, String> {
         let job = &run.job;
         let items = |list| self.store.job_items(job.id, list);
-        let selected = items(ItemList::Selected)
-            .await
-            .map_err(|e| e.to_string())?;
-        let excluded = items(ItemList::Excluded)
-            .await
-            .map_err(|e| e.to_string())?;
+        let selected = items(ItemList::Selected).await.map_err(|e| e.to_string())?;
+        let excluded = items(ItemList::Excluded).await.map_err(|e| e.to_string())?;
         let mut objects = objects::resolve(
             pool,
             job.organization_id,
@@ -221,7 +219,9 @@ impl JobRunner for BackupEngine {
         let (pool, org_name) = match self.pool(org).await {
             Ok(p) => p,
             Err(e) => {
-                let _ = log.line(&format!("[Failed] Cannot connect to the organization: {e}")).await;
+                let _ = log
+                    .line(&format!("[Failed] Cannot connect to the organization: {e}"))
+                    .await;
                 return failed(format!("Cannot connect to the organization: {e}"));
             }
         };
@@ -235,10 +235,18 @@ impl JobRunner for BackupEngine {
                 }
             ))
             .await;
-        let repo = match self.repositories.open(run.job.definition.repository_id).await {
+        let repo = match self
+            .repositories
+            .open(run.job.definition.repository_id)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
-                let _ = log.line(&format!("[Failed] The backup repository cannot be opened: {e}")).await;
+                let _ = log
+                    .line(&format!(
+                        "[Failed] The backup repository cannot be opened: {e}"
+                    ))
+                    .await;
                 return failed(format!("The backup repository cannot be opened: {e}"));
             }
         };
@@ -249,7 +257,10 @@ impl JobRunner for BackupEngine {
                 return failed(e);
             }
         };
-        let onedrives = objects.iter().filter(|o| o.kind == ObjectKind::OneDrive).count();
+        let onedrives = objects
+            .iter()
+            .filter(|o| o.kind == ObjectKind::OneDrive)
+            .count();
         let _ = log
             .line(&format!(
                 "[Success] Found {} object(s) to back up: {onedrives} OneDrive(s), {} document librar(ies)",
@@ -261,9 +272,22 @@ impl JobRunner for BackupEngine {
         counters
             .objects_total
             .store(objects.len() as u64, Ordering::Relaxed);
-        let ticker = spawn_ticker(log.clone(), pool.clone(), counters.clone(), self.config.progress_every);
+        let ticker = spawn_ticker(
+            log.clone(),
+            pool.clone(),
+            counters.clone(),
+            self.config.progress_every,
+        );
         let results = self
-            .back_up_all(run, &pool, &repo, objects, counters.clone(), log, cancel.clone())
+            .back_up_all(
+                run,
+                &pool,
+                &repo,
+                objects,
+                counters.clone(),
+                log,
+                cancel.clone(),
+            )
             .await;
         ticker.abort();
 
@@ -273,7 +297,11 @@ impl JobRunner for BackupEngine {
             } else {
                 format!("Backup account {}", a.login)
             };
-            let status = if a.quarantined.is_some() { "[Warning]" } else { "[Success]" };
+            let status = if a.quarantined.is_some() {
+                "[Warning]"
+            } else {
+                "[Success]"
+            };
             let _ = log
                 .line(&format!(
                     "{status} {who}: {} requests, {} throttled (429), {} unavailable (503), paused {:.1} s, {} read{}",
@@ -304,7 +332,8 @@ impl JobRunner for BackupEngine {
         }
         let (stats, _) = StatisticsMaker::new(&[]).reading(&counters, &pool.report());
         let mut session_stats = stats;
-        session_stats.processed_objects = results.iter().filter(|(_, r)| r.committed).count() as u64;
+        session_stats.processed_objects =
+            results.iter().filter(|(_, r)| r.committed).count() as u64;
         let _ = log.progress(100, session_stats).await;
         outcome
     }
@@ -322,7 +351,11 @@ impl BackupEngine {
         log: &SessionLog,
         cancel: CancellationToken,
     ) -> Vec<(ProtectedObject, ObjectResult)> {
-        let at_once = self.config.objects_at_once.max(pool.accounts() / 2).clamp(1, 16);
+        let at_once = self
+            .config
+            .objects_at_once
+            .max(pool.accounts() / 2)
+            .clamp(1, 16);
         let options = DriveOptions {
             downloads: self.config.downloads_per_object,
             version_policy: run.job.definition.version_policy,
@@ -331,8 +364,12 @@ impl BackupEngine {
         };
         stream::iter(objects)
             .map(|object| {
-                let (pool, counters, cancel, options) =
-                    (pool.clone(), counters.clone(), cancel.clone(), options.clone());
+                let (pool, counters, cancel, options) = (
+                    pool.clone(),
+                    counters.clone(),
+                    cancel.clone(),
+                    options.clone(),
+                );
                 async move {
                     if cancel.is_cancelled() {
                         let stopped = ObjectResult {
@@ -346,7 +383,14 @@ impl BackupEngine {
                         .await;
                     let span = tracing::info_span!("object", object = %object.key());
                     let result = tracing::Instrument::instrument(
-                        drive::back_up(pool, repo, object.clone(), options, counters.clone(), cancel),
+                        drive::back_up(
+                            pool,
+                            repo,
+                            object.clone(),
+                            options,
+                            counters.clone(),
+                            cancel,
+                        ),
                         span,
                     )
                     .await;

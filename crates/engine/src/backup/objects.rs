@@ -126,7 +126,10 @@ async fn collect(
             }
         }
         ItemScope::User {
-            user, one_drive, personal_site, ..
+            user,
+            one_drive,
+            personal_site,
+            ..
         } => {
             if *one_drive || *personal_site {
                 let id = user.id.to_string();
