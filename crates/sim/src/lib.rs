@@ -57,11 +57,19 @@ pub struct Sim {
     pub config: SimConfig,
     /// `http://127.0.0.1:port`, for links the simulator hands out.
     pub base_url: String,
+    /// `/content` requests answered (files and versions), for tests that count downloads.
+    pub content_requests: std::sync::atomic::AtomicU64,
 }
 
 pub type SharedSim = Arc<Sim>;
 
 impl Sim {
+    /// `/content` requests answered so far (a file's or a version's).
+    pub fn content_requests(&self) -> u64 {
+        self.content_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn behaviour(&self) -> Behaviour {
         self.behaviour
             .read()
@@ -147,6 +155,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Runn
         tenant,
         base_url: format!("http://{host}:{}", addr.port()),
         config,
+        content_requests: Default::default(),
     });
     let handle = Handle::new();
     let app = router(sim.clone());
