@@ -239,7 +239,13 @@ pub async fn back_up(
             };
             let state = serde_json::to_string(&next).ok();
             match shared.writer.commit(state).await {
-                Ok(_) => result.committed = true,
+                Ok(record) => {
+                    result.committed = true;
+                    shared
+                        .counters
+                        .bytes_stored
+                        .fetch_add(record.doc.stats.stored_bytes, Ordering::Relaxed);
+                }
                 Err(e) => result.error = Some(format!("the restore point could not be saved: {e}")),
             }
         }
@@ -411,9 +417,21 @@ async fn enumerate_and_fetch(
     let pending: Vec<String> = failures.iter().map(|f| f.item_id.clone()).collect();
     result.failures = failures;
     Ok(DeltaState {
-        link: delta_link.or_else(|| previous.link.clone()),
+        link: delta_link
+            .map(|l| graph_relative(&l))
+            .or_else(|| previous.link.clone()),
         pending,
     })
+}
+
+/// A Graph link without its host: `/drives/{id}/root/delta?token=…`. The delta link is kept in
+/// the restore point this way, so the next run asks the organization's Graph endpoint as it is
+/// configured then (the host of a link is never trusted anyway).
+fn graph_relative(link: &str) -> String {
+    match link.find("/v1.0/") {
+        Some(at) if link.starts_with("http") => link[at + "/v1.0".len()..].to_owned(),
+        _ => link.to_owned(),
+    }
 }
 
 /// After a full enumeration: items of the last restore point that no longer exist.
@@ -653,6 +671,23 @@ fn observed(
         }
         chunk
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_links_are_kept_without_their_host() {
+        assert_eq!(
+            graph_relative("https://graph.microsoft.com/v1.0/drives/b!x/root/delta?token=abc"),
+            "/drives/b!x/root/delta?token=abc"
+        );
+        assert_eq!(
+            graph_relative("/drives/d/root/delta?token=1"),
+            "/drives/d/root/delta?token=1"
+        );
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -272,10 +272,12 @@ impl JobRunner for BackupEngine {
         counters
             .objects_total
             .store(objects.len() as u64, Ordering::Relaxed);
+        let maker = Arc::new(StatisticsMaker::new(&pool.report()));
         let ticker = spawn_ticker(
             log.clone(),
             pool.clone(),
             counters.clone(),
+            maker.clone(),
             self.config.progress_every,
         );
         let results = self
@@ -330,11 +332,9 @@ impl JobRunner for BackupEngine {
                 tracing::warn!(error = %e, "saving the organization's backup time failed");
             }
         }
-        let (stats, _) = StatisticsMaker::new(&[]).reading(&counters, &pool.report());
-        let mut session_stats = stats;
-        session_stats.processed_objects =
-            results.iter().filter(|(_, r)| r.committed).count() as u64;
-        let _ = log.progress(100, session_stats).await;
+        let (mut stats, _) = maker.reading(&counters, &pool.report());
+        stats.processed_objects = results.iter().filter(|(_, r)| r.committed).count() as u64;
+        let _ = log.progress(100, stats).await;
         outcome
     }
 }
@@ -415,10 +415,10 @@ fn spawn_ticker(
     log: SessionLog,
     pool: Arc<AccountPool>,
     counters: Arc<RunCounters>,
+    maker: Arc<StatisticsMaker>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let maker = StatisticsMaker::new(&pool.report());
         loop {
             tokio::time::sleep(every).await;
             let accounts = pool.report();
