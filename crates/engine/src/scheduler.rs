@@ -374,8 +374,10 @@ impl Scheduler {
             outcome.status,
             SessionStatus::Failed | SessionStatus::Warning
         ) && !outcome.failed_objects.is_empty();
+        // Retries belong to scheduled jobs; a manual job is run again by hand.
         let retry = (failed
             && enabled
+            && schedule.is_scheduled()
             && schedule.retry_enabled
             && schedule.retry_number > session.retry_count)
             .then(|| PendingRetry {
