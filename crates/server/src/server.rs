@@ -144,12 +144,12 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         backup_accounts,
     } = Services::build(&service_settings, store.clone())?;
     let node = crate::repositories::start_node(settings, &parts).await?;
-    let jobs = Arc::new(JobService::new(
+    let jobs = crate::services::job_service(
+        settings,
         store.clone(),
         directory.clone(),
-        Arc::new(crate::repositories::Registry(node.service.clone())),
-        settings.time_zone,
-    ));
+        node.service.clone(),
+    );
     let engine = Arc::new(BackupEngine::new(
         store.clone(),
         organizations.clone(),
