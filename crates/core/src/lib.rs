@@ -12,6 +12,7 @@ pub mod endpoint_policy;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod licensing;
 pub mod log_text;
 pub mod operators;
 pub mod organization_service;

@@ -136,6 +136,7 @@ pub trait Store:
     + OrganizationStore
     + BackupAccountStore
     + crate::jobs::store::JobStore
+    + crate::licensing::LicensingStore
     + Send
     + Sync
 {

@@ -644,6 +644,58 @@ macro_rules! impl_job_store {
             }
         }
 
+        #[async_trait]
+        impl m365backup_core::licensing::LicensingStore for $store {
+            async fn revoke_license(
+                &self,
+                r: &m365backup_core::licensing::Revocation,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "DELETE FROM licensing_revocations WHERE organization_id = $1 AND user_id = $2",
+                )
+                .bind(r.organization_id.to_string())
+                .bind(r.user_id.to_string())
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                sqlx::query(
+                    "INSERT INTO licensing_revocations (organization_id, user_id, revoked_at)
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(r.organization_id.to_string())
+                .bind(r.user_id.to_string())
+                .bind(to_millis(r.revoked_at))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn license_revocations(
+                &self,
+            ) -> StoreResult<Vec<m365backup_core::licensing::Revocation>> {
+                let rows = sqlx::query(
+                    "SELECT organization_id, user_id, revoked_at FROM licensing_revocations",
+                )
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                rows.iter()
+                    .map(|row| {
+                        let org: String = row.try_get("organization_id").map_err(crate::backend_error)?;
+                        let user: String = row.try_get("user_id").map_err(crate::backend_error)?;
+                        Ok(m365backup_core::licensing::Revocation {
+                            organization_id: parse_id(&org)?,
+                            user_id: parse_id(&user)?,
+                            revoked_at: from_millis(
+                                row.try_get("revoked_at").map_err(crate::backend_error)?,
+                            ),
+                        })
+                    })
+                    .collect()
+            }
+        }
+
         async fn insert_item(
             tx: &mut sqlx::Transaction<'_, $db>,
             job: JobId,
