@@ -9,6 +9,7 @@ pub mod ci_json;
 pub mod client;
 pub mod dates;
 pub mod error;
+pub mod job_metrics;
 pub mod links;
 pub mod openapi;
 pub mod paging;
@@ -58,12 +59,14 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     if !scraper {
         state.auth.authenticate(token).await?;
     }
+    let mut text = (state.metrics)();
+    text.push_str(&job_metrics::render(&state).await);
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        (state.metrics)(),
+        text,
     )
         .into_response())
 }

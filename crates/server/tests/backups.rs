@@ -255,6 +255,13 @@ async fn full_and_incremental_backups_match_the_tenant(backend: Backend) {
     assert_eq!(org_view["isBackedup"], true);
     assert!(org_view["lastBackuptime"].is_string());
 
+    // Prometheus sees the job.
+    let metrics = s.get("/metrics", &token).await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!("m365backup_job_status{{job=\"{job}\",name=\"Everything\",organization=\"{org}\",status=\"Success\"}} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("m365backup_job_last_run_timestamp_seconds{"));
     // What the backups hold, as monitoring and restore portals read it.
     let repo_id = job_view["repositoryId"].as_str().unwrap().to_owned();
     let get = |path: String| {
