@@ -19,6 +19,7 @@ pub mod organization_service;
 pub mod organizations;
 pub mod password;
 pub mod proxies;
+pub mod restore;
 pub mod secret;
 pub mod signin_guard;
 pub mod store;

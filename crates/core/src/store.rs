@@ -137,6 +137,7 @@ pub trait Store:
     + BackupAccountStore
     + crate::jobs::store::JobStore
     + crate::licensing::LicensingStore
+    + crate::restore::store::RestoreStore
     + Send
     + Sync
 {
