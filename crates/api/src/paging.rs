@@ -133,6 +133,13 @@ pub fn stored_page<T>(
     }
 }
 
+/// One page of a list computed in memory (no `setId`: the list is made anew per request).
+pub fn page_of<T>(mut all: Vec<T>, req: &PageRequest, url: &str) -> Page<T> {
+    let total = all.len() as u64;
+    let results: Vec<T> = all.drain(..).skip(req.offset).take(req.limit).collect();
+    stored_page(results, total, req, url)
+}
+
 /// `first`, `self`, and `prev`/`next` where such a page exists, keeping `params`.
 fn page_links(
     req: &PageRequest,

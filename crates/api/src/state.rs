@@ -58,6 +58,10 @@ pub struct AppState {
     pub repositories: Arc<RepositoryService>,
     /// The server nodes (`/v5/Proxies`).
     pub proxies: Arc<dyn ProxyStore>,
+    /// Restore sessions and their events (`/v5/RestoreSessions`).
+    pub restore: Arc<m365backup_core::restore::service::RestoreService>,
+    /// Reads restore sessions' points in time from the repositories.
+    pub browser: Arc<m365backup_engine::restore::browse::Browser>,
     /// Renders `/metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }

@@ -12,9 +12,11 @@ use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOT
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::jobs::service::JobService;
 use m365backup_core::organization_service::OrganizationService;
+use m365backup_core::restore::service::RestoreService;
 use m365backup_core::store::Store;
 use m365backup_core::Secret;
 use m365backup_engine::backup::BackupEngine;
+use m365backup_engine::restore::browse::Browser;
 use m365backup_engine::scheduler::Scheduler;
 use tokio::task::JoinHandle;
 
@@ -23,7 +25,8 @@ use crate::services::Services;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-const SESSION_PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often expired operator sessions are purged and idle restore sessions stopped.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 pub struct RunningServer {
     /// The address actually bound (useful with port 0).
@@ -164,6 +167,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         node.service.proxy_id(),
         settings.scheduler.clone(),
     );
+    let restore = Arc::new(RestoreService::new(store.clone()));
+    let browser = Arc::new(Browser::new(store.clone(), node.service.clone()));
     let scheduler_stop = scheduler.shutdown_token();
     let scheduling = scheduler.spawn();
     let state = AppState {
@@ -179,6 +184,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         repositories: node.service.clone(),
         proxies: node.proxies.clone(),
         settings: Arc::new(settings.api.clone()),
+        restore: restore.clone(),
+        browser: browser.clone(),
         metrics: Arc::new(|| {
             m365backup_m365::pool::render_metrics(&m365backup_m365::pool::live_pools())
         }),
@@ -201,9 +208,15 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     tracing::info!(%addr, scheme = settings.api.scheme, "m365backup API listening");
 
     let housekeeping = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SESSION_PURGE_EVERY);
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         loop {
             tick.tick().await;
+            match restore.stop_idle().await {
+                Ok(n) if n > 0 => tracing::info!(stopped = n, "idle restore sessions stopped"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "stopping idle restore sessions failed"),
+            }
+            browser.forget_idle(m365backup_core::restore::service::IDLE_STOP);
             match auth.purge_expired_sessions().await {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
                 Ok(_) => {}

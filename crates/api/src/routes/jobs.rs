@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use m365backup_core::ids::OrganizationId;
 use m365backup_core::jobs::model::{
@@ -18,12 +19,14 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::bearer::Operator;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::links::{Link, Links};
 use crate::paging::QueryParams;
 use crate::routes::organizations::parse_organization_id;
+use crate::routes::restore_sessions::{explore, single_action};
 use crate::state::AppState;
 
 // ---- views ---------------------------------------------------------------------------------
@@ -658,17 +661,19 @@ pub async fn delete_job(
 }
 
 /// `{"start":null}`, `{"stop":null}`, `{"enable":null}` or `{"disable":null}`: 200 with an empty
-/// body. Starting a running job or stopping an idle one is 409.
+/// body (starting a running job or stopping an idle one is 409); `{"explore":{...}}` opens a
+/// restore session on the job's backups: 201 with the session.
 #[utoipa::path(
     post,
     path = "/v5/Jobs/{jobId}/Action",
     tag = "Jobs",
     security(("bearer" = [])),
     params(("jobId" = String, Path)),
-    request_body(content = Object, description = "One key: start, stop, enable or disable"),
+    request_body(content = Object, description = "One key: start, stop, enable, disable or explore"),
     responses(
         (status = 200, description = "Done (empty body)"),
-        (status = 400, description = "Not one of the actions", body = ErrorBody),
+        (status = 201, description = "explore: the restore session", body = crate::routes::restore_sessions::RestoreSessionView),
+        (status = 400, description = "Not one of the actions, or bad explore options", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "Unknown job", body = ErrorBody),
         (status = 409, description = "Already running, not running, or disabled", body = ErrorBody),
@@ -678,30 +683,38 @@ pub async fn delete_job(
 )]
 pub async fn job_action(
     State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    Operator(principal): Operator,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Value>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
-    let action = match body.as_object().map(|o| o.keys().collect::<Vec<_>>()) {
-        Some(keys) if keys.len() == 1 => match keys[0].to_ascii_lowercase().as_str() {
-            "start" => JobAction::Start,
-            "stop" => JobAction::Stop,
-            "enable" => JobAction::Enable,
-            "disable" => JobAction::Disable,
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "'{other}' is not a job action: use start, stop, enable or disable"
-                )))
-            }
-        },
-        _ => {
-            return Err(ApiError::BadRequest(
-                "the body must be one action, e.g. {\"start\":null}".into(),
-            ))
+    let (name, options) = single_action(body)?;
+    let action = match name.as_str() {
+        "start" => JobAction::Start,
+        "stop" => JobAction::Stop,
+        "enable" => JobAction::Enable,
+        "disable" => JobAction::Disable,
+        "explore" => {
+            let job = state.jobs.get(id).await?;
+            return explore(
+                &state,
+                &base,
+                job.organization_id,
+                Some(id),
+                options,
+                &principal.operator_name,
+            )
+            .await;
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "'{other}' is not a job action: use start, stop, enable, disable or explore"
+            )))
         }
     };
     state.jobs.act(id, action).await?;
-    Ok(StatusCode::OK)
+    Ok(StatusCode::OK.into_response())
 }
 
 // ---- selected and excluded items ----------------------------------------------------------------

@@ -8,5 +8,7 @@ pub mod organizations;
 pub mod protected;
 pub mod proxies;
 pub mod repositories;
+pub mod restore_browse;
+pub mod restore_sessions;
 pub mod sites;
 pub mod token;

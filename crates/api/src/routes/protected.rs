@@ -21,20 +21,13 @@ use crate::client::BaseUrl;
 use crate::dates::iso8601;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::links::{Link, Links};
-use crate::paging::{stored_page, wildcard_match, Page, PageRequest, QueryParams};
+use crate::paging::{page_of, wildcard_match, Page, PageRequest, QueryParams};
 use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
 
 fn repository_id(raw: &str) -> ApiResult<Uuid> {
     raw.parse()
         .map_err(|_| ApiError::NotFound(format!("Backup repository '{raw}' was not found.")))
-}
-
-/// One page of an in-memory list.
-fn page_of<T>(mut all: Vec<T>, req: &PageRequest, url: &str) -> Page<T> {
-    let total = all.len() as u64;
-    let results: Vec<T> = all.drain(..).skip(req.offset).take(req.limit).collect();
-    stored_page(results, total, req, url)
 }
 
 async fn objects_of_repository(

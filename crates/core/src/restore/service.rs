@@ -33,6 +33,9 @@ pub const IDLE_STOP: Duration = Duration::from_secs(30 * 60);
 pub struct RestoreService {
     store: Arc<dyn Store>,
     idle_stop: Duration,
+    /// Sessions are documents read, changed and written back: one change at a time, so that
+    /// concurrent saves in one session never lose each other's counts.
+    changes: tokio::sync::Mutex<()>,
 }
 
 fn not_found(id: RestoreSessionId) -> CoreError {
@@ -44,6 +47,7 @@ impl RestoreService {
         Self {
             store,
             idle_stop: IDLE_STOP,
+            changes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -116,14 +120,21 @@ impl RestoreService {
 
     /// A session that is still working, its idle time reset; 404 naming a stopped one.
     pub async fn working(&self, id: RestoreSessionId) -> CoreResult<RestoreSession> {
-        let mut session = self.get(id).await?;
+        let _change = self.changes.lock().await;
+        let mut session = self.still_working(id).await?;
+        session.last_activity = Utc::now();
+        self.store.update_restore_session(&session).await?;
+        Ok(session)
+    }
+
+    /// The session if it works; 404 naming a stopped one.
+    async fn still_working(&self, id: RestoreSessionId) -> CoreResult<RestoreSession> {
+        let session = self.get(id).await?;
         if session.state == RestoreState::Stopped {
             return Err(CoreError::NotFound(format!(
                 "Restore session '{id}' has stopped: start a new one."
             )));
         }
-        session.last_activity = Utc::now();
-        self.store.update_restore_session(&session).await?;
         Ok(session)
     }
 
@@ -133,7 +144,8 @@ impl RestoreService {
     }
 
     pub async fn stop(&self, id: RestoreSessionId) -> CoreResult<()> {
-        let mut session = self.working(id).await?;
+        let _change = self.changes.lock().await;
+        let mut session = self.still_working(id).await?;
         session.state = RestoreState::Stopped;
         session.end_time = Some(Utc::now());
         self.store.update_restore_session(&session).await?;
@@ -187,6 +199,7 @@ impl RestoreService {
         event.message = message;
         event.end_time = Some(Utc::now());
         self.store.update_restore_event(&event).await?;
+        let _change = self.changes.lock().await;
         let mut session = self.get(event.session_id).await?;
         session.processed += succeeded + failed;
         session.succeeded += succeeded;

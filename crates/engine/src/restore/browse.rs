@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use m365backup_core::error::{CoreError, CoreResult};
 use m365backup_core::restore::model::{RestoreSession, RestoreSessionId};
@@ -88,7 +89,8 @@ pub struct SiteEntry {
 pub struct Browser {
     store: Arc<dyn Store>,
     repositories: Arc<RepositoryService>,
-    points: Mutex<HashMap<RestoreSessionId, Arc<Vec<RestorePoint>>>>,
+    /// Each session's restore points and when they were last asked for.
+    points: Mutex<HashMap<RestoreSessionId, (Arc<Vec<RestorePoint>>, Instant)>>,
 }
 
 impl Browser {
@@ -103,19 +105,20 @@ impl Browser {
     /// Every object of the session's kind at its point in time (OneDrives for `Veod`,
     /// libraries for `Vesp`).
     pub async fn points(&self, session: &RestoreSession) -> CoreResult<Arc<Vec<RestorePoint>>> {
-        if let Some(p) = self
+        if let Some((p, used)) = self
             .points
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&session.id)
+            .get_mut(&session.id)
         {
+            *used = Instant::now();
             return Ok(p.clone());
         }
         let resolved = Arc::new(self.resolve(session).await?);
         self.points
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(session.id, resolved.clone());
+            .insert(session.id, (resolved.clone(), Instant::now()));
         Ok(resolved)
     }
 
@@ -125,6 +128,14 @@ impl Browser {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&session);
+    }
+
+    /// Forgets the restore points of sessions unused for `idle` (they stop by themselves).
+    pub fn forget_idle(&self, idle: Duration) {
+        self.points
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, used)| used.elapsed() < idle);
     }
 
     async fn resolve(&self, session: &RestoreSession) -> CoreResult<Vec<RestorePoint>> {
