@@ -17,6 +17,7 @@ use serde_json::json;
 use super::shapes::{drive_json, item_json};
 use super::{charge, json_response, page_window, Caller, Cost, GraphError};
 use crate::download::DownloadTicket;
+use crate::faults::{FaultKind, Stage};
 use crate::tenant::{Drive, DriveState};
 use crate::SharedSim;
 
@@ -45,14 +46,40 @@ pub fn readable_drive<'a>(
     Ok(drive)
 }
 
-/// Index of a live item.
+/// The drive, if the caller may change it.
+pub fn writable_drive<'a>(
+    sim: &'a SharedSim,
+    caller: &Caller,
+    id: &str,
+) -> Result<&'a Drive, GraphError> {
+    let drive = sim
+        .tenant
+        .drive(id)
+        .ok_or_else(|| GraphError::not_found(id))?;
+    caller.may_write_drive(sim, drive)?;
+    Ok(drive)
+}
+
+/// Index of a live item (`root` names the root folder, as in Graph).
 pub fn live_item(state: &DriveState, item: &str) -> Result<usize, GraphError> {
-    state
-        .index
-        .get(item)
-        .copied()
-        .filter(|&i| !state.items[i].deleted)
-        .ok_or_else(|| GraphError::not_found(item))
+    if item.eq_ignore_ascii_case("root") {
+        return Ok(0);
+    }
+    state.live(item).ok_or_else(|| GraphError::not_found(item))
+}
+
+/// An injected fault a content request meets before any byte: 404 or 423.
+pub fn content_fault(
+    sim: &SharedSim,
+    drive: &Drive,
+    item: &str,
+    version: u64,
+) -> Result<(), GraphError> {
+    match sim.faults.take(&drive.id, item, version, Stage::Graph) {
+        Some(FaultKind::NotFound) => Err(GraphError::not_found(item)),
+        Some(FaultKind::Locked) => Err(GraphError::locked()),
+        _ => Ok(()),
+    }
 }
 
 /// The signed, expiring URL that serves version `version` of a file to `caller`.
@@ -191,7 +218,7 @@ async fn delta(
     Ok(json_response(rate, body))
 }
 
-async fn get_item(
+pub(super) async fn get_item(
     State(sim): State<SharedSim>,
     caller: Caller,
     Path((id, item)): Path<(String, String)>,
@@ -209,7 +236,7 @@ async fn get_item(
     Ok(json_response(rate, v))
 }
 
-async fn item_content(
+pub(super) async fn item_content(
     State(sim): State<SharedSim>,
     caller: Caller,
     Path((id, item)): Path<(String, String)>,
@@ -221,6 +248,7 @@ async fn item_content(
     let f = state.items[i]
         .file
         .ok_or_else(|| GraphError::bad_request("The item is a folder and has no content."))?;
+    content_fault(&sim, d, &item, f.version)?;
     let url = download_url(&sim, &caller, d, &state, i, f.version)
         .ok_or_else(|| GraphError::not_found(&item))?;
     Ok((StatusCode::FOUND, rate, [(header::LOCATION, url)]).into_response())
