@@ -224,6 +224,8 @@ fn cut_after(
                 return None;
             }
             if sent >= limit {
+                // Let the bytes before the cut reach the client before the connection drops.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 return Some((Err(cut_error()), (inner, sent, true)));
             }
             match inner.next().await {

@@ -125,10 +125,13 @@ fn sites_have_subsites_libraries_and_groups_their_team_sites() {
         .collect();
     assert_eq!(top.len(), 2);
     // Each top-level site: two sub-sites, the first with one of its own.
-    let s1 = &t.sites[t.site(&top[0].id).map(|s| match s {
-        SiteRef::Team(i) => i,
-        SiteRef::Personal(_) => unreachable!(),
-    }).unwrap()];
+    let s1 = &t.sites[t
+        .site(&top[0].id)
+        .map(|s| match s {
+            SiteRef::Team(i) => i,
+            SiteRef::Personal(_) => unreachable!(),
+        })
+        .unwrap()];
     assert_eq!(s1.subsites.len(), 2);
     let first = &t.sites[s1.subsites[0]];
     assert_eq!(first.subsites.len(), 1);
@@ -138,7 +141,10 @@ fn sites_have_subsites_libraries_and_groups_their_team_sites() {
         s1.id.split(',').nth(1),
         "a sub-site belongs to its parent's site collection"
     );
-    assert_eq!((first.owners.clone(), first.admins.clone()), (s1.owners.clone(), s1.admins.clone()));
+    assert_eq!(
+        (first.owners.clone(), first.admins.clone()),
+        (s1.owners.clone(), s1.admins.clone())
+    );
     assert_eq!(t.sites.len(), 2 * (1 + 3) + 2);
     // Libraries: Documents at Shared Documents, then named ones, on every site.
     assert!(t.sites.iter().all(|s| s.drives.len() == 3));
@@ -151,7 +157,11 @@ fn sites_have_subsites_libraries_and_groups_their_team_sites() {
     );
     assert_eq!(t.drives[s1.drives[1]].name, "Contracts");
     // Every Microsoft 365 group has its team site, its members the site's members.
-    for g in t.groups.iter().filter(|g| g.kind == GroupKind::Microsoft365) {
+    for g in t
+        .groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Microsoft365)
+    {
         let site = &t.sites[g.site.unwrap()];
         assert_eq!(site.members, g.members);
         assert_eq!(site.name, g.mail_nickname);
