@@ -103,6 +103,18 @@ impl BlobStore {
         blob
     }
 
+    /// Forgets a blob nothing refers to (an upload that could not be placed).
+    pub fn discard(&self, id: BlobId) {
+        let blob = self
+            .blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(b) = blob {
+            let _ = std::fs::remove_file(&b.path);
+        }
+    }
+
     /// Stores `bytes` at once (for tests' mutations).
     pub fn put(&self, bytes: &[u8]) -> std::io::Result<Arc<Blob>> {
         let (id, path) = self.allocate();

@@ -1,6 +1,6 @@
 //! Drives and drive items: `/drives/{id}`, `/root`, `/root/delta` (OneDrive for Business's
-//! rounds, `410 Gone` for expired or invalidated tokens), `/items/{id}` and `/content` (302 to a
-//! pre-authenticated download URL).
+//! rounds, `410 Gone` for expired or invalidated tokens), `/items/{id}`, `/children` (paged, by
+//! name) and `/content` (302 to a pre-authenticated download URL).
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::shapes::{drive_json, item_json};
-use super::{charge, json_response, page_window, Caller, Cost, GraphError};
+use super::{charge, collection, json_response, page_window, Caller, Cost, GraphError};
 use crate::download::DownloadTicket;
 use crate::faults::{FaultKind, Stage};
 use crate::tenant::{Drive, DriveState};
@@ -27,6 +27,8 @@ pub fn routes() -> Router<SharedSim> {
         .route("/v1.0/drives/{id}/root", get(get_root))
         .route("/v1.0/drives/{id}/root/delta", get(delta))
         .route("/v1.0/drives/{id}/items/{item}", get(get_item))
+        .route("/v1.0/drives/{id}/items/{item}/children", get(children))
+        .route("/v1.0/drives/{id}/root/children", get(root_children))
         .route("/v1.0/drives/{id}/items/{item}/content", get(item_content))
 }
 
@@ -252,4 +254,52 @@ pub(super) async fn item_content(
     let url = download_url(&sim, &caller, d, &state, i, f.version)
         .ok_or_else(|| GraphError::not_found(&item))?;
     Ok((StatusCode::FOUND, rate, [(header::LOCATION, url)]).into_response())
+}
+
+async fn root_children(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    list_children(&sim, &caller, &id, "root", &q).await
+}
+
+async fn children(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path((id, item)): Path<(String, String)>,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    list_children(&sim, &caller, &id, &item, &q).await
+}
+
+/// A folder's live children, by name (a multi-item query: 2 units).
+pub(super) async fn list_children(
+    sim: &SharedSim,
+    caller: &Caller,
+    id: &str,
+    item: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, GraphError> {
+    let (top, skip) = page_window(q, 200, 999)?;
+    let rate = charge(sim, caller, Cost::Multi).await?;
+    let d = readable_drive(sim, caller, id)?;
+    let state = d.state.read().unwrap_or_else(|p| p.into_inner());
+    let i = live_item(&state, item)?;
+    let parent = state.items[i].id.as_str();
+    let mut kids: Vec<usize> = (0..state.items.len())
+        .filter(|&c| !state.items[c].deleted && state.items[c].parent.as_deref() == Some(parent))
+        .collect();
+    kids.sort_by_key(|&c| state.items[c].name.to_lowercase());
+    let counts = state.child_counts();
+    let items = kids
+        .into_iter()
+        .map(|c| item_json(sim, d, &state, c, &counts, false))
+        .collect();
+    let path = format!("/drives/{id}/items/{item}/children");
+    Ok(json_response(
+        rate,
+        collection(sim, &path, "Collection(driveItem)", q, items, top, skip),
+    ))
 }

@@ -1,6 +1,7 @@
 //! Path-based addressing, as Graph allows it: `/drives/{id}/root:/{path}:` and
 //! `/drives/{id}/items/{item}:/{path}:`, alone (get, `PATCH`, `DELETE` the item) or followed by
-//! `/content` (download, simple upload), `/createUploadSession` or `/children`. Paths are
+//! `/content` (download, simple upload), `/createUploadSession` or `/children` (list, create a
+//! folder). Paths are
 //! matched case-insensitively, segment by segment; `.` and `..` are refused.
 
 use axum::body::Body;
@@ -10,7 +11,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
-use super::drives::{get_item, item_content, live_item, readable_drive};
+use super::drives::{get_item, item_content, list_children, live_item, readable_drive};
 use super::request::{GraphBody, WriteQuery};
 use super::uploads::{create_session, simple_upload, Destination, SessionRequest};
 use super::writes::{create_child, remove_item, update_item, ItemPatch, NewChild, ParentReference};
@@ -155,12 +156,14 @@ async fn get_by_path(
     State(sim): State<SharedSim>,
     caller: Caller,
     Path((drive, rest)): Path<(String, String)>,
+    Query(q): Query<WriteQuery>,
 ) -> Result<Response, GraphError> {
     let a = parse(&rest)?;
     let item = locate(&sim, &caller, &drive, &a).await?;
     match a.action.as_deref() {
         None => get_item(State(sim), caller, Path((drive, item))).await,
         Some("content") => item_content(State(sim), caller, Path((drive, item))).await,
+        Some("children") => list_children(&sim, &caller, &drive, &item, &q).await,
         Some(_) => Err(no_such_segment(&rest)),
     }
 }

@@ -181,7 +181,8 @@ pub(super) async fn simple_upload(
     }
     let blob = sim.blobs.finish(writer).await.map_err(internal)?;
     let mut state = d.state.write().unwrap_or_else(|p| p.into_inner());
-    let (index, created) = place(&mut state, &dest, &blob, conflict, caller.by())?;
+    let (index, created) = place(&mut state, &dest, &blob, conflict, caller.by())
+        .inspect_err(|_| sim.blobs.discard(blob.id))?;
     let v = item_json_alone(sim, d, &state, index);
     let status = if created {
         StatusCode::CREATED

@@ -27,6 +27,8 @@ async fn simple_uploads_with_every_conflict_behaviour() {
     let d = sim.drive(&drive).unwrap();
     let root = d.root_id();
     let put = |path: &str| format!("/drives/{drive}/items/{root}:/{path}:/content");
+    let (_, before) = c.all(&format!("/drives/{drive}/root/delta")).await;
+    let link = before["@odata.deltaLink"].as_str().unwrap().to_owned();
 
     let first = c.put_bytes(&put("report.docx"), pattern(5_000, 1)).await;
     assert_eq!(first.status(), 201);
@@ -99,6 +101,38 @@ async fn simple_uploads_with_every_conflict_behaviour() {
         .await
         .unwrap();
     assert_eq!(got.as_ref(), pattern(100, 4).as_slice());
+    // Delta sees the uploads; children list them by name.
+    let (changes, _) = c.all(&link).await;
+    let last = changes
+        .iter()
+        .rev()
+        .find(|i| i["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(last["size"], 5);
+    assert_eq!(
+        last["file"]["hashes"]["quickXorHash"],
+        quickxorhash::base64_of(b"by id")
+    );
+    assert!(changes.iter().any(|i| i["id"] == deep["id"]));
+    let (kids, _) = c
+        .all(&format!("/drives/{drive}/root:/New/Deeper:/children"))
+        .await;
+    assert_eq!(kids.len(), 1);
+    assert_eq!(kids[0]["name"], "x.bin");
+    let new_folder = d.find("/New").unwrap().id;
+    let (kids, _) = c
+        .all(&format!(
+            "/drives/{drive}/items/{new_folder}/children?$top=1"
+        ))
+        .await;
+    assert_eq!(kids.len(), 1);
+    assert_eq!(kids[0]["name"], "Deeper");
+    let (top, _) = c.all(&format!("/drives/{drive}/root/children")).await;
+    let names: Vec<&str> = top.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(names, sorted);
+    assert!(names.contains(&"report 1.docx"));
     // Refused names and paths change nothing.
     for path in ["a|b.txt", "x.txt.", "CON/x.txt"] {
         let r = c
