@@ -75,6 +75,9 @@ struct Progress {
     total: Option<u64>,
 }
 
+/// The bytes of a session: a writer from the first fragment on (so an idle session holds no
+/// file open), then the finished blob.
+#[derive(Default)]
 struct Writing {
     writer: Option<BlobWriter>,
     /// Every byte received, waiting to be committed.
@@ -132,12 +135,7 @@ impl UploadSessions {
     }
 
     /// Opens a session; its upload URL and expiry.
-    pub async fn create(
-        &self,
-        sim: &SharedSim,
-        spec: NewSession,
-    ) -> std::io::Result<(String, DateTime<Utc>)> {
-        let writer = sim.blobs.writer().await?;
+    pub fn create(&self, sim: &SharedSim, spec: NewSession) -> (String, DateTime<Utc>) {
         let mut raw = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = URL_SAFE_NO_PAD.encode(raw);
@@ -151,16 +149,13 @@ impl UploadSessions {
             spec,
             expires_ms: AtomicI64::new(expires.timestamp_millis()),
             cancelled: AtomicBool::new(false),
-            writing: tokio::sync::Mutex::new(Writing {
-                writer: Some(writer),
-                blob: None,
-            }),
+            writing: tokio::sync::Mutex::new(Writing::default()),
         });
         let mut map = self.map();
         // Expired sessions go (and their partial files with them).
         map.retain(|_, e| !e.expired(now));
         map.insert(token.clone(), entry);
-        Ok((format!("{}/_upload/{token}", sim.base_url), expires))
+        (format!("{}/_upload/{token}", sim.base_url), expires)
     }
 
     /// A live session.
@@ -201,6 +196,14 @@ impl UploadSessions {
 
 fn lifetime(sim: &SharedSim) -> chrono::Duration {
     chrono::Duration::seconds(sim.behaviour().upload_session_lifetime_secs as i64)
+}
+
+fn internal(e: std::io::Error) -> GraphError {
+    GraphError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "generalException",
+        e.to_string(),
+    )
 }
 
 fn session_not_found() -> GraphError {
@@ -377,13 +380,7 @@ async fn take_fragment(writer: &mut BlobWriter, body: Body, length: u64) -> Resu
         }
     }
     if failed || writer.size() - start != length {
-        writer.rollback(checkpoint).await.map_err(|e| {
-            GraphError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "generalException",
-                e.to_string(),
-            )
-        })?;
+        writer.rollback(checkpoint).await.map_err(internal)?;
         return Err(GraphError::bad_request(
             "The fragment did not arrive whole; its bytes were ignored.",
         ));
@@ -414,14 +411,18 @@ async fn put_fragment(
     {
         return Err(GraphError::throttled(retry_after_secs, service_unavailable));
     }
-    let writer = writing.writer.as_mut().ok_or_else(|| {
-        GraphError::new(
+    if writing.blob.is_some() {
+        return Err(GraphError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
             "invalidRange",
             "Every byte of the file has been received.",
         )
-        .inner("fragmentOverlap")
-    })?;
+        .inner("fragmentOverlap"));
+    }
+    if writing.writer.is_none() {
+        writing.writer = Some(sim.blobs.writer().await.map_err(internal)?);
+    }
+    let writer = writing.writer.as_mut().expect("just made");
     take_fragment(writer, body, length).await?;
     if entry.cancelled.load(Ordering::Relaxed) {
         return Err(session_not_found());
@@ -443,14 +444,8 @@ async fn put_fragment(
         }
         return Ok((StatusCode::ACCEPTED, Json(entry.status())).into_response());
     }
-    let writer = writing.writer.take().expect("checked above");
-    let blob = sim.blobs.finish(writer).await.map_err(|e| {
-        GraphError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "generalException",
-            e.to_string(),
-        )
-    })?;
+    let writer = writing.writer.take().expect("made above");
+    let blob = sim.blobs.finish(writer).await.map_err(internal)?;
     writing.blob = Some(blob.clone());
     drop(writing);
     if entry.spec.defer_commit {

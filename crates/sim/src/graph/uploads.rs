@@ -371,6 +371,6 @@ pub(super) async fn create_session(
         app: caller.token.app,
         expire_after_bytes: sim.faults.take_upload(&d.id, &name),
     };
-    let (url, expires) = sim.uploads.create(sim, spec).await.map_err(internal)?;
+    let (url, expires) = sim.uploads.create(sim, spec);
     Ok((StatusCode::OK, rate, Json(session_json(sim, &url, expires))).into_response())
 }
