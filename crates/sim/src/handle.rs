@@ -121,9 +121,7 @@ impl DriveHandle {
     pub fn new(sim: &SharedSim, id: &str) -> Result<Self, SimError> {
         let drive = sim
             .tenant
-            .drives
-            .iter()
-            .position(|d| d.id == id)
+            .drive_position(id)
             .ok_or_else(|| SimError::NoSuchDrive(id.to_owned()))?;
         Ok(Self {
             sim: sim.clone(),

@@ -185,6 +185,14 @@ async fn subsites(
 }
 
 /// A site's default document library (its first).
+fn default_library(sim: &SharedSim, site: SiteRef, id: &str) -> Result<usize, GraphError> {
+    sim.tenant
+        .site_drives(site)
+        .first()
+        .copied()
+        .ok_or_else(|| GraphError::not_found(id))
+}
+
 async fn site_drive(
     State(sim): State<SharedSim>,
     caller: Caller,
@@ -193,12 +201,7 @@ async fn site_drive(
     let rate = charge(&sim, &caller, Cost::Single).await?;
     let site = find_site(&sim, &id)?;
     caller.may_read_site(&sim, site)?;
-    let d = sim
-        .tenant
-        .site_drives(site)
-        .first()
-        .copied()
-        .ok_or_else(|| GraphError::not_found(&id))?;
+    let d = default_library(&sim, site, &id)?;
     Ok(json_response(rate, drive_json(&sim, &sim.tenant.drives[d])))
 }
 
@@ -230,11 +233,6 @@ async fn group_drive(
 ) -> Result<Response, GraphError> {
     let rate = charge(&sim, &caller, Cost::Single).await?;
     let site = group_site_ref(&sim, &caller, &id)?;
-    let d = sim
-        .tenant
-        .site_drives(site)
-        .first()
-        .copied()
-        .ok_or_else(|| GraphError::not_found(&id))?;
+    let d = default_library(&sim, site, &id)?;
     Ok(json_response(rate, drive_json(&sim, &sim.tenant.drives[d])))
 }

@@ -107,6 +107,18 @@ fn decoded_path(url: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A site added after the first ones: a sub-site or a group's team site.
+struct NewSite {
+    /// The site collection it belongs to (a sub-site's parent's); a new one when absent.
+    collection: Option<String>,
+    name: String,
+    display_name: String,
+    description: String,
+    web_url: String,
+    owners: Vec<usize>,
+    members: Vec<usize>,
+}
+
 fn upns(indexes: &[usize], domain: &str, generated: usize) -> Vec<String> {
     indexes
         .iter()
@@ -415,32 +427,29 @@ impl Tenant {
     }
 
     /// A site (a sub-site, a group's team site) with its libraries, drawn from `rng`.
-    #[allow(clippy::too_many_arguments)]
     fn add_site(
         &mut self,
         rng: &mut ChaCha8Rng,
-        collection: Option<&str>,
-        name: String,
-        display_name: String,
-        description: String,
-        web_url: String,
-        people: (Vec<usize>, Vec<usize>),
+        new: NewSite,
         spec: &TenantSpec,
         libraries: &mut Vec<(usize, DateTime<Utc>)>,
     ) -> usize {
         let created = self.created + Duration::seconds(rng.gen_range(0..365 * 86_400));
-        let host = web_url
+        let host = new
+            .web_url
             .split("://")
             .nth(1)
             .and_then(|r| r.split('/').next())
             .unwrap_or_default()
             .to_owned();
         let web = random_uuid(rng);
-        let collection = collection.map_or_else(|| random_uuid(rng).to_string(), str::to_owned);
+        let collection = new
+            .collection
+            .unwrap_or_else(|| random_uuid(rng).to_string());
         let s = self.sites.len();
         let drives = (1..=spec.libraries_per_site)
             .map(|l| {
-                let d = self.add_library(rng, s, &web_url, l);
+                let d = self.add_library(rng, s, &new.web_url, l);
                 libraries.push((d, created));
                 d
             })
@@ -449,14 +458,14 @@ impl Tenant {
         self.site_index.insert(id.to_lowercase(), SiteRef::Team(s));
         self.sites.push(Site {
             id,
-            name,
-            display_name,
-            description,
-            web_url,
+            name: new.name,
+            display_name: new.display_name,
+            description: new.description,
+            web_url: new.web_url,
             created,
             drives,
-            owners: people.0,
-            members: people.1,
+            owners: new.owners,
+            members: new.members,
             admins: Vec::new(),
             parent: None,
             subsites: Vec::new(),
@@ -498,24 +507,16 @@ impl Tenant {
     ) -> usize {
         let p = &self.sites[parent];
         let segment = title.to_lowercase().replace(' ', "-");
-        let collection = p.id.split(',').nth(1).unwrap_or_default().to_owned();
-        let (url, display) = (
-            format!("{}/{segment}", p.web_url),
-            format!("{} – {title}", p.display_name),
-        );
-        let people = (p.owners.clone(), p.members.clone());
-        let description = format!("Sub-site {title} of {}", p.display_name);
-        let s = self.add_site(
-            rng,
-            Some(&collection),
-            segment,
-            display,
-            description,
-            url,
-            people,
-            spec,
-            libraries,
-        );
+        let new = NewSite {
+            collection: p.id.split(',').nth(1).map(str::to_owned),
+            web_url: format!("{}/{segment}", p.web_url),
+            name: segment,
+            display_name: format!("{} – {title}", p.display_name),
+            description: format!("Sub-site {title} of {}", p.display_name),
+            owners: p.owners.clone(),
+            members: p.members.clone(),
+        };
+        let s = self.add_site(rng, new, spec, libraries);
         self.sites[s].parent = Some(parent);
         self.sites[parent].subsites.push(s);
         s
@@ -535,24 +536,16 @@ impl Tenant {
             "{}.sharepoint.com",
             self.domain.split('.').next().unwrap_or("contoso")
         );
-        let url = format!("https://{host}/sites/{}", g.mail_nickname);
-        let people = (
-            g.members.iter().take(1).copied().collect(),
-            g.members.clone(),
-        );
-        let (name, display) = (g.mail_nickname.clone(), g.display_name.clone());
-        let description = format!("Team site of the group {display}");
-        let s = self.add_site(
-            rng,
-            None,
-            name,
-            display,
-            description,
-            url,
-            people,
-            spec,
-            libraries,
-        );
+        let new = NewSite {
+            collection: None,
+            web_url: format!("https://{host}/sites/{}", g.mail_nickname),
+            name: g.mail_nickname.clone(),
+            display_name: g.display_name.clone(),
+            description: format!("Team site of the group {}", g.display_name),
+            owners: g.members.iter().take(1).copied().collect(),
+            members: g.members.clone(),
+        };
+        let s = self.add_site(rng, new, spec, libraries);
         self.sites[s].group = Some(group);
         self.groups[group].site = Some(s);
     }

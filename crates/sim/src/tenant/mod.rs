@@ -249,7 +249,12 @@ impl Tenant {
 
     /// A drive by id, its owner removed or not.
     pub fn drive_any(&self, id: &str) -> Option<&Drive> {
-        self.drive_index.get(id).map(|&i| &self.drives[i])
+        self.drive_position(id).map(|i| &self.drives[i])
+    }
+
+    /// Where a drive is in [`Tenant::drives`].
+    pub fn drive_position(&self, id: &str) -> Option<usize> {
+        self.drive_index.get(id).copied()
     }
 
     /// The site a drive belongs to.
