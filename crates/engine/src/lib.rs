@@ -2,6 +2,8 @@
 //! SharePoint document library of an organization with delta queries and streams every file's
 //! content through the account pool, hashing and counting it (storage is the next step).
 
+pub mod backup;
+pub mod discovery;
 pub mod pool_builder;
 pub mod probe;
 pub mod scheduler;

@@ -17,21 +17,9 @@ use m365backup_m365::pool::{AccessReport, AccountPool, AccountReport, PoolError}
 use m365backup_m365::M365Error;
 use quickxorhash::QuickXorHash;
 use serde::Deserialize;
+
+use crate::discovery::{self, Site};
 use sha2::{Digest, Sha256};
-
-#[derive(Deserialize)]
-struct Page<T> {
-    value: Vec<T>,
-    #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
-    #[serde(rename = "@odata.deltaLink")]
-    delta_link: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct IdOnly {
-    id: String,
-}
 
 #[derive(Deserialize, Default)]
 struct Hashes {
@@ -112,96 +100,34 @@ impl Default for ProbeOptions {
     }
 }
 
-/// Every item of a collection through the pool, following `@odata.nextLink`.
-async fn all<T: serde::de::DeserializeOwned>(
-    pool: &AccountPool,
-    first: &str,
-    as_organization: bool,
-) -> Result<Vec<T>, PoolError> {
-    let mut items = Vec::new();
-    let mut next = Some(first.to_owned());
-    while let Some(url) = next {
-        let page: Page<T> = if as_organization {
-            pool.get_json_as_organization(&url).await?
-        } else {
-            pool.get_json(&url).await?
-        };
-        items.extend(page.value);
-        next = page.next_link;
-    }
-    Ok(items)
-}
-
-/// A drive or site nobody may read is reported, not an error.
-fn readable<T>(result: Result<T, PoolError>) -> Result<Option<T>, PoolError> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(PoolError::AccessDenied(_)) => Ok(None),
-        Err(PoolError::M365(e)) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The drives of sites, each drive's access tied to its site's.
-async fn drives_of(
-    pool: &AccountPool,
-    sites: Vec<String>,
-    concurrency: usize,
-) -> Result<Vec<String>, PoolError> {
-    let drives: Vec<Option<Vec<IdOnly>>> = stream::iter(sites)
-        .map(|s| async move {
-            let drives = readable(all::<IdOnly>(pool, &format!("/sites/{s}/drives"), false).await)?;
-            for d in drives.iter().flatten() {
-                pool.same_access(&format!("drives/{}", d.id), &format!("sites/{s}"));
-            }
-            Ok::<_, PoolError>(drives)
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    Ok(drives
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|d| d.id)
-        .collect())
-}
-
-/// Ids of every OneDrive and document library of the tenant.
+/// Ids of every OneDrive and document library of the tenant: the libraries of every site
+/// `getAllSites` lists (personal sites included) with application permissions; without them,
+/// the users' OneDrives and the libraries of the sites a search finds.
 async fn drive_ids(pool: &AccountPool, concurrency: usize) -> Result<Vec<String>, PoolError> {
-    match all::<IdOnly>(pool, "/sites/getAllSites?$top=999", true).await {
-        Ok(sites) => {
-            return drives_of(pool, sites.into_iter().map(|s| s.id).collect(), concurrency).await
-        }
-        // No application permissions (or no working organization credentials): find drives as
-        // the backup accounts can.
-        Err(PoolError::AccessDenied(_) | PoolError::NoUsableAccount(_)) => {}
-        Err(PoolError::M365(e)) if e.is_access_denied() => {}
+    let app_sites = match discovery::all::<Site>(pool, "/sites/getAllSites?$top=999", true).await {
+        Ok(sites) => Some(sites),
+        Err(PoolError::AccessDenied(_) | PoolError::NoUsableAccount(_)) => None,
+        Err(PoolError::M365(e)) if e.is_access_denied() => None,
         Err(e) => return Err(e),
-    }
-    let users: Vec<IdOnly> = all(pool, "/users?$top=999", false).await?;
-    let onedrives: Vec<Option<String>> = stream::iter(users)
-        .map(|u| async move {
-            let drive = readable(
-                pool.get_json::<IdOnly>(&format!("/users/{}/drive", u.id))
-                    .await,
-            )?;
-            if let Some(d) = &drive {
-                pool.same_access(&format!("drives/{}", d.id), &format!("users/{}", u.id));
-            }
-            // A user without a OneDrive (no licence) is not an error either.
-            Ok::<_, PoolError>(drive.map(|d| d.id))
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    let sites: Vec<IdOnly> = all(pool, "/sites?search=*", false).await?;
-    let mut ids: Vec<String> = onedrives.into_iter().flatten().collect();
-    ids.extend(drives_of(pool, sites.into_iter().map(|s| s.id).collect(), concurrency).await?);
+    };
+    let (mut ids, sites) = match app_sites {
+        Some(sites) => (Vec::new(), sites),
+        None => {
+            let users = discovery::users(pool).await?;
+            let onedrives = discovery::onedrives(pool, users, concurrency).await?;
+            let sites = discovery::all::<Site>(pool, "/sites?search=*", false).await?;
+            (onedrives.into_iter().map(|(_, d)| d.id).collect(), sites)
+        }
+    };
+    let libraries = discovery::libraries_of(
+        pool,
+        sites.into_iter().map(|s| (s, ())).collect(),
+        concurrency,
+    )
+    .await?;
+    ids.extend(libraries.into_iter().map(|(_, _, d)| d.id));
+    ids.sort();
+    ids.dedup();
     Ok(ids)
 }
 
@@ -224,7 +150,7 @@ async fn enumerate(
     let mut next = Some(first.clone());
     let mut resyncs = 0;
     while let Some(url) = next {
-        let page: Page<DriveItem> = match pool.get_json(&url).await {
+        let page: discovery::Page<DriveItem> = match pool.get_json(&url).await {
             Ok(page) => page,
             Err(PoolError::M365(M365Error::ResyncRequired { location, .. })) if resyncs < 3 => {
                 // The round is void: start again where Graph says.
@@ -233,7 +159,7 @@ async fn enumerate(
                 next = Some(location.unwrap_or_else(|| first.clone()));
                 continue;
             }
-            Err(e) => return readable::<()>(Err(e)).map(|_| None),
+            Err(e) => return discovery::readable::<()>(Err(e)).map(|_| None),
         };
         for item in page.value {
             progress.items.fetch_add(1, Ordering::Relaxed);

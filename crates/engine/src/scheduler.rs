@@ -121,6 +121,20 @@ impl SessionLog {
         Ok(self.store.update_session(&s).await?)
     }
 
+    /// Saves progress, statistics and the live `details` line (what a progress bar shows).
+    pub async fn live(
+        &self,
+        progress: u8,
+        statistics: SessionStatistics,
+        details: String,
+    ) -> CoreResult<()> {
+        let mut s = self.session.lock().await;
+        s.progress = progress.min(100);
+        s.statistics = statistics;
+        s.details = details;
+        Ok(self.store.update_session(&s).await?)
+    }
+
     async fn snapshot(&self) -> JobSession {
         self.session.lock().await.clone()
     }
@@ -360,8 +374,10 @@ impl Scheduler {
             outcome.status,
             SessionStatus::Failed | SessionStatus::Warning
         ) && !outcome.failed_objects.is_empty();
+        // Retries belong to scheduled jobs; a manual job is run again by hand.
         let retry = (failed
             && enabled
+            && schedule.is_scheduled()
             && schedule.retry_enabled
             && schedule.retry_number > session.retry_count)
             .then(|| PendingRetry {

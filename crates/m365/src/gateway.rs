@@ -223,7 +223,11 @@ impl TenantGateway for M365Gateway {
                 continue;
             };
             if !site.is_personal {
-                let children = client.subsites(&graph.id).await.map_err(gateway_error)?;
+                let children = match client.subsites(&graph.id).await {
+                    // A site that cannot have sub-sites refuses the question.
+                    Err(M365Error::Graph { status: 400, .. }) => Vec::new(),
+                    other => other.map_err(gateway_error)?,
+                };
                 let id = site.id();
                 pending.extend(children.into_iter().map(|c| (c, Some(id.clone()))));
             }

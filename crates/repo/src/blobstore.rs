@@ -30,8 +30,10 @@ use crate::ids::{BlobId, BlobKind, IndexId};
 const UPLOAD_SLOTS: usize = 2;
 /// Written packs listed per index file (more at a flush).
 const PACKS_PER_INDEX: usize = 8;
-/// Ids looked up in the catalog per query.
-const LOOKUP_BATCH: usize = 64;
+/// Ids looked up in the catalog per query (at most this many chunks wait for their answer).
+const LOOKUP_BATCH: usize = 8;
+/// Room for the blob that closes a pack and its header, so a pack never reallocates.
+const PACK_SLACK: usize = 5 * 1024 * 1024 + 1024 * 1024;
 
 /// What storing some content cost, added up per writer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -67,6 +69,30 @@ struct PackState {
     uploads: Vec<Upload>,
     /// Packs written but not yet in an index file.
     written: Vec<IndexedPack>,
+    /// Blobs recently moved from in flight to the catalog. A writer that looked a blob up just
+    /// before it got there must still not store it again: it finds it here.
+    settled: std::collections::HashSet<BlobId>,
+    settled_order: std::collections::VecDeque<BlobId>,
+}
+
+/// How many recently settled blobs are remembered (far more than the pipeline holds).
+const SETTLED_KEPT: usize = 65_536;
+
+impl PackState {
+    fn has(&self, id: &BlobId) -> bool {
+        self.in_flight.contains_key(id) || self.settled.contains(id)
+    }
+
+    fn settle(&mut self, id: BlobId) {
+        if self.in_flight.remove(&id).is_some() && self.settled.insert(id) {
+            self.settled_order.push_back(id);
+            if self.settled_order.len() > SETTLED_KEPT {
+                if let Some(old) = self.settled_order.pop_front() {
+                    self.settled.remove(&old);
+                }
+            }
+        }
+    }
 }
 
 pub(crate) struct BlobStore {
@@ -125,7 +151,7 @@ impl BlobStore {
     async fn known(&self, ids: &[BlobId], refs: &mut InFlightRefs) -> RepoResult<Vec<bool>> {
         let mut known: Vec<bool> = {
             let st = self.lock();
-            ids.iter().map(|id| st.in_flight.contains_key(id)).collect()
+            ids.iter().map(|id| st.has(id)).collect()
         };
         for (id, _) in ids.iter().zip(&known).filter(|(_, k)| **k) {
             refs.0.insert(*id);
@@ -259,8 +285,9 @@ impl BlobStore {
         Ok(id)
     }
 
-    /// Appends an encoded blob to the open pack of its kind (unless it is already in flight);
-    /// writes the pack once full. `false` when the blob was already there.
+    /// Appends an encoded blob to the open pack of its kind unless the repository got it
+    /// meanwhile (in flight, or just settled); writes the pack once full. `false` when the blob
+    /// was already there.
     pub async fn append(
         &self,
         kind: BlobKind,
@@ -268,9 +295,31 @@ impl BlobStore {
         stored: &[u8],
         plain_len: u32,
     ) -> RepoResult<bool> {
+        self.append_inner(kind, id, stored, plain_len, true).await
+    }
+
+    /// Appends a copy of a blob the catalog already knows (prune moving it to a new pack).
+    pub async fn append_copy(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        stored: &[u8],
+        plain_len: u32,
+    ) -> RepoResult<bool> {
+        self.append_inner(kind, id, stored, plain_len, false).await
+    }
+
+    async fn append_inner(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        stored: &[u8],
+        plain_len: u32,
+        skip_settled: bool,
+    ) -> RepoResult<bool> {
         let full = {
             let mut st = self.lock();
-            if st.in_flight.contains_key(&id) {
+            if st.in_flight.contains_key(&id) || (skip_settled && st.settled.contains(&id)) {
                 return Ok(false);
             }
             st.in_flight.insert(id, kind);
@@ -279,7 +328,7 @@ impl BlobStore {
                 BlobKind::Data => &mut st.data,
                 BlobKind::Tree => &mut st.tree,
             };
-            let builder = slot.get_or_insert_with(|| PackBuilder::new(pack_size + pack_size / 8));
+            let builder = slot.get_or_insert_with(|| PackBuilder::new(pack_size + PACK_SLACK));
             builder.append(kind, id, stored, plain_len);
             if builder.len() >= pack_size {
                 slot.take()
@@ -394,7 +443,7 @@ impl BlobStore {
         let mut st = self.lock();
         for pack in &packs {
             for b in &pack.blobs {
-                st.in_flight.remove(&b.id);
+                st.settle(b.id);
             }
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! repository key. Bytes are gathered until a cut point can be decided (`max_size` buffered, or
 //! the end of the stream), so memory stays within a few chunks whatever the file size.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use fastcdc::v2020::{cut_gear, get_gear_with_seed, select_masks, Normalization};
 use futures::{Stream, StreamExt};
 
@@ -74,7 +74,10 @@ impl Chunker {
                 loop {
                     if st.buf.len() >= chunker.max || (st.eof && !st.buf.is_empty()) {
                         let n = chunker.cut(&st.buf);
-                        let chunk = st.buf.split_to(n).freeze();
+                        // A chunk of its own, not a view of the buffer: the buffer's memory is
+                        // reused at once instead of living as long as any chunk cut from it.
+                        let chunk = Bytes::copy_from_slice(&st.buf[..n]);
+                        st.buf.advance(n);
                         return Some((Ok(chunk), st));
                     }
                     if st.eof {

@@ -120,13 +120,41 @@ impl Keys {
         id: &BlobId,
         stored: &[u8],
     ) -> Result<Vec<u8>, String> {
-        let payload = self
-            .open(&blob_aad(kind, id), stored)
-            .ok_or("authentication tag does not verify")?;
-        let (flag, body) = payload.split_first().ok_or("empty payload")?;
-        let plain = match flag {
-            0 => body.to_vec(),
-            1 => zstd::stream::decode_all(body).map_err(|e| format!("zstd: {e}"))?,
+        self.decode_blob_bytes(kind, id, bytes::Bytes::copy_from_slice(stored))
+            .map(|b| b.to_vec())
+    }
+
+    /// [`Keys::decode_blob`] decrypting in place: no copy of the content when `stored` is the
+    /// only reference to its bytes (as a freshly read blob is).
+    pub fn decode_blob_bytes(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        stored: bytes::Bytes,
+    ) -> Result<bytes::Bytes, String> {
+        let n = stored.len();
+        if n < SEAL_OVERHEAD + 1 {
+            return Err("too short to be a sealed blob".into());
+        }
+        let mut buf = stored
+            .try_into_mut()
+            .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
+        let nonce = *XNonce::from_slice(&buf[..NONCE_LEN]);
+        let tag = *chacha20poly1305::Tag::from_slice(&buf[n - TAG_LEN..]);
+        self.cipher
+            .decrypt_in_place_detached(
+                &nonce,
+                &blob_aad(kind, id),
+                &mut buf[NONCE_LEN..n - TAG_LEN],
+                &tag,
+            )
+            .map_err(|_| "authentication tag does not verify".to_string())?;
+        let payload = buf.freeze().slice(NONCE_LEN..n - TAG_LEN);
+        let plain = match payload[0] {
+            0 => payload.slice(1..),
+            1 => zstd::stream::decode_all(&payload[1..])
+                .map_err(|e| format!("zstd: {e}"))?
+                .into(),
             other => return Err(format!("unknown compression flag {other}")),
         };
         if self.blob_id(&plain) != *id {

@@ -21,6 +21,7 @@ pub mod error;
 pub mod format;
 pub mod ids;
 pub mod lock;
+pub mod memory;
 pub mod progress;
 pub mod prune;
 mod reader;

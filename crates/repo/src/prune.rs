@@ -228,7 +228,7 @@ impl Repository {
                     })?;
                 self.inner
                     .blobs
-                    .append(b.kind, b.id, stored, b.plain_length)
+                    .append_copy(b.kind, b.id, stored, b.plain_length)
                     .await?;
             }
             progress.advance(1);

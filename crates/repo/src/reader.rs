@@ -10,7 +10,6 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{RepoError, RepoResult};
 use crate::format::item::Content;
-use crate::format::pack_key;
 use crate::ids::{BlobId, BlobKind};
 use crate::repository::Repository;
 
@@ -79,25 +78,7 @@ impl Repository {
                 let this = this.clone();
                 async move {
                     let location = location.ok_or(RepoError::UnknownBlob(id))?;
-                    let stored = this
-                        .inner
-                        .backend
-                        .get_range(
-                            &pack_key(&location.pack),
-                            location.offset..location.offset + location.length as u64,
-                        )
-                        .await?;
-                    let keys = this.inner.keys.clone();
-                    let plain = tokio::task::spawn_blocking(move || {
-                        keys.decode_blob(BlobKind::Data, &id, &stored)
-                    })
-                    .await
-                    .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
-                    .map_err(|reason| RepoError::DamagedBlob {
-                        blob: id,
-                        pack: location.pack,
-                        reason,
-                    })?;
+                    let plain = this.fetch_blob(BlobKind::Data, id, &location).await?;
                     if plain.len() != plain_len as usize {
                         return Err(RepoError::DamagedBlob {
                             blob: id,
@@ -108,7 +89,7 @@ impl Repository {
                             ),
                         });
                     }
-                    Ok(Bytes::from(plain).slice(slice))
+                    Ok(plain.slice(slice))
                 }
             })
             .try_buffered(READ_AHEAD);

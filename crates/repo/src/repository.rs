@@ -244,6 +244,18 @@ impl Repository {
         id: BlobId,
         location: &BlobLocation,
     ) -> RepoResult<Vec<u8>> {
+        self.fetch_blob(kind, id, location)
+            .await
+            .map(|b| b.to_vec())
+    }
+
+    /// Reads one blob's stored bytes and verifies them (tag, then id) off the async threads.
+    pub(crate) async fn fetch_blob(
+        &self,
+        kind: BlobKind,
+        id: BlobId,
+        location: &BlobLocation,
+    ) -> RepoResult<Bytes> {
         let stored = self
             .inner
             .backend
@@ -254,7 +266,7 @@ impl Repository {
             .await?;
         let keys = self.inner.keys.clone();
         let pack = location.pack;
-        tokio::task::spawn_blocking(move || keys.decode_blob(kind, &id, &stored))
+        tokio::task::spawn_blocking(move || keys.decode_blob_bytes(kind, &id, stored))
             .await
             .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
             .map_err(|reason| RepoError::DamagedBlob {

@@ -48,6 +48,32 @@ fn find_program(env: &str, cached: PathBuf, name: &str) -> PathBuf {
     panic!("{name} is not installed: run scripts/test, which installs it (or set {env})");
 }
 
+/// Folders of the shared servers, removed when the test process exits (statics are never
+/// dropped, so their `TempDir`s would otherwise stay behind).
+static REMOVE_AT_EXIT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn remove_server_folders() {
+    if let Ok(dirs) = REMOVE_AT_EXIT.lock() {
+        for dir in dirs.iter() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A new temporary folder that lives until the process exits.
+fn folder_until_exit() -> PathBuf {
+    let path = tempfile::tempdir().expect("temp dir").keep();
+    let mut dirs = REMOVE_AT_EXIT.lock().expect("folder list");
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function with no arguments, run once at exit.
+        unsafe {
+            libc::atexit(remove_server_folders);
+        }
+    }
+    dirs.push(path.clone());
+    path
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -92,7 +118,7 @@ fn wait_for_port(port: u16, what: &str) {
 /// An s3s-fs process serving a temporary folder.
 pub struct S3Server {
     pub endpoint: String,
-    root: tempfile::TempDir,
+    root: PathBuf,
     _child: Child,
 }
 
@@ -106,13 +132,13 @@ impl S3Server {
                 home().join(".cargo/bin/s3s-fs"),
                 "s3s-fs",
             );
-            let root = tempfile::tempdir().expect("temp dir");
+            let root = folder_until_exit();
             let port = free_port();
             let mut command = Command::new(program);
             command
                 .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                 .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
-                .arg(root.path())
+                .arg(&root)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             let child = spawn_for_process_lifetime(command);
@@ -127,12 +153,17 @@ impl S3Server {
 
     /// A bucket is a folder of s3s-fs's root.
     pub fn create_bucket(&self, name: &str) {
-        std::fs::create_dir_all(self.root.path().join(name)).expect("bucket folder");
+        std::fs::create_dir_all(self.root.join(name)).expect("bucket folder");
+    }
+
+    /// Removes a bucket and everything in it.
+    pub fn remove_bucket(&self, name: &str) {
+        let _ = std::fs::remove_dir_all(self.root.join(name));
     }
 
     /// Where the server keeps an object (to damage it in tests).
     pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
-        self.root.path().join(bucket).join(key)
+        self.root.join(bucket).join(key)
     }
 
     pub fn location(&self, bucket: &str, prefix: &str) -> Location {
@@ -152,7 +183,6 @@ impl S3Server {
 /// An Azurite (blob service) process with its data in a temporary folder.
 pub struct Azurite {
     pub port: u16,
-    _dir: tempfile::TempDir,
     _child: Child,
 }
 
@@ -165,13 +195,13 @@ impl Azurite {
                 home().join(".cache/m365backup-test-tools/node_modules/.bin/azurite-blob"),
                 "azurite-blob",
             );
-            let dir = tempfile::tempdir().expect("temp dir");
+            let dir = folder_until_exit();
             let port = free_port();
             let mut command = Command::new(program);
             command
                 .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
                 .arg("--location")
-                .arg(dir.path())
+                .arg(&dir)
                 .args(["--skipApiVersionCheck", "--loose", "--silent"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -179,7 +209,6 @@ impl Azurite {
             wait_for_port(port, "Azurite");
             Azurite {
                 port,
-                _dir: dir,
                 _child: child,
             }
         })

@@ -94,6 +94,9 @@ pub struct ServeArgs {
     /// system's time zone].
     #[arg(long, env = "M365BACKUP_TIME_ZONE")]
     pub time_zone: Option<String>,
+    /// Job runs at once on this node [default: 4].
+    #[arg(long, env = "M365BACKUP_MAX_CONCURRENT_JOBS")]
+    pub max_concurrent_jobs: Option<usize>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -135,6 +138,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     time_zone: Option<String>,
+    max_concurrent_jobs: Option<usize>,
     log_format: Option<LogFormat>,
 }
 
@@ -154,6 +158,10 @@ pub struct Settings {
     pub allowed_endpoints: Vec<String>,
     /// Time zone of job schedules' daily times.
     pub time_zone: chrono_tz::Tz,
+    /// How the job scheduler claims and watches runs.
+    pub scheduler: m365backup_engine::scheduler::SchedulerConfig,
+    /// How much a backup run does at once.
+    pub engine: m365backup_engine::backup::EngineConfig,
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub log_format: LogFormat,
@@ -338,6 +346,15 @@ impl Settings {
             connections,
             allowed_endpoints,
             time_zone,
+            scheduler: m365backup_engine::scheduler::SchedulerConfig {
+                max_concurrent_runs: serve
+                    .max_concurrent_jobs
+                    .or(file.max_concurrent_jobs)
+                    .unwrap_or(4)
+                    .max(1),
+                ..Default::default()
+            },
+            engine: Default::default(),
             listen: serve
                 .listen
                 .or(file.listen)

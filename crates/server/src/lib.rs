@@ -4,6 +4,7 @@ pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod fsutil;
+pub mod job_cli;
 pub mod listener;
 pub mod logging;
 pub mod probe;

@@ -30,10 +30,17 @@ enum Command {
     /// Manage backup repositories: list, create, check, prune, rebuild-catalog, recovery-password.
     #[command(subcommand)]
     Repository(m365backup::repository_cli::RepositoryCommand),
+    /// Backup jobs: list, start (and follow with --wait).
+    #[command(subcommand)]
+    Job(m365backup::job_cli::JobCommand),
+    /// Job sessions: show one, with its log.
+    #[command(subcommand)]
+    Session(m365backup::job_cli::SessionCommand),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    m365backup_repo::memory::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(serve) => {
@@ -52,6 +59,16 @@ async fn main() -> anyhow::Result<()> {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
             m365backup::logging::init(settings.log_format);
             m365backup::repository_cli::run(command, &settings).await
+        }
+        Command::Job(command) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::job_cli::run_job(command, &settings).await
+        }
+        Command::Session(command) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::job_cli::run_session(command, &settings).await
         }
         Command::Admin(command) => {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;

@@ -31,7 +31,7 @@ pub enum RepositoryCommand {
     /// Add a repository (a local folder, S3-compatible storage or Azure Blob Storage), or attach
     /// the one already there. Secrets come from the environment: M365BACKUP_REPOSITORY_PASSWORD
     /// (random when unset), M365BACKUP_S3_SECRET_ACCESS_KEY, M365BACKUP_AZURE_ACCOUNT_KEY.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Verify a repository: indexes, packs, restore points; with --read-data[-subset], content.
     Check {
         /// Name or id.

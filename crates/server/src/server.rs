@@ -14,6 +14,8 @@ use m365backup_core::jobs::service::JobService;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
 use m365backup_core::Secret;
+use m365backup_engine::backup::BackupEngine;
+use m365backup_engine::scheduler::Scheduler;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
@@ -32,8 +34,13 @@ pub struct RunningServer {
     /// Backup repositories, and this node as a proxy.
     pub repositories: Arc<m365backup_repo::registry::RepositoryService>,
     node: crate::repositories::RepositoryNode,
+    /// Backup jobs and their sessions.
+    pub jobs: Arc<JobService>,
     /// The simulated tenant of `serve --demo`.
     pub demo: Option<m365sim::RunningSim>,
+    /// Stops the job scheduler; running sessions end `Stopped`.
+    scheduler_stop: tokio_util::sync::CancellationToken,
+    scheduling: JoinHandle<()>,
     handle: Handle,
     serving: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
@@ -42,6 +49,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and returns.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        // Running backups stop first and record themselves, while the store is still open.
+        self.scheduler_stop.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.scheduling)
+            .await
+            .is_err()
+        {
+            tracing::warn!("job runs did not stop in time");
+        }
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         self.housekeeping.abort();
         self.node.stop();
@@ -129,18 +144,34 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         backup_accounts,
     } = Services::build(&service_settings, store.clone())?;
     let node = crate::repositories::start_node(settings, &parts).await?;
-    let jobs = Arc::new(JobService::new(
+    let jobs = crate::services::job_service(
+        settings,
         store.clone(),
         directory.clone(),
-        Arc::new(crate::repositories::Registry(node.service.clone())),
-        settings.time_zone,
+        node.service.clone(),
+    );
+    let engine = Arc::new(BackupEngine::new(
+        store.clone(),
+        organizations.clone(),
+        backup_accounts.clone(),
+        node.service.clone(),
+        settings.engine.clone(),
     ));
+    let scheduler = Scheduler::new(
+        store.clone(),
+        jobs.clone(),
+        engine,
+        node.service.proxy_id(),
+        settings.scheduler.clone(),
+    );
+    let scheduler_stop = scheduler.shutdown_token();
+    let scheduling = scheduler.spawn();
     let state = AppState {
         auth: auth.clone(),
         organizations: organizations.clone(),
         directory,
         backup_accounts: backup_accounts.clone(),
-        jobs,
+        jobs: jobs.clone(),
         proxy_id: node.service.proxy_id(),
         repositories: node.service.clone(),
         proxies: node.proxies.clone(),
@@ -187,7 +218,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         backup_accounts,
         repositories: node.service.clone(),
         node,
+        jobs,
         demo,
+        scheduler_stop,
+        scheduling,
         handle,
         serving,
         housekeeping,

@@ -6,6 +6,7 @@ use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory::TenantGateway;
 use m365backup_core::directory_service::DirectoryService;
 use m365backup_core::endpoint_policy::EndpointPolicy;
+use m365backup_core::jobs::service::JobService;
 use m365backup_core::organization_service::OrganizationService;
 use m365backup_core::store::Store;
 use m365backup_m365::gateway::M365Gateway;
@@ -16,6 +17,21 @@ pub struct Services {
     pub organizations: Arc<OrganizationService>,
     pub directory: Arc<DirectoryService>,
     pub backup_accounts: Arc<BackupAccountService>,
+}
+
+/// The job service over this store, with the repositories jobs may name.
+pub fn job_service(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    directory: Arc<DirectoryService>,
+    repositories: Arc<m365backup_repo::registry::RepositoryService>,
+) -> Arc<JobService> {
+    Arc::new(JobService::new(
+        store,
+        directory,
+        Arc::new(crate::repositories::Registry(repositories)),
+        settings.time_zone,
+    ))
 }
 
 impl Services {

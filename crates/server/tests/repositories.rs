@@ -42,6 +42,19 @@ async fn post(s: &TestServer, path: &str, token: &str, body: Value) -> reqwest::
     send(s, reqwest::Method::POST, path, token, Some(body)).await
 }
 
+/// `POST /v5/BackupRepositories/{id}/Action`, asserting 200; the answer.
+async fn action(s: &TestServer, token: &str, id: impl std::fmt::Display, body: Value) -> Value {
+    let r = post(
+        s,
+        &format!("/v5/BackupRepositories/{id}/Action"),
+        token,
+        body,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    json(r).await
+}
+
 async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
     let mut s = TestServer::start(backend).await;
     let token = s.admin_token().await;
@@ -55,7 +68,7 @@ async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
     assert_eq!(p["type"], "Local");
     assert_eq!(p["port"], s.addr.port());
     assert_eq!(p["enableNetworkThrottling"], false);
-    assert!(p["hostName"].as_str().unwrap().len() > 0);
+    assert!(!p["hostName"].as_str().unwrap().is_empty());
     assert!(p["_links"]["repositories"]["href"]
         .as_str()
         .unwrap()
@@ -66,7 +79,7 @@ async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
     assert_eq!(repos.len(), 1);
     let r = &repos[0];
     assert_eq!(r["name"], "Default Backup Repository");
-    assert_eq!(r["description"].as_str().is_some(), true);
+    assert!(r["description"].as_str().is_some());
     let expected_path = s.data_dir.path().join("repository");
     assert_eq!(r["path"], expected_path.display().to_string());
     assert!(
@@ -264,6 +277,10 @@ async fn bad_repository_input_is_refused_and_changes_nothing(backend: Backend) {
         (json!({"path": folder}), "name"),
         (json!({"name": "A"}), "path or objectStorage"),
         (json!({"name": "A", "path": "relative/folder"}), "absolute"),
+        (
+            json!({"name": "A", "path": "/proc/m365backup/x"}),
+            "cannot create the folder",
+        ),
         (
             json!({"name": "A", "path": folder, "objectStorage": {"type": "S3Compatible"}}),
             "either",
@@ -468,16 +485,7 @@ async fn object_storage_repository_on_an_s3_server(backend: Backend) {
         .unwrap();
     write_files(&repo, "org-1", "drive-s3", 1, &[("a", 300_000)]).await;
     assert!(server.object_path(&bucket, "m365/backups/config").exists());
-    let check = json(
-        post(
-            &s,
-            &format!("/v5/BackupRepositories/{id}/Action"),
-            &token,
-            json!({"Check": {"readData": "true"}}),
-        )
-        .await,
-    )
-    .await;
+    let check = action(&s, &token, id, json!({"Check": {"readData": "true"}})).await;
     assert_eq!(check["ok"], true, "{check}");
     assert_eq!(check["restorePoints"], 1);
     assert!(check["packsRead"].as_u64().unwrap() >= 1);
@@ -582,16 +590,7 @@ async fn retention_applies_on_demand_through_the_action(backend: Backend) {
     let before = repo.stored_bytes().await.unwrap();
     assert!(before > 800_000);
     // The restore points go at once; their packs after the grace period (they are new here).
-    let report = json(
-        post(
-            &s,
-            &format!("/v5/BackupRepositories/{id}/Action"),
-            &token,
-            json!({"applyretention": null}),
-        )
-        .await,
-    )
-    .await;
+    let report = action(&s, &token, id, json!({"applyretention": null})).await;
     assert_eq!(report["restorePointsRemoved"], 4, "{report}");
     assert!(repo
         .snapshots(&SnapshotFilter::default())
@@ -681,29 +680,11 @@ async fn sql_catalog_browses_and_rebuilds_the_same(backend: Backend) {
         .await
         .unwrap()
         .is_empty());
-    let rebuilt = json(
-        post(
-            &s,
-            &format!("/v5/BackupRepositories/{id}/Action"),
-            &token,
-            json!({"rebuildCatalog": null}),
-        )
-        .await,
-    )
-    .await;
+    let rebuilt = action(&s, &token, id, json!({"rebuildCatalog": null})).await;
     assert_eq!(rebuilt["restorePoints"], 2, "{rebuilt}");
     assert_eq!(browse(repo.snapshot(s1.id).await.unwrap()).await, b1);
     assert_eq!(browse(repo.snapshot(s2.id).await.unwrap()).await, b2);
-    let check = json(
-        post(
-            &s,
-            &format!("/v5/BackupRepositories/{id}/Action"),
-            &token,
-            json!({"check": {"readDataSubset": "100%"}}),
-        )
-        .await,
-    )
-    .await;
+    let check = action(&s, &token, id, json!({"check": {"readDataSubset": "100%"}})).await;
     assert_eq!(check["ok"], true, "{check}");
     s.stop().await;
 }

@@ -6,15 +6,13 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{json, start_sim, Backend, TestServer, ADMIN_PASSWORD};
+use common::{json, start_sim, Backend, ChildServer, TestServer, ADMIN_PASSWORD};
 use m365backup_core::Secret;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -242,79 +240,6 @@ async fn concurrent_guesses_cannot_overtake_the_lockout() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     s.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The server as a separate process, to measure its memory and read its log.
-
-struct ChildServer {
-    child: Child,
-    base: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl ChildServer {
-    fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("server.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_m365backup"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("M365BACKUP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "info")
-            .env_remove("M365BACKUP_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.contains("API listening")) {
-                let after = line.split("addr=").nth(1).unwrap();
-                break after.split_whitespace().next().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "server did not start: {text}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Self {
-            child,
-            base: format!("https://{addr}"),
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`).
-    fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-
-    fn log_text(&self) -> String {
-        let mut text = String::new();
-        std::fs::File::open(&self.log)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn sign_in_as(

@@ -69,11 +69,19 @@ pub struct Sim {
     pub blobs: blobs::BlobStore,
     pub faults: faults::Faults,
     pub uploads: upload::UploadSessions,
+    /// `/content` requests answered (files and versions), for tests that count downloads.
+    pub content_requests: std::sync::atomic::AtomicU64,
 }
 
 pub type SharedSim = Arc<Sim>;
 
 impl Sim {
+    /// `/content` requests answered so far (a file's or a version's).
+    pub fn content_requests(&self) -> u64 {
+        self.content_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn behaviour(&self) -> Behaviour {
         self.behaviour
             .read()
@@ -130,6 +138,11 @@ pub struct RunningSim {
 }
 
 impl RunningSim {
+    /// The simulator's state, for in-process tests and benchmarks (statistics, the tenant).
+    pub fn sim(&self) -> &SharedSim {
+        &self.sim
+    }
+
     /// `http://127.0.0.1:port`: the authority URL and the Graph URL (append `/v1.0`).
     pub fn base_url(&self) -> &str {
         &self.sim.base_url
@@ -191,6 +204,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Runn
         tenant,
         base_url: format!("http://{host}:{}", addr.port()),
         config,
+        content_requests: Default::default(),
     });
     let handle = Handle::new();
     let app = router(sim.clone());

@@ -478,6 +478,34 @@ macro_rules! impl_job_store {
                 Ok(())
             }
 
+            async fn record_backup_time(
+                &self,
+                organization: OrganizationId,
+                at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT document FROM organizations WHERE id = $1")
+                        .bind(organization.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(crate::backend_error)?;
+                let Some(doc) = doc else {
+                    return Ok(());
+                };
+                let mut org: Organization = serde_json::from_str(&doc).map_err(json_err)?;
+                org.first_backup_time = org.first_backup_time.or(Some(at));
+                org.last_backup_time = Some(at);
+                sqlx::query("UPDATE organizations SET document = $2 WHERE id = $1")
+                    .bind(organization.to_string())
+                    .bind(serde_json::to_string(&org).map_err(json_err)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::backend_error)?;
+                Ok(())
+            }
+
             async fn update_session(&self, session: &JobSession) -> StoreResult<()> {
                 let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
                 write_session(&mut tx, session).await?;

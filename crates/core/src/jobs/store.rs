@@ -115,6 +115,13 @@ pub trait JobStore: Send + Sync {
     /// Clears a job's pending retry (after the job was edited or disabled).
     async fn set_pending_retry(&self, job: JobId, retry: Option<&PendingRetry>) -> StoreResult<()>;
 
+    /// Notes a backup of the organization at `at` (its `firstBackuptime`/`lastBackuptime`).
+    async fn record_backup_time(
+        &self,
+        organization: OrganizationId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
     async fn update_session(&self, session: &JobSession) -> StoreResult<()>;
     async fn get_session(&self, id: JobSessionId) -> StoreResult<Option<JobSession>>;
     /// Sessions newest first, of one job or of all.

@@ -679,7 +679,9 @@ impl AccountPool {
         let counter = self.accounts[account].counters.clone();
         Ok(response.bytes_stream().map(move |chunk| match chunk {
             Ok(bytes) => {
-                counter.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                counter
+                    .bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 Ok(bytes)
             }
             Err(e) => Err(std::io::Error::other(format!(

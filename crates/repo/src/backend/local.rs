@@ -16,11 +16,9 @@ pub(crate) fn durable_put(root: &Path, key: &str, bytes: &[u8]) -> std::io::Resu
     let mut tmp = tempfile::Builder::new()
         .prefix(".put-")
         .tempfile_in(&tmp_dir)?;
-    let written = tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all());
-    if let Err(e) = written {
-        // The temporary file is removed when `tmp` is dropped.
-        return Err(e);
-    }
+    // On failure the temporary file is removed when `tmp` is dropped.
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
     tmp.persist(&target).map_err(|e| e.error)?;
     sync_dir(&dir)?;
     Ok(())

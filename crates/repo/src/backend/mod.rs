@@ -80,7 +80,10 @@ impl Backend {
                         )));
                     }
                     std::fs::create_dir_all(path).map_err(|e| {
-                        RepoError::io(format!("creating the folder {}", path.display()), e)
+                        RepoError::Invalid(format!(
+                            "cannot create the folder {}: {e}",
+                            path.display()
+                        ))
                     })?;
                     let store = LocalFileSystem::new_with_prefix(path).map_err(invalid)?;
                     (Arc::new(store), String::new(), Some(path.clone()))

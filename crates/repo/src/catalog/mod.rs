@@ -63,6 +63,7 @@ pub struct SnapshotFilter {
 /// A change a restore point makes to its object's items.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[allow(clippy::large_enum_variant)] // changes are spilled to disk in bulk, not held in vectors long
 pub enum ItemChange {
     /// A new item, or a new state of an existing one.
     Put(Item),

@@ -137,41 +137,44 @@ impl StorageSettings {
     }
 }
 
-/// The sealed half of a record.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The sealed half of a record: the repository password and the storage's secret key.
+#[derive(Clone, Debug, Default)]
 pub struct RepositorySecrets {
-    #[serde(with = "exposed")]
     pub password: Secret,
-    #[serde(with = "exposed_option", default)]
     pub storage_secret: Option<Secret>,
 }
 
-/// Secrets serialized in the clear: only ever for the plaintext that is sealed at once.
-mod exposed {
-    use m365backup_core::Secret;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Secret, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v.expose())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
+/// The plaintext that is sealed (and nothing else ever sees it).
+#[derive(Serialize, Deserialize)]
+struct SealedForm {
+    password: String,
+    #[serde(default)]
+    storage_secret: Option<String>,
 }
 
-mod exposed_option {
-    use m365backup_core::Secret;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(secret) => s.serialize_some(secret.expose()),
-            None => s.serialize_none(),
+impl RepositorySecrets {
+    pub(crate) fn to_plaintext(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let form = SealedForm {
+            password: self.password.expose().to_owned(),
+            storage_secret: self.storage_secret.as_ref().map(|s| s.expose().to_owned()),
+        };
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(&form).expect("secrets serialize"));
+        let SealedForm {
+            mut password,
+            storage_secret,
+        } = form;
+        zeroize::Zeroize::zeroize(&mut password);
+        if let Some(mut s) = storage_secret {
+            zeroize::Zeroize::zeroize(&mut s);
         }
+        json
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-        Option::<String>::deserialize(d).map(|v| v.map(Secret::new))
+    pub(crate) fn from_plaintext(plain: &[u8]) -> Result<Self, serde_json::Error> {
+        let form: SealedForm = serde_json::from_slice(plain)?;
+        Ok(Self {
+            password: Secret::new(form.password),
+            storage_secret: form.storage_secret.map(Secret::new),
+        })
     }
 }

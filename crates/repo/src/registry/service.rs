@@ -63,6 +63,8 @@ pub struct RepositoryService {
     open: tokio::sync::Mutex<HashMap<uuid::Uuid, Repository>>,
     /// Repositories with retention, check or a rebuild under way.
     busy: Mutex<HashSet<uuid::Uuid>>,
+    /// When opening a repository last failed: listings do not wait on it again for a minute.
+    unreachable: Mutex<HashMap<uuid::Uuid, std::time::Instant>>,
     /// Packs younger than this are left alone by prune.
     pub prune_grace: std::time::Duration,
 }
@@ -75,6 +77,15 @@ fn repo_error(e: RepoError) -> CoreError {
         ErrorClass::Conflict => CoreError::Conflict(message),
         ErrorClass::Unavailable => CoreError::Unavailable(message),
         ErrorClass::Damaged | ErrorClass::Internal => CoreError::Internal(message),
+    }
+}
+
+fn name_conflict(e: StoreError, name: &str) -> CoreError {
+    match e {
+        StoreError::Conflict(_) => CoreError::Conflict(format!(
+            "A backup repository named '{name}' already exists."
+        )),
+        other => CoreError::Store(other),
     }
 }
 
@@ -121,6 +132,7 @@ impl RepositoryService {
             init_options: InitOptions::default(),
             open: tokio::sync::Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
+            unreachable: Mutex::new(HashMap::new()),
             prune_grace: std::time::Duration::from_secs(3600),
         }
     }
@@ -252,19 +264,13 @@ impl RepositoryService {
             password,
             storage_secret: new.storage_secret,
         };
-        let plain =
-            zeroize::Zeroizing::new(serde_json::to_vec(&secrets).expect("secrets serialize"));
-        let sealed = self.sealer.seal(&secrets_context(id), &plain)?;
+        let sealed = self
+            .sealer
+            .seal(&secrets_context(id), &secrets.to_plaintext())?;
         self.store
             .insert_repository(&record, &sealed)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => CoreError::Conflict(format!(
-                    "A backup repository named '{}' already exists.",
-                    record.name
-                )),
-                other => CoreError::Store(other),
-            })?;
+            .map_err(|e| name_conflict(e, &record.name))?;
         if exists {
             repo.rebuild_catalog(&Quiet).await.map_err(repo_error)?;
         }
@@ -291,13 +297,7 @@ impl RepositoryService {
             .store
             .update_repository(&record)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict(_) => CoreError::Conflict(format!(
-                    "A backup repository named '{}' already exists.",
-                    record.name
-                )),
-                other => CoreError::Store(other),
-            })?
+            .map_err(|e| name_conflict(e, &record.name))?
         {
             return Err(CoreError::NotFound(format!(
                 "Backup repository '{id}' was not found."
@@ -334,7 +334,7 @@ impl RepositoryService {
             CoreError::NotFound(format!("Backup repository '{id}' was not found."))
         })?;
         let plain = self.sealer.open(&secrets_context(id), &sealed)?;
-        serde_json::from_slice(&plain)
+        RepositorySecrets::from_plaintext(&plain)
             .map_err(|e| CoreError::Internal(format!("repository secrets: {e}")))
     }
 
@@ -362,7 +362,22 @@ impl RepositoryService {
     /// Capacity, free space and whether the repository can be reached now.
     pub async fn status(&self, record: &RepositoryRecord) -> RepositoryStatus {
         let used_bytes = self.catalog.stored_bytes(record.id).await.unwrap_or(0);
-        let is_available = self.open(record.id).await.is_ok();
+        let failed_recently = self
+            .unreachable
+            .lock()
+            .expect("unreachable lock")
+            .get(&record.id)
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60));
+        let is_available = !failed_recently && {
+            let opened = self.open(record.id).await.is_ok();
+            let mut unreachable = self.unreachable.lock().expect("unreachable lock");
+            if opened {
+                unreachable.remove(&record.id);
+            } else {
+                unreachable.insert(record.id, std::time::Instant::now());
+            }
+            opened
+        };
         match &record.storage {
             StorageSettings::Local { path } => {
                 let (capacity_bytes, free_space_bytes) = file_system_space(path).unwrap_or((0, 0));

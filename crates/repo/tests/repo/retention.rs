@@ -1,7 +1,6 @@
 //! Retention through prune, with restore points written at chosen times.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use m365backup_repo::check::ReadData;
 use m365backup_repo::progress::Quiet;
 use m365backup_repo::prune::PruneOptions;
 use m365backup_repo::retention::{RetentionPeriod, RetentionPolicy, RetentionType};
@@ -95,11 +94,7 @@ async fn snapshot_based_retention_removes_old_restore_points(kind: Kind) {
         read_all(&o.repo, daily.content.as_ref().unwrap(), None).await,
         random_bytes(5, 1 << 20)
     );
-    let check = o.repo.check(ReadData::All, &Quiet).await.unwrap();
-    assert!(
-        check.is_ok() && check.unindexed_packs.is_empty(),
-        "{check:?}"
-    );
+    assert_checks_clean(&o.repo).await;
     // The next restore point builds on the latest kept one, and a rebuilt catalog agrees.
     let fresh = reopen(&place).await;
     for s in &left {
@@ -196,11 +191,7 @@ async fn item_level_retention_removes_old_item_versions(kind: Kind) {
         random_bytes(3, 300_000)
     );
     assert_ne!(left[0].id, s1.id);
-    let check = o.repo.check(ReadData::All, &Quiet).await.unwrap();
-    assert!(
-        check.is_ok() && check.unindexed_packs.is_empty(),
-        "{check:?}"
-    );
+    assert_checks_clean(&o.repo).await;
     let fresh = reopen(&place).await;
     for s in &left {
         assert_eq!(browse(&fresh.repo, s).await, browse(&o.repo, s).await);

@@ -50,6 +50,15 @@ pub struct Place {
     pub bucket: String,
 }
 
+impl Drop for Place {
+    /// A test's bucket goes with it (the S3 server's folder lives as long as the process).
+    fn drop(&mut self) {
+        if self.kind == Kind::S3 {
+            S3Server::shared().remove_bucket(&self.bucket);
+        }
+    }
+}
+
 fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}",
@@ -144,6 +153,21 @@ pub async fn reopen(place: &Place) -> Opened {
         .await
         .unwrap();
     Opened { repo, catalog, key }
+}
+
+/// `check` reading every pack finds nothing wrong and nothing left behind.
+pub async fn assert_checks_clean(repo: &Repository) {
+    let report = repo
+        .check(
+            m365backup_repo::check::ReadData::All,
+            &m365backup_repo::progress::Quiet,
+        )
+        .await
+        .unwrap();
+    assert!(
+        report.is_ok() && report.unindexed_packs.is_empty(),
+        "{report:?}"
+    );
 }
 
 pub fn object(id: &str) -> ProtectedObject {

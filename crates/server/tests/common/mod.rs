@@ -321,3 +321,120 @@ pub async fn assert_plaintext_absent(s: &TestServer, secret: &str) {
         }
     }
 }
+
+/// The real `m365backup serve` as a separate process (to measure its memory, read its log, or
+/// kill it), on a data dir that outlives it so it can be started again.
+pub struct ChildServer {
+    child: std::process::Child,
+    pub base: String,
+    log: std::path::PathBuf,
+    extra: Vec<String>,
+    pub dir: tempfile::TempDir,
+}
+
+impl ChildServer {
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let extra: Vec<String> = extra.iter().map(|e| (*e).to_owned()).collect();
+        let (child, base, log) = Self::spawn(dir.path(), &extra, 0);
+        Self {
+            child,
+            base,
+            log,
+            extra,
+            dir,
+        }
+    }
+
+    /// The data dir (`<dir>/data`).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(
+        dir: &std::path::Path,
+        extra: &[String],
+        generation: u32,
+    ) -> (std::process::Child, String, std::path::PathBuf) {
+        use std::time::{Duration, Instant};
+        let log = dir.join(format!("server-{generation}.log"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_m365backup"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("M365BACKUP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "info")
+            .env_remove("M365BACKUP_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("API listening")) {
+                let after = line.split("addr=").nth(1).unwrap();
+                break after.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "server did not start: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (child, format!("https://{addr}"), log)
+    }
+
+    /// SIGKILL: the process dies at once, mid-write or not.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data dir (a new port).
+    pub fn restart(&mut self, generation: u32) {
+        self.kill();
+        let (child, base, log) = Self::spawn(self.dir.path(), &self.extra, generation);
+        self.child = child;
+        self.base = base;
+        self.log = log;
+    }
+
+    /// A `/proc/<pid>/status` figure in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An access token of the bootstrap admin.
+    pub async fn admin_token(&self, http: &reqwest::Client) -> String {
+        let r: Value = http
+            .post(format!("{}/v5/Token", self.base))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "admin"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -243,6 +243,8 @@ pub(super) async fn item_content(
     caller: Caller,
     Path((id, item)): Path<(String, String)>,
 ) -> Result<Response, GraphError> {
+    sim.content_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let rate = charge(&sim, &caller, Cost::Single).await?;
     let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());

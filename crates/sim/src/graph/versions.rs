@@ -110,6 +110,8 @@ async fn version_content(
     caller: Caller,
     Path((id, item, version)): Path<(String, String, String)>,
 ) -> Result<Response, GraphError> {
+    sim.content_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let rate = charge(&sim, &caller, Cost::Single).await?;
     let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());

@@ -27,7 +27,7 @@ CREATE TABLE repo_packs (
     pack_id        BLOB NOT NULL,
     size           BIGINT NOT NULL,
     PRIMARY KEY (repository_id, pack_id)
-);
+) WITHOUT ROWID;
 CREATE TABLE repo_blobs (
     repository_id  TEXT NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
     blob_id        BLOB NOT NULL,
@@ -37,7 +37,7 @@ CREATE TABLE repo_blobs (
     length         BIGINT NOT NULL,
     plain_length   BIGINT NOT NULL,
     PRIMARY KEY (repository_id, blob_id)
-);
+) WITHOUT ROWID;   -- the key is the row: one b-tree, not two
 CREATE INDEX repo_blobs_pack ON repo_blobs(repository_id, pack_id);
 
 -- Restore points: one per protected object and time; `document` is the snapshot document.

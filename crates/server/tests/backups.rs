@@ -1,0 +1,710 @@
+//! Backup jobs run end to end: the real server over HTTPS against an in-process simulated
+//! tenant, on both stores. A full backup holds every file of the tenant with its exact bytes; an
+//! incremental after adds, changes, renames, moves and deletes matches the tenant again while
+//! the earlier restore point still matches the tenant as it was; sessions and log items tell
+//! what happened as v5 clients read them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{json, start_sim, Backend, TestServer};
+use futures_util::StreamExt;
+use m365backup_repo::{ItemKind, Repository, SnapshotFilter};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+on_both_stores! {
+    full_and_incremental_backups_match_the_tenant;
+}
+
+/// What a file is: where it sits, and its bytes' SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileState {
+    name: String,
+    parent: Option<String>,
+    size: u64,
+    sha256: String,
+}
+
+type DriveFiles = BTreeMap<String, BTreeMap<String, FileState>>;
+
+/// Every live file of every drive of the simulated tenant.
+fn tenant_files(sim: &m365sim::RunningSim) -> DriveFiles {
+    let mut out = DriveFiles::new();
+    for drive in &sim.tenant().drives {
+        let state = drive.state.read().unwrap();
+        let files = out.entry(drive.id.clone()).or_default();
+        for item in state.items.iter().filter(|i| !i.deleted) {
+            if let Some(f) = item.file {
+                files.insert(
+                    item.id.clone(),
+                    FileState {
+                        name: item.name.clone(),
+                        parent: item.parent.clone(),
+                        size: f.size,
+                        sha256: m365sim::content::sha256_hex(
+                            &item.content_key(&drive.id),
+                            f.version,
+                            f.size,
+                        ),
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Every file of the latest restore point (at or before `at`) of every object, its content read
+/// back from the repository and hashed.
+async fn restored_files(
+    repo: &Repository,
+    org: &str,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+) -> DriveFiles {
+    let mut out = DriveFiles::new();
+    let filter = SnapshotFilter {
+        organization_id: Some(org.to_owned()),
+        at_or_before: at,
+        ..Default::default()
+    };
+    let mut latest: BTreeMap<String, m365backup_repo::SnapshotRecord> = BTreeMap::new();
+    for s in repo.snapshots(&filter).await.unwrap() {
+        let key = s.object_key();
+        if latest.get(&key).is_none_or(|l| l.doc.time < s.doc.time) {
+            latest.insert(key, s);
+        }
+    }
+    for snapshot in latest.values() {
+        let files = out.entry(snapshot.doc.object.id.clone()).or_default();
+        let mut items = Box::pin(repo.items(&snapshot.doc));
+        while let Some(item) = items.next().await {
+            let item = item.unwrap();
+            if item.kind != ItemKind::File {
+                continue;
+            }
+            let content = item.content.as_ref().expect("a backed-up file has content");
+            let mut stream = repo.read_content(content, None).unwrap();
+            let mut sha = Sha256::new();
+            while let Some(chunk) = stream.next().await {
+                sha.update(chunk.unwrap());
+            }
+            files.insert(
+                item.id.clone(),
+                FileState {
+                    name: item.name.clone(),
+                    parent: item.parent_id.clone(),
+                    size: content.size,
+                    sha256: sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+                },
+            );
+        }
+    }
+    out
+}
+
+async fn post(s: &TestServer, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    s.http
+        .post(s.url(path))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Starts a job and waits for its run to end; the session as the API shows it.
+async fn run_job(s: &TestServer, token: &str, job: &str) -> Value {
+    let r = post(
+        s,
+        &format!("/v5/Jobs/{job}/Action"),
+        token,
+        &json!({"start": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let j = json(s.get(&format!("/v5/Jobs/{job}"), token).await).await;
+        let status = j["lastStatus"].as_str().unwrap().to_owned();
+        if status != "Running" && status != "Queued" {
+            let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), token).await).await;
+            return sessions["results"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "the job did not finish: {j}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn log_titles(s: &TestServer, token: &str, session: &Value) -> Vec<String> {
+    let id = session["id"].as_str().unwrap();
+    let page = json(
+        s.get(&format!("/v5/JobSessions/{id}/LogItems?limit=1000"), token)
+            .await,
+    )
+    .await;
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["title"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The Graph requests the tenant has answered so far.
+fn graph_requests(sim: &m365sim::RunningSim) -> u64 {
+    sim.sim().app_stats().requests
+}
+
+/// Registers the simulated tenant (app-only credentials); the organization's id.
+async fn add_organization(s: &TestServer, token: &str, sim: &m365sim::RunningSim) -> String {
+    let t = sim.tenant();
+    let org_body = json!({"type": "Office365", "region": "Worldwide", "isSharePointOnline": true,
+        "sharePointOnlineSettings": {"useApplicationOnlyAuth": true,
+            "applicationId": t.app.client_id.to_string(), "applicationSecret": t.app.client_secret,
+            "officeOrganizationName": t.domain, "authorityUrl": sim.base_url(), "graphUrl": sim.graph_url()}});
+    let r = post(s, "/v5/Organizations", token, &org_body).await;
+    assert_eq!(r.status(), 201);
+    json(r).await["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a job from `body` (a manual schedule unless it says otherwise); its id.
+async fn add_job(s: &TestServer, token: &str, org: &str, mut body: Value) -> String {
+    if body.get("schedulePolicy").is_none() {
+        body["schedulePolicy"] = json!({"type": "ManualOnly"});
+    }
+    let r = post(s, &format!("/v5/Organizations/{org}/Jobs"), token, &body).await;
+    assert_eq!(r.status(), 201);
+    json(r).await["id"].as_str().unwrap().to_owned()
+}
+
+/// The repository a job writes to, opened in this process.
+async fn repository_of(s: &TestServer, token: &str, job: &str) -> Repository {
+    let view = json(s.get(&format!("/v5/Jobs/{job}"), token).await).await;
+    let id = view["repositoryId"].as_str().unwrap().parse().unwrap();
+    s.server
+        .as_ref()
+        .unwrap()
+        .repositories
+        .open(id)
+        .await
+        .unwrap()
+}
+
+fn small_tenant(seed: u64) -> m365sim::TenantSpec {
+    m365sim::TenantSpec {
+        seed,
+        users: 4,
+        sites: 2,
+        files_per_drive: 10,
+        max_file_size: 3 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+async fn full_and_incremental_backups_match_the_tenant(backend: Backend) {
+    let sim = start_sim(small_tenant(41)).await;
+    let s = TestServer::start(backend).await;
+    let token = s.admin_token().await;
+    let t = sim.tenant();
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(&s, &token, &org, json!({"name": "Everything"})).await;
+
+    // Full backup.
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Success", "{session}");
+    assert!(session["endTime"].is_string());
+    assert_eq!(session["progress"], 100);
+    let drives = t.drives.len() as u64;
+    assert_eq!(session["statistics"]["processedObjects"], drives);
+    assert!(
+        session["statistics"]["transferredDataBytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let titles = log_titles(&s, &token, &session).await;
+    assert!(
+        titles[0].starts_with("[Success] Job started at"),
+        "{titles:?}"
+    );
+    assert!(titles
+        .iter()
+        .any(|t| t.starts_with("[Success] Connected to organization")));
+    assert_eq!(
+        titles
+            .iter()
+            .filter(|t| t.contains("OneDrive of") || t.contains("Library '"))
+            .count() as u64,
+        drives,
+        "one line per object: {titles:?}"
+    );
+    assert!(titles
+        .iter()
+        .any(|t| t.contains("Organization credentials") && t.contains("requests")));
+    assert!(
+        titles.last().unwrap().starts_with("[Success] Job finished"),
+        "{titles:?}"
+    );
+    let job_view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+    assert_eq!(job_view["lastStatus"], "Success");
+    assert!(job_view["lastRun"].is_string());
+    let org_view = json(s.get(&format!("/v5/Organizations/{org}"), &token).await).await;
+    assert_eq!(org_view["isBackedup"], true);
+    assert!(org_view["lastBackuptime"].is_string());
+
+    let repo = repository_of(&s, &token, &job).await;
+    let before = tenant_files(&sim);
+    assert_eq!(
+        restored_files(&repo, &org, None).await,
+        before,
+        "every file, every byte"
+    );
+    let first_done = chrono::Utc::now();
+
+    // Change the tenant: add, modify, rename, move and delete files.
+    let drive = &t.drives[0];
+    let (added, modified, renamed, moved, deleted) = {
+        let mut state = drive.state.write().unwrap();
+        let now = chrono::Utc::now();
+        let root = state.root_id().to_owned();
+        let files: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| i.file.is_some() && !i.deleted)
+            .map(|i| i.id.clone())
+            .collect();
+        let folder = state
+            .items
+            .iter()
+            .find(|i| i.file.is_none() && i.parent.is_some() && !i.deleted)
+            .map(|i| i.id.clone())
+            .unwrap_or_else(|| root.clone());
+        let mut rng = rand::thread_rng();
+        let added = state
+            .add_file(&mut rng, &root, "brand new report.docx", 200_000, now, None)
+            .unwrap();
+        state.modify_file(&files[0], 123_456, now, None).unwrap();
+        state
+            .rename_or_move(&files[1], Some("renamed – ünïcode #1.txt"), None, now)
+            .unwrap();
+        state
+            .rename_or_move(&files[2], None, Some(&folder), now)
+            .unwrap();
+        state.delete_item(&files[3], now).unwrap();
+        (
+            added,
+            files[0].clone(),
+            files[1].clone(),
+            files[2].clone(),
+            files[3].clone(),
+        )
+    };
+    let requests_before = graph_requests(&sim);
+
+    // Incremental backup.
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Success", "{session}");
+    let incremental_requests = graph_requests(&sim) - requests_before;
+    let after = tenant_files(&sim);
+    let restored = restored_files(&repo, &org, None).await;
+    assert_eq!(restored, after, "the new restore point matches the tenant");
+    let d = &restored[&drive.id];
+    assert!(d.contains_key(&added) && !d.contains_key(&deleted));
+    assert_eq!(d[&modified].size, 123_456);
+    assert_eq!(d[&renamed].name, "renamed – ünïcode #1.txt");
+    assert_ne!(d[&moved].parent, before[&drive.id][&moved].parent);
+    // The earlier restore point still holds the tenant as it was.
+    assert_eq!(restored_files(&repo, &org, Some(first_done)).await, before);
+    // An incremental asks for the changed files and a few pages per object, not everything:
+    // discovery (users, sites, drives), one delta per object, and the two new contents.
+    let discovery_and_delta = 4 * drives + 20;
+    assert!(
+        incremental_requests <= 2 + discovery_and_delta,
+        "{incremental_requests} requests for an incremental of 2 changed contents over {drives} drives"
+    );
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_delta_token_resyncs_and_downloads_only_what_changed() {
+    let sim = start_sim(small_tenant(42)).await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(&s, &token, &org, json!({"name": "Resync"})).await;
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    let t = sim.tenant();
+    // One file changes, then Microsoft forgets the delta tokens of that drive (410 next time).
+    let drive = &t.drives[1];
+    let changed = {
+        let mut state = drive.state.write().unwrap();
+        let id = state
+            .items
+            .iter()
+            .find(|i| i.file.is_some() && !i.deleted)
+            .unwrap()
+            .id
+            .clone();
+        state
+            .modify_file(&id, 4321, chrono::Utc::now(), None)
+            .unwrap();
+        id
+    };
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}/_sim/drives/{}/resync",
+            sim.base_url(),
+            drive.id
+        ))
+        .header("X-Sim-Secret", common::SIM_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let downloads_before = content_requests(&sim);
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Success", "{session}");
+    // The full re-enumeration compares with the last restore point: one download.
+    assert_eq!(content_requests(&sim) - downloads_before, 1);
+    let repo = repository_of(&s, &token, &job).await;
+    let restored = restored_files(&repo, &org, None).await;
+    assert_eq!(restored, tenant_files(&sim));
+    assert_eq!(restored[&drive.id][&changed].size, 4321);
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+/// `/content` requests the tenant has answered (file and version downloads).
+fn content_requests(sim: &m365sim::RunningSim) -> u64 {
+    sim.sim().content_requests()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_is_kept_with_the_all_policy() {
+    let sim = start_sim(small_tenant(43)).await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let t = sim.tenant();
+    let drive = &t.drives[0];
+    // A file with two earlier versions before the first backup.
+    let (id, key) = {
+        let mut state = drive.state.write().unwrap();
+        let item = state
+            .items
+            .iter()
+            .find(|i| i.file.is_some() && !i.deleted)
+            .unwrap();
+        let (id, key) = (item.id.clone(), item.content_key(&drive.id));
+        state
+            .modify_file(&id, 1000, chrono::Utc::now(), None)
+            .unwrap();
+        state
+            .modify_file(&id, 2000, chrono::Utc::now(), None)
+            .unwrap();
+        (id, key)
+    };
+    let job = add_job(
+        &s,
+        &token,
+        &org,
+        json!({"name": "Versions", "versionPolicy": "All"}),
+    )
+    .await;
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    let repo = repository_of(&s, &token, &job).await;
+    let check = |expected: Vec<(u64, u64)>| {
+        let (repo, org, drive_id, id, key) = (
+            repo.clone(),
+            org.clone(),
+            drive.id.clone(),
+            id.clone(),
+            key.clone(),
+        );
+        async move {
+            let snapshot = repo
+                .latest_snapshot(&format!("{org}/OneDrive/{drive_id}"), None)
+                .await
+                .unwrap()
+                .or(repo
+                    .latest_snapshot(&format!("{org}/SiteLibrary/{drive_id}"), None)
+                    .await
+                    .unwrap())
+                .unwrap();
+            let item = repo.item(&snapshot, &id).await.unwrap().unwrap();
+            let got: Vec<(u64, String)> = {
+                let mut out = Vec::new();
+                for v in &item.versions {
+                    let mut stream = repo.read_content(&v.content, None).unwrap();
+                    let mut sha = Sha256::new();
+                    while let Some(c) = stream.next().await {
+                        sha.update(c.unwrap());
+                    }
+                    out.push((
+                        v.size,
+                        sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+                    ));
+                }
+                out
+            };
+            let want: Vec<(u64, String)> = expected
+                .iter()
+                .map(|(version, size)| (*size, m365sim::content::sha256_hex(&key, *version, *size)))
+                .collect();
+            assert_eq!(got, want, "earlier versions, oldest first, byte-exact");
+        }
+    };
+    let original_size = {
+        let state = drive.state.read().unwrap();
+        state.get(&id).unwrap().history[0].size
+    };
+    check(vec![(1, original_size), (2, 1000)]).await;
+    // One more version: the next run adds it and keeps the others without downloading them.
+    drive
+        .state
+        .write()
+        .unwrap()
+        .modify_file(&id, 3000, chrono::Utc::now(), None)
+        .unwrap();
+    let before = content_requests(&sim);
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    assert_eq!(
+        content_requests(&sim) - before,
+        2,
+        "the new current content and the now-earlier version 3"
+    );
+    check(vec![(1, original_size), (2, 1000), (3, 2000)]).await;
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selected_and_excluded_items_decide_the_objects() {
+    let sim = start_sim(small_tenant(44)).await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let users = json(
+        s.get(&format!("/v5/Organizations/{org}/Users?limit=100"), &token)
+            .await,
+    )
+    .await;
+    let user = |i: usize| users["results"][i].clone();
+    let sites = json(
+        s.get(&format!("/v5/Organizations/{org}/Sites"), &token)
+            .await,
+    )
+    .await;
+    let site = sites["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["isPersonal"] == false)
+        .unwrap()
+        .clone();
+    let job = add_job(
+        &s,
+        &token,
+        &org,
+        json!({
+            "name": "Some", "backupType": "SelectedItems",
+            "selectedItems": [
+                {"type": "User", "user": {"id": user(0)["id"]}, "oneDrive": true},
+                {"type": "User", "user": {"id": user(1)["id"]}, "oneDrive": true},
+                {"type": "Site", "site": {"id": site["id"]}},
+            ],
+            "excludedItems": [{"type": "User", "user": {"id": user(1)["id"]}, "oneDrive": true}],
+        }),
+    )
+    .await;
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Success", "{session}");
+    let repo = repository_of(&s, &token, &job).await;
+    let snapshots = repo
+        .snapshots(&SnapshotFilter {
+            organization_id: Some(org.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut onedrive_owners: Vec<String> = snapshots
+        .iter()
+        .filter(|s| s.doc.object.kind == m365backup_repo::ObjectKind::OneDrive)
+        .map(|s| s.doc.object.owner_name.clone().unwrap_or_default())
+        .collect();
+    onedrive_owners.sort();
+    assert_eq!(
+        onedrive_owners,
+        vec![user(0)["name"].as_str().unwrap().to_owned()]
+    );
+    let site_url = site["url"].as_str().unwrap();
+    let libraries: Vec<_> = snapshots
+        .iter()
+        .filter(|s| s.doc.object.kind == m365backup_repo::ObjectKind::SiteLibrary)
+        .collect();
+    assert!(!libraries.is_empty());
+    assert!(
+        libraries.iter().all(|l| l
+            .doc
+            .object
+            .url
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(site_url)),
+        "only the selected site's libraries"
+    );
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_a_run_within_seconds_and_keeps_what_was_committed() {
+    // A slow tenant: every Graph answer takes 150 ms.
+    let config = m365sim::SimConfig {
+        tenant: m365sim::TenantSpec {
+            seed: 45,
+            users: 20,
+            sites: 2,
+            files_per_drive: 25,
+            ..Default::default()
+        },
+        throttling: m365sim::ThrottleConfig {
+            enabled: false,
+            latency_ms: 150,
+            ..Default::default()
+        },
+        control_secret: common::SIM_SECRET.into(),
+        ..Default::default()
+    };
+    let sim = m365sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(&s, &token, &org, json!({"name": "Slow"})).await;
+    let r = post(
+        &s,
+        &format!("/v5/Jobs/{job}/Action"),
+        &token,
+        &json!({"start": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Let it get going, then stop it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), &token).await).await;
+        let session = &sessions["results"][0];
+        if session["statistics"]["processedObjects"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run made no progress: {session}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stopped_at = Instant::now();
+    let r = post(
+        &s,
+        &format!("/v5/Jobs/{job}/Action"),
+        &token,
+        &json!({"stop": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let session = loop {
+        let j = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+        if j["lastStatus"] != "Running" {
+            let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), &token).await).await;
+            break sessions["results"][0].clone();
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(15),
+            "stop took too long"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(session["status"], "Stopped", "{session}");
+    assert_eq!(
+        json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await["lastStatus"],
+        "Stopped"
+    );
+    let repo = repository_of(&s, &token, &job).await;
+    let committed = restored_files(&repo, &org, None).await;
+    let truth = tenant_files(&sim);
+    assert!(
+        !committed.is_empty(),
+        "objects committed before the stop stay"
+    );
+    for (drive, files) in &committed {
+        assert_eq!(files, &truth[drive], "a committed object is complete");
+    }
+    // Stopping an idle job is 409; the next run completes the rest.
+    let r = post(
+        &s,
+        &format!("/v5/Jobs/{job}/Action"),
+        &token,
+        &json!({"stop": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    assert_eq!(restored_files(&repo, &org, None).await, truth);
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_missed_while_the_server_was_down_starts_once_at_start_up() {
+    let sim = start_sim(small_tenant(46)).await;
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(
+        &s,
+        &token,
+        &org,
+        json!({"name": "Nightly",
+        "schedulePolicy": {"type": "Daily", "dailyTime": "03:00:00"}}),
+    )
+    .await;
+    let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+    assert!(view["nextRun"].is_string());
+    // The server was down when the run was due.
+    let store = s.server.as_ref().unwrap().store.clone();
+    let id = job.parse().unwrap();
+    let mut stored = store.get_job(id).await.unwrap().unwrap();
+    stored.next_run = Some(chrono::Utc::now() - chrono::Duration::hours(30));
+    store.update_job(&stored).await.unwrap();
+    s.restart().await;
+    let token = s.admin_token().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let view = loop {
+        let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+        if view["lastStatus"] == "Success" {
+            break view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the missed run did not start: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // Once, and the next run is the schedule's next one, in the future.
+    let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), &token).await).await;
+    assert_eq!(sessions["results"].as_array().unwrap().len(), 1);
+    let next: chrono::DateTime<chrono::Utc> = view["nextRun"].as_str().unwrap().parse().unwrap();
+    assert!(next > chrono::Utc::now());
+    s.stop().await;
+    sim.shutdown().await;
+}
