@@ -9,6 +9,7 @@ pub mod ci_json;
 pub mod client;
 pub mod dates;
 pub mod error;
+pub mod job_metrics;
 pub mod links;
 pub mod openapi;
 pub mod paging;
@@ -58,12 +59,14 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     if !scraper {
         state.auth.authenticate(token).await?;
     }
+    let mut text = (state.metrics)();
+    text.push_str(&job_metrics::render(&state).await);
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        (state.metrics)(),
+        text,
     )
         .into_response())
 }
@@ -90,6 +93,12 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .routes(routes!(routes::directory::list_members))
         .routes(routes!(routes::directory::list_users))
         .routes(routes!(routes::directory::get_user))
+        .routes(routes!(routes::protected::organization_data))
+        .routes(routes!(routes::protected::site_data))
+        .routes(routes!(routes::protected::user_data))
+        .routes(routes!(routes::protected::licensing_information))
+        .routes(routes!(routes::protected::licensed_users))
+        .routes(routes!(routes::protected::remove_licensed_user))
         .routes(routes!(routes::sites::list_sites))
         .routes(routes!(routes::sites::get_site))
         .routes(routes!(routes::jobs::list_jobs))

@@ -49,6 +49,8 @@ pub struct AppState {
     pub directory: Arc<DirectoryService>,
     pub backup_accounts: Arc<BackupAccountService>,
     pub jobs: Arc<JobService>,
+    /// Removals from the protected users' count (`DELETE /v5/LicensedUsers/{id}`).
+    pub licensing: Arc<m365backup_core::licensing::LicensingService>,
     /// This node's proxy id (jobs that name none run on it).
     pub proxy_id: uuid::Uuid,
     pub settings: Arc<ApiSettings>,

@@ -136,6 +136,8 @@ pub trait Store:
     + OrganizationStore
     + BackupAccountStore
     + crate::jobs::store::JobStore
+    + crate::licensing::LicensingStore
+    + crate::restore::store::RestoreStore
     + Send
     + Sync
 {

@@ -6,4 +6,5 @@ pub mod backup;
 pub mod discovery;
 pub mod pool_builder;
 pub mod probe;
+pub mod restore;
 pub mod scheduler;

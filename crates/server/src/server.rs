@@ -172,6 +172,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         directory,
         backup_accounts: backup_accounts.clone(),
         jobs: jobs.clone(),
+        licensing: Arc::new(m365backup_core::licensing::LicensingService::new(
+            store.clone(),
+        )),
         proxy_id: node.service.proxy_id(),
         repositories: node.service.clone(),
         proxies: node.proxies.clone(),

@@ -255,6 +255,66 @@ async fn full_and_incremental_backups_match_the_tenant(backend: Backend) {
     assert_eq!(org_view["isBackedup"], true);
     assert!(org_view["lastBackuptime"].is_string());
 
+    // Prometheus sees the job.
+    let metrics = s.get("/metrics", &token).await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!("m365backup_job_status{{job=\"{job}\",name=\"Everything\",organization=\"{org}\",status=\"Success\"}} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("m365backup_job_last_run_timestamp_seconds{"));
+    // What the backups hold, as monitoring and restore portals read it.
+    let repo_id = job_view["repositoryId"].as_str().unwrap().to_owned();
+    let get = |path: String| {
+        let (s, token) = (&s, token.clone());
+        async move { json(s.get(&path, &token).await).await }
+    };
+    let orgs = get(format!("/v5/BackupRepositories/{repo_id}/OrganizationData")).await;
+    assert_eq!(orgs["results"][0]["organizationId"], org.as_str());
+    let users = get(format!(
+        "/v5/BackupRepositories/{repo_id}/UserData?limit=1000"
+    ))
+    .await;
+    let user_count = t.users.len();
+    assert_eq!(
+        users["results"].as_array().unwrap().len(),
+        user_count,
+        "{users}"
+    );
+    assert!(users["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["isOneDriveBackedUp"] == true));
+    let sites = get(format!("/v5/BackupRepositories/{repo_id}/SiteData")).await;
+    assert_eq!(
+        sites["results"].as_array().unwrap().len(),
+        t.sites.len(),
+        "{sites}"
+    );
+    let licensing = get(format!("/v5/Organizations/{org}/LicensingInformation")).await;
+    assert_eq!(licensing["licensedUsers"], user_count);
+    assert_eq!(licensing["newUsers"], user_count);
+    let licensed = get(format!("/v5/LicensedUsers?organizationId={org}&limit=1")).await;
+    let first = licensed["results"][0].clone();
+    assert_eq!(first["licenseState"], "Licensed");
+    let r = s
+        .http
+        .delete(s.url(&format!(
+            "/v5/LicensedUsers/{}",
+            first["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let licensing = get(format!("/v5/Organizations/{org}/LicensingInformation")).await;
+    assert_eq!(
+        licensing["licensedUsers"],
+        user_count - 1,
+        "removed from the count"
+    );
+
     let repo = repository_of(&s, &token, &job).await;
     let before = tenant_files(&sim);
     assert_eq!(

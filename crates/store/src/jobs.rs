@@ -644,6 +644,241 @@ macro_rules! impl_job_store {
             }
         }
 
+        #[async_trait]
+        impl m365backup_core::licensing::LicensingStore for $store {
+            async fn revoke_license(
+                &self,
+                r: &m365backup_core::licensing::Revocation,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "DELETE FROM licensing_revocations WHERE organization_id = $1 AND user_id = $2",
+                )
+                .bind(r.organization_id.to_string())
+                .bind(r.user_id.to_string())
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                sqlx::query(
+                    "INSERT INTO licensing_revocations (organization_id, user_id, revoked_at)
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(r.organization_id.to_string())
+                .bind(r.user_id.to_string())
+                .bind(to_millis(r.revoked_at))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn license_revocations(
+                &self,
+            ) -> StoreResult<Vec<m365backup_core::licensing::Revocation>> {
+                let rows = sqlx::query(
+                    "SELECT organization_id, user_id, revoked_at FROM licensing_revocations",
+                )
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                rows.iter()
+                    .map(|row| {
+                        let org: String = row.try_get("organization_id").map_err(crate::backend_error)?;
+                        let user: String = row.try_get("user_id").map_err(crate::backend_error)?;
+                        Ok(m365backup_core::licensing::Revocation {
+                            organization_id: parse_id(&org)?,
+                            user_id: parse_id(&user)?,
+                            revoked_at: from_millis(
+                                row.try_get("revoked_at").map_err(crate::backend_error)?,
+                            ),
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl m365backup_core::restore::store::RestoreStore for $store {
+            async fn insert_restore_session(
+                &self,
+                s: &m365backup_core::restore::model::RestoreSession,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO restore_sessions (id, document, state, creation_time, last_activity)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(s.id.to_string())
+                .bind(serde_json::to_string(s).map_err(json_err)?)
+                .bind(enum_text(&s.state))
+                .bind(to_millis(s.creation_time))
+                .bind(to_millis(s.last_activity))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn get_restore_session(
+                &self,
+                id: m365backup_core::restore::model::RestoreSessionId,
+            ) -> StoreResult<Option<m365backup_core::restore::model::RestoreSession>> {
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT document FROM restore_sessions WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&self.read)
+                        .await
+                        .map_err(crate::backend_error)?;
+                doc.map(|d| serde_json::from_str(&d).map_err(json_err))
+                    .transpose()
+            }
+
+            async fn list_restore_sessions(
+                &self,
+                offset: u64,
+                limit: u64,
+            ) -> StoreResult<Paged<m365backup_core::restore::model::RestoreSession>> {
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM restore_sessions")
+                    .fetch_one(&self.read)
+                    .await
+                    .map_err(crate::backend_error)?;
+                let docs: Vec<String> = sqlx::query_scalar(
+                    "SELECT document FROM restore_sessions ORDER BY creation_time DESC, id
+                     LIMIT $1 OFFSET $2",
+                )
+                .bind(limit as i64)
+                .bind(offset as i64)
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(Paged {
+                    items: docs
+                        .iter()
+                        .map(|d| serde_json::from_str(d).map_err(json_err))
+                        .collect::<StoreResult<_>>()?,
+                    total: total as u64,
+                })
+            }
+
+            async fn update_restore_session(
+                &self,
+                s: &m365backup_core::restore::model::RestoreSession,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE restore_sessions SET document = $2, state = $3, last_activity = $4
+                     WHERE id = $1",
+                )
+                .bind(s.id.to_string())
+                .bind(serde_json::to_string(s).map_err(json_err)?)
+                .bind(enum_text(&s.state))
+                .bind(to_millis(s.last_activity))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn stop_idle_restore_sessions(
+                &self,
+                idle_before: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<u64> {
+                let docs: Vec<String> = sqlx::query_scalar(
+                    "SELECT document FROM restore_sessions WHERE state = 'Working' AND last_activity < $1",
+                )
+                .bind(to_millis(idle_before))
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                let mut stopped = 0;
+                for d in docs {
+                    let mut s: m365backup_core::restore::model::RestoreSession =
+                        serde_json::from_str(&d).map_err(json_err)?;
+                    s.state = m365backup_core::restore::model::RestoreState::Stopped;
+                    s.end_time = Some(now);
+                    self.update_restore_session(&s).await?;
+                    stopped += 1;
+                }
+                Ok(stopped)
+            }
+
+            async fn append_restore_event(
+                &self,
+                e: &m365backup_core::restore::model::RestoreEvent,
+            ) -> StoreResult<m365backup_core::restore::model::RestoreEvent> {
+                let order: i64 = sqlx::query_scalar(
+                    "INSERT INTO restore_events (id, session_id, document) VALUES ($1, $2, $3)
+                     RETURNING event_order",
+                )
+                .bind(e.id.to_string())
+                .bind(e.session_id.to_string())
+                .bind(serde_json::to_string(e).map_err(json_err)?)
+                .fetch_one(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                let mut stored = e.clone();
+                stored.order = order;
+                self.update_restore_event(&stored).await?;
+                Ok(stored)
+            }
+
+            async fn update_restore_event(
+                &self,
+                e: &m365backup_core::restore::model::RestoreEvent,
+            ) -> StoreResult<()> {
+                sqlx::query("UPDATE restore_events SET document = $2 WHERE id = $1")
+                    .bind(e.id.to_string())
+                    .bind(serde_json::to_string(e).map_err(json_err)?)
+                    .execute(&self.write)
+                    .await
+                    .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
+            async fn get_restore_event(
+                &self,
+                id: m365backup_core::restore::model::RestoreEventId,
+            ) -> StoreResult<Option<m365backup_core::restore::model::RestoreEvent>> {
+                let doc: Option<String> =
+                    sqlx::query_scalar("SELECT document FROM restore_events WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&self.read)
+                        .await
+                        .map_err(crate::backend_error)?;
+                doc.map(|d| serde_json::from_str(&d).map_err(json_err))
+                    .transpose()
+            }
+
+            async fn list_restore_events(
+                &self,
+                session: m365backup_core::restore::model::RestoreSessionId,
+                offset: u64,
+                limit: u64,
+            ) -> StoreResult<Paged<m365backup_core::restore::model::RestoreEvent>> {
+                let total: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM restore_events WHERE session_id = $1")
+                        .bind(session.to_string())
+                        .fetch_one(&self.read)
+                        .await
+                        .map_err(crate::backend_error)?;
+                let docs: Vec<String> = sqlx::query_scalar(
+                    "SELECT document FROM restore_events WHERE session_id = $1
+                     ORDER BY event_order LIMIT $2 OFFSET $3",
+                )
+                .bind(session.to_string())
+                .bind(limit as i64)
+                .bind(offset as i64)
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(Paged {
+                    items: docs
+                        .iter()
+                        .map(|d| serde_json::from_str(d).map_err(json_err))
+                        .collect::<StoreResult<_>>()?,
+                    total: total as u64,
+                })
+            }
+        }
+
         async fn insert_item(
             tx: &mut sqlx::Transaction<'_, $db>,
             job: JobId,

@@ -5,6 +5,7 @@ pub mod directory;
 pub mod job_sessions;
 pub mod jobs;
 pub mod organizations;
+pub mod protected;
 pub mod proxies;
 pub mod repositories;
 pub mod sites;

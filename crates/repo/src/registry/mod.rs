@@ -11,7 +11,8 @@ pub use retention_settings::{
     YearlyRetentionPeriod,
 };
 pub use service::{
-    NewRepository, RepositoryEdit, RepositoryService, RepositoryStatus, DEFAULT_REPOSITORY_NAME,
+    NewRepository, ProtectedSummary, RepositoryEdit, RepositoryService, RepositoryStatus,
+    DEFAULT_REPOSITORY_NAME,
 };
 pub use store::RegistryStore;
 

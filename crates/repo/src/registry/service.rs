@@ -536,6 +536,62 @@ impl RepositoryService {
     }
 }
 
+/// One protected object as the restore points of one repository know it.
+#[derive(Clone, Debug)]
+pub struct ProtectedSummary {
+    pub repository_id: uuid::Uuid,
+    /// The object as its latest restore point describes it.
+    pub object: crate::ProtectedObject,
+    pub first_backup: DateTime<Utc>,
+    pub last_backup: DateTime<Utc>,
+}
+
+impl RepositoryService {
+    /// Every protected object with restore points, in one repository or in all, of one
+    /// organization or of all (for the repositories' `UserData`/`SiteData` and the licensing
+    /// resources). Read from the catalog, never from the repository itself.
+    pub async fn protected_objects(
+        &self,
+        repository: Option<uuid::Uuid>,
+        organization_id: Option<&str>,
+    ) -> CoreResult<Vec<ProtectedSummary>> {
+        let mut by_key: std::collections::BTreeMap<(uuid::Uuid, String), ProtectedSummary> =
+            Default::default();
+        for record in self.list().await? {
+            if repository.is_some_and(|r| r != record.id) {
+                continue;
+            }
+            let snaps = self
+                .catalog
+                .snapshots(
+                    record.id,
+                    &SnapshotFilter {
+                        organization_id: organization_id.map(str::to_owned),
+                        ..SnapshotFilter::default()
+                    },
+                )
+                .await
+                .map_err(|e| CoreError::Internal(e.to_string()))?;
+            for s in snaps {
+                let entry = by_key
+                    .entry((record.id, s.doc.object.key()))
+                    .or_insert_with(|| ProtectedSummary {
+                        repository_id: record.id,
+                        object: s.doc.object.clone(),
+                        first_backup: s.doc.time,
+                        last_backup: s.doc.time,
+                    });
+                entry.first_backup = entry.first_backup.min(s.doc.time);
+                if s.doc.time >= entry.last_backup {
+                    entry.last_backup = s.doc.time;
+                    entry.object = s.doc.object;
+                }
+            }
+        }
+        Ok(by_key.into_values().collect())
+    }
+}
+
 fn validate_storage(storage: &StorageSettings, secret: Option<&Secret>) -> CoreResult<()> {
     let invalid = |m: &str| Err(CoreError::Invalid(m.to_owned()));
     match storage {

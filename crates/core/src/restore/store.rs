@@ -1,0 +1,43 @@
+//! How restore sessions and their events are kept (implemented by `m365backup-store`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::jobs::store::Paged;
+use crate::restore::model::{RestoreEvent, RestoreEventId, RestoreSession, RestoreSessionId};
+use crate::store::StoreResult;
+
+#[async_trait]
+pub trait RestoreStore: Send + Sync {
+    async fn insert_restore_session(&self, session: &RestoreSession) -> StoreResult<()>;
+    async fn get_restore_session(
+        &self,
+        id: RestoreSessionId,
+    ) -> StoreResult<Option<RestoreSession>>;
+    /// Newest first.
+    async fn list_restore_sessions(
+        &self,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Paged<RestoreSession>>;
+    /// Saves state, result, counts, end and last activity.
+    async fn update_restore_session(&self, session: &RestoreSession) -> StoreResult<()>;
+    /// Stops working sessions idle since before `idle_before`; how many.
+    async fn stop_idle_restore_sessions(
+        &self,
+        idle_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    /// Stores an event; its `order` is assigned here.
+    async fn append_restore_event(&self, event: &RestoreEvent) -> StoreResult<RestoreEvent>;
+    async fn update_restore_event(&self, event: &RestoreEvent) -> StoreResult<()>;
+    async fn get_restore_event(&self, id: RestoreEventId) -> StoreResult<Option<RestoreEvent>>;
+    /// In order.
+    async fn list_restore_events(
+        &self,
+        session: RestoreSessionId,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Paged<RestoreEvent>>;
+}
