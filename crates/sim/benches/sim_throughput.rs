@@ -2,6 +2,8 @@
 //! - Graph requests/s (single-item reads, throttling off) against the highest rate the default
 //!   throttling model lets a tenant reach (`min(16 × user_rate, app_rate)`), as a ratio;
 //! - content streaming GB/s (one and four concurrent downloads of a 1 GiB file);
+//! - uploads GB/s (a 1 GiB upload session in 10 MiB fragments; a 200 MiB simple upload), which
+//!   the simulator hashes and writes to disk as it receives them;
 //! - resident memory before and after, and for a tenant 10× larger (content is generated).
 //!
 //! `cargo bench -p m365sim --bench sim_throughput` (env: BENCH_SECS, BENCH_CONNECTIONS).
@@ -101,6 +103,56 @@ async fn download_rate(url: &str, parallel: usize) -> f64 {
     total as f64 / t0.elapsed().as_secs_f64() / 1e9
 }
 
+/// A 1 GiB upload session in 10 MiB fragments, then a 200 MiB simple upload: GB/s of each.
+async fn upload_rates(graph: &str, drive: &str, token: &str) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let fragment = bytes::Bytes::from(vec![0x5au8; 32 * (320 << 10)]);
+    let total = 1u64 << 30;
+    let session: Value = client
+        .post(format!(
+            "{graph}/drives/{drive}/root:/upload.bin:/createUploadSession"
+        ))
+        .bearer_auth(token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = session["uploadUrl"].as_str().unwrap();
+    let t0 = Instant::now();
+    let mut at = 0u64;
+    while at < total {
+        let len = (fragment.len() as u64).min(total - at);
+        let r = client
+            .put(url)
+            .header(
+                "content-range",
+                format!("bytes {at}-{}/{total}", at + len - 1),
+            )
+            .body(fragment.slice(..len as usize))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        at += len;
+    }
+    let session_rate = total as f64 / t0.elapsed().as_secs_f64() / 1e9;
+    let simple = vec![0xa5u8; 200 << 20];
+    let t0 = Instant::now();
+    let r = client
+        .put(format!("{graph}/drives/{drive}/root:/simple.bin:/content"))
+        .bearer_auth(token)
+        .body(simple)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let simple_rate = (200u64 << 20) as f64 / t0.elapsed().as_secs_f64() / 1e9;
+    (session_rate, simple_rate)
+}
+
 #[tokio::main]
 async fn main() {
     let secs = env_or("BENCH_SECS", 5);
@@ -173,6 +225,7 @@ async fn main() {
         .to_owned();
     let one = download_rate(&download, 1).await;
     let four = download_rate(&download, 4).await;
+    let (session_up, simple_up) = upload_rates(&sim.graph_url(), &drive.id, &token).await;
     let rss_after = rss_mib();
     sim.shutdown().await;
 
@@ -215,6 +268,8 @@ async fn main() {
     );
     println!("  content, 1 stream of 1 GiB      : {one:>10.2} GB/s (target >= 1)");
     println!("  content, 4 streams of 1 GiB     : {four:>10.2} GB/s");
-    println!("  RSS: start {rss_start:.0} MiB, 200-user tenant {rss_tenant:.0} MiB, after 5 GiB streamed {rss_after:.0} MiB");
+    println!("  upload session of 1 GiB         : {session_up:>10.2} GB/s (target >= 0.25: 16 users' ingress is 0.22)");
+    println!("  simple upload of 200 MiB        : {simple_up:>10.2} GB/s");
+    println!("  RSS: start {rss_start:.0} MiB, 200-user tenant {rss_tenant:.0} MiB, after 5 GiB streamed and 1.2 GiB uploaded {rss_after:.0} MiB");
     println!("  2000-user tenant: +{rss_big:.0} MiB resident for {content_gib:.1} GiB of content");
 }

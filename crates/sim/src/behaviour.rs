@@ -14,6 +14,17 @@ pub struct Behaviour {
     /// The download service answers `200` with the whole file even when a `Range` is asked,
     /// as it may.
     pub ignore_range: bool,
+    /// How long an upload session lives without a fragment (each fragment extends it); an
+    /// expired session answers `404 itemNotFound`.
+    pub upload_session_lifetime_secs: u64,
+    /// Largest simple upload (`PUT …/content`), bytes: Graph's 250 MB; larger is `413`.
+    pub simple_upload_max_bytes: u64,
+    /// An upload URL refuses requests that carry an `Authorization` header with `401`, as
+    /// Graph documents it may.
+    pub upload_url_rejects_authorization: bool,
+    /// Every fragment of an upload session but the last must be a multiple of 320 KiB, which
+    /// Graph requires ("errors committing some files" otherwise).
+    pub strict_fragment_sizes: bool,
 }
 
 impl Default for Behaviour {
@@ -23,6 +34,10 @@ impl Default for Behaviour {
             delta_token_max_age_secs: 30 * 86_400,
             download_url_lifetime_secs: 15 * 60,
             ignore_range: false,
+            upload_session_lifetime_secs: 3600,
+            simple_upload_max_bytes: 250 << 20,
+            upload_url_rejects_authorization: true,
+            strict_fragment_sizes: true,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Pre-authenticated download URLs (`/_download/{ticket}`), as SharePoint hands out for file
 //! content: signed, expiring (`Behaviour::download_url_lifetime_secs`), no bearer token needed,
 //! `Range` honoured unless the service is set to ignore it. The ticket names the exact content
-//! (item, version, size), which is generated while streaming. The bytes are charged to the
-//! egress budget of the user the URL was handed to.
+//! (item, version, size), generated or read from the blob store while streaming. The bytes are
+//! charged to the egress budget of the user the URL was handed to. Injected faults
+//! ([`crate::faults`]) answer 404 or 423 here, or cut the body short.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -18,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::faults::{FaultKind, Stage};
 use crate::graph::{Caller, GraphError};
 use crate::tenant::{Drive, Item};
-use crate::throttle::Admission;
+use crate::throttle::{Admission, Direction};
 use crate::SharedSim;
 
 #[derive(Serialize, Deserialize)]
@@ -137,16 +139,27 @@ async fn download(
     let Some(drive) = sim.tenant.drive(&t.drive) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let key = match drive
-        .state
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&t.item)
-    {
-        Some(item) if !item.deleted && item.version_size(t.version) == Some(t.size) => {
-            item.content_key(&drive.id)
+    let content = {
+        let state = drive.state.read().unwrap_or_else(|p| p.into_inner());
+        match state.get(&t.item).filter(|i| !i.deleted) {
+            Some(item) => item
+                .version(t.version)
+                .filter(|v| v.size == t.size)
+                .and_then(|v| sim.content(&drive.id, item, v.content, v.size)),
+            None => None,
         }
-        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    let Some(content) = content else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let cut = match sim
+        .faults
+        .take(&t.drive, &t.item, t.version, Stage::Download)
+    {
+        Some(FaultKind::NotFound) => return GraphError::not_found(&t.item).into_response(),
+        Some(FaultKind::Locked) => return GraphError::locked().into_response(),
+        Some(FaultKind::Cut { after_bytes }) => Some(after_bytes),
+        None => None,
     };
     let range = headers
         .get(header::RANGE)
@@ -168,12 +181,17 @@ async fn download(
     if let Admission::Throttled {
         retry_after_secs,
         service_unavailable,
-    } = sim.throttler.admit_download(t.user, t.app, to - from)
+    } = sim
+        .throttler
+        .admit_transfer(Direction::Egress, t.user, t.app, to - from)
     {
         return GraphError::throttled(retry_after_secs, service_unavailable).into_response();
     }
-    let chunks = crate::content::chunks(&key, t.version, from, to).map(Ok::<_, std::io::Error>);
-    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+    let body = match cut {
+        Some(after) => Body::from_stream(cut_after(content.stream(from, to), after)),
+        None => Body::from_stream(content.stream(from, to)),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(header::CONTENT_LENGTH, (to - from).into());
@@ -191,6 +209,43 @@ async fn download(
         }
     }
     response
+}
+
+/// The stream's first `limit` bytes, then an error: the connection drops mid-body.
+fn cut_after(
+    stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    limit: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(
+        (Box::pin(stream), 0u64, false),
+        move |(mut inner, sent, done)| async move {
+            if done {
+                return None;
+            }
+            if sent >= limit {
+                // Let the bytes before the cut reach the client before the connection drops.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                return Some((Err(cut_error()), (inner, sent, true)));
+            }
+            match inner.next().await {
+                Some(Ok(mut bytes)) => {
+                    bytes.truncate((limit - sent).min(bytes.len() as u64) as usize);
+                    let n = bytes.len() as u64;
+                    Some((Ok(bytes), (inner, sent + n, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (inner, sent, true))),
+                None => None,
+            }
+        },
+    )
+}
+
+fn cut_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "m365sim: download cut by an injected fault",
+    )
 }
 
 #[cfg(test)]

@@ -1,18 +1,24 @@
 //! m365sim: a Microsoft 365 tenant simulator for tests, benchmarks and demos.
 //!
 //! It serves the subset of the Microsoft identity platform (`/{tenant}/oauth2/v2.0/token`) and
-//! of Microsoft Graph v1.0 (`/v1.0/...`) that m365backup uses, over a deterministic generated
-//! tenant ([`tenant`]), with Microsoft's throttling behaviour ([`throttle`]), plus a control API
-//! under `/_sim/` ([`control`]). Start it in-process with [`start`], or run the `m365sim` binary.
+//! of Microsoft Graph v1.0 (`/v1.0/...`) that m365backup uses to back up and to restore, over a
+//! deterministic generated tenant ([`tenant`]), with Microsoft's throttling behaviour
+//! ([`throttle`]), plus a control API under `/_sim/` ([`control`]) and the same control
+//! in-process ([`handle`]: mutations, injected faults, the tenant's truth). Start it in-process
+//! with [`start`], or run the `m365sim` binary.
 
 pub mod behaviour;
+pub mod blobs;
 pub mod content;
 pub mod control;
 pub mod download;
+pub mod faults;
 pub mod graph;
+pub mod handle;
 pub mod identity;
 pub mod tenant;
 pub mod throttle;
+pub mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +27,9 @@ use axum::Router;
 use axum_server::Handle;
 
 pub use behaviour::Behaviour;
-pub use tenant::{Tenant, TenantSpec};
+pub use faults::{FaultKind, ItemFault, UploadFault};
+pub use handle::{DriveHandle, SimError, TreeEntry, VersionEntry};
+pub use tenant::{Access, Tenant, TenantSpec};
 pub use throttle::{Profile, ThrottleConfig};
 
 #[derive(Clone, Debug)]
@@ -57,6 +65,10 @@ pub struct Sim {
     pub config: SimConfig,
     /// `http://127.0.0.1:port`, for links the simulator hands out.
     pub base_url: String,
+    /// Content clients uploaded.
+    pub blobs: blobs::BlobStore,
+    pub faults: faults::Faults,
+    pub uploads: upload::UploadSessions,
     /// `/content` requests answered (files and versions), for tests that count downloads.
     pub content_requests: std::sync::atomic::AtomicU64,
 }
@@ -87,6 +99,24 @@ impl Sim {
             .map(|(_, s)| s)
             .unwrap_or_default()
     }
+
+    /// The content of a file version of `item` in drive `drive_id`.
+    pub fn content(
+        &self,
+        drive_id: &str,
+        item: &tenant::Item,
+        source: content::ContentSource,
+        size: u64,
+    ) -> Option<content::Content> {
+        match source {
+            content::ContentSource::Generated { version } => Some(content::Content::Generated {
+                key: item.content_key(drive_id),
+                version,
+                size,
+            }),
+            content::ContentSource::Stored(id) => self.blobs.get(id).map(content::Content::Stored),
+        }
+    }
 }
 
 pub fn router(sim: SharedSim) -> Router {
@@ -94,6 +124,7 @@ pub fn router(sim: SharedSim) -> Router {
         .merge(identity::routes())
         .merge(graph::routes())
         .merge(download::routes())
+        .merge(upload::routes())
         .merge(control::routes())
         .with_state(sim)
 }
@@ -125,6 +156,21 @@ impl RunningSim {
         &self.sim.tenant
     }
 
+    /// The in-process control of one drive (mutations, faults, truth): see [`handle`].
+    pub fn drive(&self, id: &str) -> Result<DriveHandle, SimError> {
+        DriveHandle::new(&self.sim, id)
+    }
+
+    /// The control of a user's OneDrive, by principal name or id.
+    pub fn onedrive(&self, user: &str) -> Result<DriveHandle, SimError> {
+        handle::onedrive(&self.sim, user)
+    }
+
+    /// The in-process control of the tenant itself: users, access, sessions, faults.
+    pub fn control(&self) -> handle::TenantHandle {
+        handle::TenantHandle::new(&self.sim)
+    }
+
     pub async fn shutdown(self) {
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
@@ -152,6 +198,9 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Runn
         tokens: identity::TokenRegistry::default(),
         downloads: download::UrlSigner::new(),
         behaviour: std::sync::RwLock::new(config.behaviour.clone()),
+        blobs: blobs::BlobStore::new()?,
+        faults: faults::Faults::default(),
+        uploads: upload::UploadSessions::default(),
         tenant,
         base_url: format!("http://{host}:{}", addr.port()),
         config,

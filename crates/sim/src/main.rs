@@ -27,8 +27,17 @@ struct Cli {
     backup_accounts: Option<usize>,
     #[arg(long)]
     sites: Option<usize>,
+    /// Document libraries of every site.
+    #[arg(long)]
+    libraries_per_site: Option<usize>,
+    /// Sub-sites of every site.
+    #[arg(long)]
+    subsites_per_site: Option<usize>,
     #[arg(long)]
     files_per_drive: Option<usize>,
+    /// Large files (50–500 MiB unless the tenant file says otherwise) added to every drive.
+    #[arg(long)]
+    large_files_per_drive: Option<usize>,
     /// Largest generated file, bytes.
     #[arg(long)]
     max_file_size: Option<u64>,
@@ -70,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
         users,
         backup_accounts,
         sites,
+        libraries_per_site,
+        subsites_per_site,
         files_per_drive,
+        large_files_per_drive,
         max_file_size
     );
     if cli.licenses.is_some() {

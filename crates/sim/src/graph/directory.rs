@@ -86,7 +86,11 @@ async fn list_users(
 ) -> Result<Response, GraphError> {
     let (top, skip) = page_window(&q, 100, 999)?;
     let rate = charge(&sim, &caller, Cost::Multi).await?;
-    let items = sim.tenant.users.iter().map(user_json).collect();
+    let t = &sim.tenant;
+    let items = (0..t.users.len())
+        .filter(|&u| !t.is_gone(u))
+        .map(|u| user_json(&t.users[u]))
+        .collect();
     Ok(json_response(
         rate,
         collection(&sim, "/users", "users", &q, items, top, skip),
@@ -209,6 +213,7 @@ async fn list_members(
     let items = g
         .members
         .iter()
+        .filter(|&&i| !sim.tenant.is_gone(i))
         .map(|&i| {
             let mut v = user_json(&sim.tenant.users[i]);
             v["@odata.type"] = json!("#microsoft.graph.user");

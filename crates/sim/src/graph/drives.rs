@@ -1,6 +1,6 @@
 //! Drives and drive items: `/drives/{id}`, `/root`, `/root/delta` (OneDrive for Business's
-//! rounds, `410 Gone` for expired or invalidated tokens), `/items/{id}` and `/content` (302 to a
-//! pre-authenticated download URL).
+//! rounds, `410 Gone` for expired or invalidated tokens), `/items/{id}`, `/children` (paged, by
+//! name) and `/content` (302 to a pre-authenticated download URL).
 
 use std::collections::HashMap;
 
@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::shapes::{drive_json, item_json};
-use super::{charge, json_response, page_window, Caller, Cost, GraphError};
+use super::{charge, collection, json_response, page_window, Caller, Cost, GraphError};
 use crate::download::DownloadTicket;
+use crate::faults::{FaultKind, Stage};
 use crate::tenant::{Drive, DriveState};
 use crate::SharedSim;
 
@@ -26,6 +27,8 @@ pub fn routes() -> Router<SharedSim> {
         .route("/v1.0/drives/{id}/root", get(get_root))
         .route("/v1.0/drives/{id}/root/delta", get(delta))
         .route("/v1.0/drives/{id}/items/{item}", get(get_item))
+        .route("/v1.0/drives/{id}/items/{item}/children", get(children))
+        .route("/v1.0/drives/{id}/root/children", get(root_children))
         .route("/v1.0/drives/{id}/items/{item}/content", get(item_content))
 }
 
@@ -45,14 +48,40 @@ pub fn readable_drive<'a>(
     Ok(drive)
 }
 
-/// Index of a live item.
+/// The drive, if the caller may change it.
+pub fn writable_drive<'a>(
+    sim: &'a SharedSim,
+    caller: &Caller,
+    id: &str,
+) -> Result<&'a Drive, GraphError> {
+    let drive = sim
+        .tenant
+        .drive(id)
+        .ok_or_else(|| GraphError::not_found(id))?;
+    caller.may_write_drive(sim, drive)?;
+    Ok(drive)
+}
+
+/// Index of a live item (`root` names the root folder, as in Graph).
 pub fn live_item(state: &DriveState, item: &str) -> Result<usize, GraphError> {
-    state
-        .index
-        .get(item)
-        .copied()
-        .filter(|&i| !state.items[i].deleted)
-        .ok_or_else(|| GraphError::not_found(item))
+    if item.eq_ignore_ascii_case("root") {
+        return Ok(0);
+    }
+    state.live(item).ok_or_else(|| GraphError::not_found(item))
+}
+
+/// An injected fault a content request meets before any byte: 404 or 423.
+pub fn content_fault(
+    sim: &SharedSim,
+    drive: &Drive,
+    item: &str,
+    version: u64,
+) -> Result<(), GraphError> {
+    match sim.faults.take(&drive.id, item, version, Stage::Graph) {
+        Some(FaultKind::NotFound) => Err(GraphError::not_found(item)),
+        Some(FaultKind::Locked) => Err(GraphError::locked()),
+        _ => Ok(()),
+    }
 }
 
 /// The signed, expiring URL that serves version `version` of a file to `caller`.
@@ -191,7 +220,7 @@ async fn delta(
     Ok(json_response(rate, body))
 }
 
-async fn get_item(
+pub(super) async fn get_item(
     State(sim): State<SharedSim>,
     caller: Caller,
     Path((id, item)): Path<(String, String)>,
@@ -209,7 +238,7 @@ async fn get_item(
     Ok(json_response(rate, v))
 }
 
-async fn item_content(
+pub(super) async fn item_content(
     State(sim): State<SharedSim>,
     caller: Caller,
     Path((id, item)): Path<(String, String)>,
@@ -223,7 +252,56 @@ async fn item_content(
     let f = state.items[i]
         .file
         .ok_or_else(|| GraphError::bad_request("The item is a folder and has no content."))?;
+    content_fault(&sim, d, &item, f.version)?;
     let url = download_url(&sim, &caller, d, &state, i, f.version)
         .ok_or_else(|| GraphError::not_found(&item))?;
     Ok((StatusCode::FOUND, rate, [(header::LOCATION, url)]).into_response())
+}
+
+async fn root_children(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    list_children(&sim, &caller, &id, "root", &q).await
+}
+
+async fn children(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path((id, item)): Path<(String, String)>,
+    Query(q): Q,
+) -> Result<Response, GraphError> {
+    list_children(&sim, &caller, &id, &item, &q).await
+}
+
+/// A folder's live children, by name (a multi-item query: 2 units).
+pub(super) async fn list_children(
+    sim: &SharedSim,
+    caller: &Caller,
+    id: &str,
+    item: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response, GraphError> {
+    let (top, skip) = page_window(q, 200, 999)?;
+    let rate = charge(sim, caller, Cost::Multi).await?;
+    let d = readable_drive(sim, caller, id)?;
+    let state = d.state.read().unwrap_or_else(|p| p.into_inner());
+    let i = live_item(&state, item)?;
+    let parent = state.items[i].id.as_str();
+    let mut kids: Vec<usize> = (0..state.items.len())
+        .filter(|&c| !state.items[c].deleted && state.items[c].parent.as_deref() == Some(parent))
+        .collect();
+    kids.sort_by_key(|&c| state.items[c].name.to_lowercase());
+    let counts = state.child_counts();
+    let items = kids
+        .into_iter()
+        .map(|c| item_json(sim, d, &state, c, &counts, false))
+        .collect();
+    let path = format!("/drives/{id}/items/{item}/children");
+    Ok(json_response(
+        rate,
+        collection(sim, &path, "Collection(driveItem)", q, items, top, skip),
+    ))
 }

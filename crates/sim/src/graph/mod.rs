@@ -1,12 +1,24 @@
 //! Microsoft Graph v1.0, the subset m365backup uses: bearer tokens checked, every call charged to
 //! the throttling budgets, Microsoft's paging and error shapes. A `client-request-id` sent by the
 //! client is echoed in the answer's headers and in error bodies, as Graph does.
+//!
+//! Reads: `directory.rs`, `sites.rs`, `drives.rs` (items, delta, content), `versions.rs`.
+//! Writes: `writes.rs` (folders, `PATCH`, `DELETE`), `uploads.rs` (simple uploads, upload
+//! sessions), `sharing.rs` (permissions), path addressing (`root:/a/b:`) in `paths.rs`; the
+//! upload URLs themselves in [`crate::upload`].
 
 mod directory;
 mod drives;
-mod shapes;
+mod paths;
+mod request;
+pub(crate) mod shapes;
+mod sharing;
 mod sites;
+mod uploads;
 mod versions;
+mod writes;
+
+pub use request::{GraphBody, WriteQuery};
 
 use std::collections::HashMap;
 
@@ -28,6 +40,10 @@ pub fn routes() -> Router<SharedSim> {
         .merge(drives::routes())
         .merge(sites::routes())
         .merge(versions::routes())
+        .merge(writes::routes())
+        .merge(uploads::routes())
+        .merge(sharing::routes())
+        .merge(paths::routes())
         .fallback(not_found_route)
         .layer(axum::middleware::from_fn(request_ids))
 }
@@ -124,6 +140,72 @@ impl GraphError {
         Self::new(StatusCode::BAD_REQUEST, "invalidRequest", message)
     }
 
+    /// The detailed code in `innerError.code`.
+    pub fn inner(mut self, code: &'static str) -> Self {
+        self.inner_code = Some(code);
+        self
+    }
+
+    /// `423 Locked`: the file is checked out or locked by someone else.
+    pub fn locked() -> Self {
+        Self::new(
+            StatusCode::LOCKED,
+            "resourceLocked",
+            "The resource you are attempting to access is locked.",
+        )
+        .inner("lockMismatch")
+    }
+
+    /// `409 Conflict`: the name is taken (`conflictBehavior: fail`).
+    pub fn name_exists() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "nameAlreadyExists",
+            "The specified item name already exists.",
+        )
+    }
+
+    /// `412`: an `If-Match` that no longer matches.
+    pub fn precondition_failed() -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "resourceModified",
+            "ETag does not match current item's value",
+        )
+        .inner("entityTagDoesNotMatch")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// A refused change to a drive, in Graph's words.
+    pub fn from_change(e: crate::tenant::ChangeError, what: &str) -> Self {
+        use crate::tenant::ChangeError as C;
+        match e {
+            C::NotFound | C::NoSuchVersion | C::NoSuchPermission => Self::not_found(what),
+            C::NameTaken => Self::name_exists(),
+            C::InvalidName(name) => Self::bad_request(format!(
+                "The name '{name}' contains characters or a form OneDrive does not allow."
+            ))
+            .inner("invalidPath"),
+            C::PathTooLong => Self::bad_request(format!(
+                "The item's full path would exceed {} characters.",
+                crate::tenant::MAX_PATH_CHARS
+            ))
+            .inner("pathIsTooLong"),
+            C::InvalidParent => Self::bad_request(
+                "The parent is not a folder of this drive, or lies inside the item.",
+            ),
+            C::Root => Self::bad_request("The root folder cannot be renamed, moved or deleted."),
+            C::NotAFile => Self::bad_request("The item is a folder and has no content."),
+        }
+    }
+
     fn unauthenticated(message: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -184,6 +266,30 @@ impl Caller {
         }
     }
 
+    /// Refuses a delegated caller that may not change the drive: it needs to be an owner or a
+    /// member of the site, or a site-collection administrator.
+    pub fn may_write_drive(
+        &self,
+        sim: &SharedSim,
+        drive: &crate::tenant::Drive,
+    ) -> Result<(), GraphError> {
+        self.may_read_drive(sim, drive)?;
+        match self.token.user {
+            Some(u) if !sim.tenant.can_write_drive(u, drive) => Err(GraphError::access_denied()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The user (tenant index) a change is made by: a delegated token's; none for the app.
+    pub fn by(&self) -> Option<usize> {
+        self.token.user
+    }
+
+    /// The object id of a delegated token's user.
+    pub fn user_id(&self, sim: &SharedSim) -> Option<uuid::Uuid> {
+        self.token.user.map(|u| sim.tenant.users[u].id)
+    }
+
     /// Refuses a delegated caller that may not read the site.
     pub fn may_read_site(
         &self,
@@ -225,6 +331,7 @@ impl FromRequestParts<SharedSim> for Caller {
 pub enum Cost {
     Single,
     Multi,
+    Write,
     Permissions,
 }
 
@@ -259,6 +366,7 @@ pub async fn charge(
     let units = match cost {
         Cost::Single => cfg.cost_single,
         Cost::Multi => cfg.cost_multi,
+        Cost::Write => cfg.cost_write,
         Cost::Permissions => cfg.cost_permissions,
     };
     match sim.throttler.admit(&caller.call(sim, units)) {

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::iso;
-use crate::tenant::{Drive, DriveOwner, DriveState, Grant, Item, LinkScope, Role, SiteRef, Tenant};
+use crate::tenant::{
+    Drive, DriveOwner, DriveState, Grant, Item, LinkScope, Permission, Role, SiteRef, Tenant,
+};
 use crate::SharedSim;
 
 /// Percent-encodes a URL path segment (everything but RFC 3986's unreserved characters).
@@ -58,6 +60,7 @@ pub fn drive_json(sim: &SharedSim, d: &Drive) -> Value {
     json!({
         "id": d.id,
         "name": d.name,
+        "description": d.description,
         "driveType": drive_type(d),
         "webUrl": d.web_url,
         "createdDateTime": iso(state.items[0].created),
@@ -66,6 +69,8 @@ pub fn drive_json(sim: &SharedSim, d: &Drive) -> Value {
     })
 }
 
+/// Graph's site. A site collection's root site (team, group and personal sites) has the `root`
+/// facet; a sub-site has none.
 pub fn site_json(tenant: &Tenant, site: SiteRef) -> Value {
     let (id, name, display_name, web_url, created, personal) = match site {
         SiteRef::Team(s) => {
@@ -99,15 +104,38 @@ pub fn site_json(tenant: &Tenant, site: SiteRef) -> Value {
         }
     };
     let host = id.split(',').next().unwrap_or_default();
-    json!({
+    let (description, root) = match site {
+        SiteRef::Team(s) => (
+            tenant.sites[s].description.clone(),
+            tenant.sites[s].parent.is_none(),
+        ),
+        SiteRef::Personal(_) => (String::new(), true),
+    };
+    let mut v = json!({
         "id": id,
         "name": name,
         "displayName": display_name,
+        "description": description,
         "webUrl": web_url,
         "createdDateTime": iso(created),
         "isPersonalSite": personal,
         "siteCollection": {"hostname": host},
-    })
+    });
+    if root {
+        v["root"] = json!({});
+    }
+    v
+}
+
+/// An item's eTag: changes with every change of the item.
+pub fn etag(item: &Item) -> String {
+    format!("\"{{{}}},{}\"", item.id, item.changed_seq)
+}
+
+/// A file's cTag: changes with its content only.
+pub fn ctag(item: &Item) -> Option<String> {
+    item.file
+        .map(|f| format!("\"c:{{{}}},{}\"", item.id, f.version))
 }
 
 /// The item's web address: the drive's, then every folder and the name, encoded.
@@ -144,9 +172,9 @@ fn shared_facet(tenant: &Tenant, drive: &Drive, item: &Item) -> Option<Value> {
     if item.grants.is_empty() {
         return None;
     }
-    let scope = if item.grants.iter().any(|g| {
+    let scope = if item.grants.iter().any(|p| {
         matches!(
-            g,
+            p.grant,
             Grant::Link {
                 scope: LinkScope::Anonymous,
                 ..
@@ -154,7 +182,11 @@ fn shared_facet(tenant: &Tenant, drive: &Drive, item: &Item) -> Option<Value> {
         )
     }) {
         "anonymous"
-    } else if item.grants.iter().any(|g| matches!(g, Grant::Link { .. })) {
+    } else if item
+        .grants
+        .iter()
+        .any(|p| matches!(p.grant, Grant::Link { .. }))
+    {
         "organization"
     } else {
         "users"
@@ -198,7 +230,7 @@ pub fn item_json(
     let mut v = json!({
         "id": item.id,
         "name": item.name,
-        "eTag": format!("\"{{{}}},{}\"", item.id, item.changed_seq),
+        "eTag": etag(item),
         "createdDateTime": iso(item.created),
         "lastModifiedDateTime": iso(item.modified),
         "webUrl": web_url(drive, state, i),
@@ -209,12 +241,13 @@ pub fn item_json(
     });
     match item.file {
         Some(f) => {
-            let hash =
-                crate::content::quick_xor_hash(&item.content_key(&drive.id), f.version, f.size);
+            let hash = sim
+                .content(&drive.id, item, f.content, f.size)
+                .map(|c| c.quick_xor_hash());
             v["file"] =
                 json!({"mimeType": mime_type(&item.name), "hashes": {"quickXorHash": hash}});
             if !in_delta {
-                v["cTag"] = json!(format!("\"c:{{{}}},{}\"", item.id, f.version));
+                v["cTag"] = json!(ctag(item));
             }
         }
         None => {
@@ -231,6 +264,21 @@ pub fn item_json(
         v["shared"] = shared;
     }
     v
+}
+
+/// One item as a single-item answer shows it (only its own children counted).
+pub fn item_json_alone(sim: &SharedSim, drive: &Drive, state: &DriveState, i: usize) -> Value {
+    let mut counts = HashMap::new();
+    if state.items[i].is_folder() {
+        let id = state.items[i].id.as_str();
+        let n = state
+            .items
+            .iter()
+            .filter(|it| !it.deleted && it.parent.as_deref() == Some(id))
+            .count();
+        counts.insert(i, n as u64);
+    }
+    item_json(sim, drive, state, i, &counts, false)
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -256,29 +304,47 @@ pub fn permissions_json(
         }
     };
     let mut out = vec![json!({
-        "id": format!("owners-{}", state.root_id()),
+        "id": inherited_permission_id(state),
         "roles": ["owner"],
         "grantedToV2": owners,
         "inheritedFrom": {"driveId": drive.id, "id": state.root_id()},
     })];
-    for (n, grant) in item.grants.iter().enumerate() {
-        let id = format!("{}-{n}", item.id);
-        out.push(match grant {
-            Grant::User { user, role } => json!({
-                "id": id,
-                "roles": [role_name(*role)],
-                "grantedToV2": identity(tenant, Some(*user)),
-            }),
-            Grant::Link { scope, role } => json!({
-                "id": id,
-                "roles": [role_name(*role)],
-                "link": {
-                    "scope": match scope { LinkScope::Organization => "organization", LinkScope::Anonymous => "anonymous" },
-                    "type": if *role == Role::Write { "edit" } else { "view" },
-                    "webUrl": format!("{}?share={id}", web_url(drive, state, i)),
-                },
-            }),
-        });
-    }
+    out.extend(
+        item.grants
+            .iter()
+            .map(|p| permission_json(sim, drive, state, i, p)),
+    );
     out
+}
+
+/// The owners' permission every item inherits from the drive's root (it cannot be removed).
+pub fn inherited_permission_id(state: &DriveState) -> String {
+    format!("owners-{}", state.root_id())
+}
+
+/// One explicit permission of item `i`.
+pub fn permission_json(
+    sim: &SharedSim,
+    drive: &Drive,
+    state: &DriveState,
+    i: usize,
+    permission: &Permission,
+) -> Value {
+    let id = &permission.id;
+    match permission.grant {
+        Grant::User { user, role } => json!({
+            "id": id,
+            "roles": [role_name(role)],
+            "grantedToV2": identity(&sim.tenant, Some(user)),
+        }),
+        Grant::Link { scope, role } => json!({
+            "id": id,
+            "roles": [role_name(role)],
+            "link": {
+                "scope": match scope { LinkScope::Organization => "organization", LinkScope::Anonymous => "anonymous" },
+                "type": if role == Role::Write { "edit" } else { "view" },
+                "webUrl": format!("{}?share={id}", web_url(drive, state, i)),
+            },
+        }),
+    }
 }

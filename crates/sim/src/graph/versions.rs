@@ -1,14 +1,15 @@
-//! A file's versions (`/versions`, `/versions/{id}`, `/versions/{id}/content`) and an item's
-//! permissions (`/permissions`, 5 resource units each).
+//! A file's versions (`/versions`, `/versions/{id}`, `/versions/{id}/content`,
+//! `POST /versions/{id}/restoreVersion`) and an item's permissions (`/permissions`, 5 resource
+//! units each).
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::drives::{download_url, live_item, readable_drive};
+use super::drives::{content_fault, download_url, live_item, readable_drive, writable_drive};
 use super::shapes::{identity, permissions_json};
 use super::{charge, iso, json_response, Caller, Cost, GraphError};
 use crate::tenant::{DriveState, FileVersion};
@@ -29,6 +30,10 @@ pub fn routes() -> Router<SharedSim> {
             get(version_content),
         )
         .route(
+            "/v1.0/drives/{id}/items/{item}/versions/{version}/restoreVersion",
+            post(restore_version),
+        )
+        .route(
             "/v1.0/drives/{id}/items/{item}/permissions",
             get(permissions),
         )
@@ -37,17 +42,10 @@ pub fn routes() -> Router<SharedSim> {
 /// Every version of a live file, newest (the current one) first.
 fn versions(state: &DriveState, i: usize) -> Result<Vec<FileVersion>, GraphError> {
     let item = &state.items[i];
-    let f = item
-        .file
-        .ok_or_else(|| GraphError::bad_request("Versions are kept for files only."))?;
-    let mut all = vec![FileVersion {
-        version: f.version,
-        size: f.size,
-        modified: item.modified,
-        modified_by: item.modified_by,
-    }];
-    all.extend(item.history.iter().rev().copied());
-    Ok(all)
+    if item.is_folder() {
+        return Err(GraphError::bad_request("Versions are kept for files only."));
+    }
+    Ok(item.versions())
 }
 
 fn version_json(sim: &SharedSim, v: &FileVersion) -> Value {
@@ -119,9 +117,28 @@ async fn version_content(
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());
     let i = live_item(&state, &item)?;
     let v = find_version(&state, i, &version)?;
+    content_fault(&sim, d, &item, v.version)?;
     let url = download_url(&sim, &caller, d, &state, i, v.version)
         .ok_or_else(|| GraphError::not_found(&version))?;
     Ok((StatusCode::FOUND, rate, [(header::LOCATION, url)]).into_response())
+}
+
+/// `restoreVersion`: the version's content becomes a new current version (a write: 2 units);
+/// `204 No Content`.
+async fn restore_version(
+    State(sim): State<SharedSim>,
+    caller: Caller,
+    Path((id, item, version)): Path<(String, String, String)>,
+) -> Result<Response, GraphError> {
+    let rate = charge(&sim, &caller, Cost::Write).await?;
+    let d = writable_drive(&sim, &caller, &id)?;
+    let mut state = d.state.write().unwrap_or_else(|p| p.into_inner());
+    let i = live_item(&state, &item)?;
+    let v = find_version(&state, i, &version)?;
+    state
+        .restore_version(&item, v.version, chrono::Utc::now(), caller.by())
+        .map_err(|e| GraphError::from_change(e, &version))?;
+    Ok((StatusCode::NO_CONTENT, rate, ()).into_response())
 }
 
 async fn permissions(

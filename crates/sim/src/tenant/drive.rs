@@ -6,130 +6,11 @@
 //! walks the log from where the previous round ended and emits the current entries it meets, as
 //! OneDrive for Business does: a change made while a client pages comes again later in the same
 //! round, the live parents of a changed item come with it, and a deleted folder's children are
-//! deleted (and logged) before the folder.
+//! deleted (and logged) before the folder. The changes themselves are in `writes.rs`.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub id: String,
-    pub name: String,
-    /// `None` for the root folder.
-    pub parent: Option<String>,
-    pub file: Option<FileInfo>,
-    pub created: DateTime<Utc>,
-    pub modified: DateTime<Utc>,
-    /// Users (tenant indexes) who created and last changed the item.
-    pub created_by: Option<usize>,
-    pub modified_by: Option<usize>,
-    /// Change number of the last change.
-    pub changed_seq: u64,
-    /// Position of the last change in [`DriveState::log`].
-    pub log_pos: usize,
-    pub deleted: bool,
-    /// Explicit permissions: the item is shared when there are any.
-    pub grants: Vec<Grant>,
-    /// Earlier versions of a file, oldest first (the current one is [`Item::file`]).
-    pub history: Vec<FileVersion>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct FileInfo {
-    pub size: u64,
-    /// Bumped by every content change; with the item id it determines the bytes.
-    pub version: u64,
-}
-
-/// An earlier version of a file.
-#[derive(Debug, Clone, Copy)]
-pub struct FileVersion {
-    pub version: u64,
-    pub size: u64,
-    pub modified: DateTime<Utc>,
-    pub modified_by: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Read,
-    Write,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkScope {
-    Organization,
-    Anonymous,
-}
-
-/// One explicit permission on an item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
-    /// Shared with a user (tenant index).
-    User { user: usize, role: Role },
-    /// A sharing link.
-    Link { scope: LinkScope, role: Role },
-}
-
-impl Item {
-    /// A drive's root folder.
-    pub fn root(id: String, created: DateTime<Utc>) -> Self {
-        Self {
-            id,
-            name: "root".into(),
-            parent: None,
-            file: None,
-            created,
-            modified: created,
-            created_by: None,
-            modified_by: None,
-            changed_seq: 0,
-            log_pos: 0,
-            deleted: false,
-            grants: Vec::new(),
-            history: Vec::new(),
-        }
-    }
-
-    /// Key of the content generator for this item: unique across drives.
-    pub fn content_key(&self, drive_id: &str) -> String {
-        format!("{drive_id}/{}", self.id)
-    }
-
-    pub fn is_folder(&self) -> bool {
-        self.file.is_none()
-    }
-
-    /// Size of version `version` of the file, if the file has (had) it.
-    pub fn version_size(&self, version: u64) -> Option<u64> {
-        let current = self.file?;
-        if current.version == version {
-            return Some(current.size);
-        }
-        self.history
-            .iter()
-            .find(|v| v.version == version)
-            .map(|v| v.size)
-    }
-}
-
-/// Why a change was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ChangeError {
-    NotFound,
-    /// The target is not a live folder, or the move would put a folder inside itself.
-    InvalidParent,
-    /// A live sibling already has the name.
-    NameTaken,
-    InvalidName,
-    /// The root folder cannot be renamed, moved or deleted.
-    Root,
-}
+use super::item::Item;
 
 /// One page of a delta round: the items to emit (indexes, in order) and where it ended.
 #[derive(Debug)]
@@ -151,6 +32,11 @@ pub struct DriveState {
     pub log: Vec<(u64, usize)>,
     /// Bumped when a resync is forced: delta tokens of an earlier epoch are refused with 410.
     pub epoch: u64,
+    /// The library's decoded site-relative path (`/sites/site1/Shared Documents`): it counts
+    /// toward the 400 characters a full path may have.
+    pub base_path: String,
+    /// Live items by (parent index, lower-case name).
+    pub(super) names: HashMap<(usize, String), usize>,
 }
 
 impl DriveState {
@@ -162,8 +48,26 @@ impl DriveState {
         &self.items[0].id
     }
 
+    /// Index of a live item.
+    pub fn live(&self, id: &str) -> Option<usize> {
+        self.index
+            .get(id)
+            .copied()
+            .filter(|&i| !self.items[i].deleted)
+    }
+
+    /// Index of a live folder.
+    pub fn live_folder(&self, id: &str) -> Option<usize> {
+        self.live(id).filter(|&i| self.items[i].is_folder())
+    }
+
+    /// The live child of folder `parent` (an index) named `name`, case-insensitively.
+    pub fn child(&self, parent: usize, name: &str) -> Option<usize> {
+        self.names.get(&(parent, name.to_lowercase())).copied()
+    }
+
     /// Logs a change of item `i`.
-    fn touch(&mut self, i: usize) {
+    pub(super) fn touch(&mut self, i: usize) {
         self.seq += 1;
         let item = &mut self.items[i];
         item.changed_seq = self.seq;
@@ -171,199 +75,41 @@ impl DriveState {
         self.log.push((self.seq, i));
     }
 
+    fn name_key(&self, i: usize) -> Option<(usize, String)> {
+        let item = &self.items[i];
+        let parent = *self.index.get(item.parent.as_ref()?)?;
+        Some((parent, item.name.to_lowercase()))
+    }
+
+    /// Takes a live item out of the name index (before a rename, a move or a deletion).
+    pub(super) fn unname(&mut self, i: usize) {
+        if let Some(key) = self.name_key(i) {
+            self.names.remove(&key);
+        }
+    }
+
+    /// Puts a live item into the name index under its current parent and name.
+    pub(super) fn name(&mut self, i: usize) {
+        if let Some(key) = self.name_key(i) {
+            self.names.insert(key, i);
+        }
+    }
+
     /// Adds an item (its `changed_seq` and `log_pos` are set here); its index.
     pub fn push(&mut self, item: Item) -> usize {
         let i = self.items.len();
         self.index.insert(item.id.clone(), i);
+        let live = !item.deleted;
         self.items.push(item);
+        if live {
+            self.name(i);
+        }
         self.touch(i);
         i
     }
 
-    fn live_folder(&self, id: &str) -> Option<usize> {
-        let &i = self.index.get(id)?;
-        let item = &self.items[i];
-        (!item.deleted && item.is_folder()).then_some(i)
-    }
-
-    fn name_taken(&self, parent: &str, name: &str, except: Option<usize>) -> bool {
-        self.items.iter().enumerate().any(|(i, it)| {
-            Some(i) != except
-                && !it.deleted
-                && it.parent.as_deref() == Some(parent)
-                && it.name.to_lowercase() == name.to_lowercase()
-        })
-    }
-
-    fn check_name(name: &str) -> Result<(), ChangeError> {
-        // SharePoint refuses these characters and names that end with a dot or space.
-        let bad = name.is_empty()
-            || name.len() > 400
-            || name.contains(['"', '*', ':', '<', '>', '?', '/', '\\', '|'])
-            || name.ends_with(['.', ' '])
-            || name.starts_with(' ');
-        if bad {
-            Err(ChangeError::InvalidName)
-        } else {
-            Ok(())
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        rng: &mut impl Rng,
-        parent: &str,
-        name: &str,
-        file: Option<FileInfo>,
-        now: DateTime<Utc>,
-        by: Option<usize>,
-    ) -> Result<String, ChangeError> {
-        Self::check_name(name)?;
-        self.live_folder(parent).ok_or(ChangeError::InvalidParent)?;
-        if self.name_taken(parent, name, None) {
-            return Err(ChangeError::NameTaken);
-        }
-        let id = item_id(rng);
-        self.push(Item {
-            id: id.clone(),
-            name: name.to_owned(),
-            parent: Some(parent.to_owned()),
-            file,
-            created: now,
-            modified: now,
-            created_by: by,
-            modified_by: by,
-            changed_seq: 0,
-            log_pos: 0,
-            deleted: false,
-            grants: Vec::new(),
-            history: Vec::new(),
-        });
-        Ok(id)
-    }
-
-    /// Adds a file under `parent` (a folder id); the new item's id.
-    pub fn add_file(
-        &mut self,
-        rng: &mut impl Rng,
-        parent: &str,
-        name: &str,
-        size: u64,
-        now: DateTime<Utc>,
-        by: Option<usize>,
-    ) -> Result<String, ChangeError> {
-        let file = FileInfo { size, version: 1 };
-        self.add(rng, parent, name, Some(file), now, by)
-    }
-
-    pub fn add_folder(
-        &mut self,
-        rng: &mut impl Rng,
-        parent: &str,
-        name: &str,
-        now: DateTime<Utc>,
-        by: Option<usize>,
-    ) -> Result<String, ChangeError> {
-        self.add(rng, parent, name, None, now, by)
-    }
-
-    /// New content (and size) for a file: a new version; the old one goes to the history.
-    pub fn modify_file(
-        &mut self,
-        id: &str,
-        size: u64,
-        now: DateTime<Utc>,
-        by: Option<usize>,
-    ) -> Result<(), ChangeError> {
-        let &i = self.index.get(id).ok_or(ChangeError::NotFound)?;
-        let item = &mut self.items[i];
-        let Some(file) = item.file.as_mut().filter(|_| !item.deleted) else {
-            return Err(ChangeError::NotFound);
-        };
-        item.history.push(FileVersion {
-            version: file.version,
-            size: file.size,
-            modified: item.modified,
-            modified_by: item.modified_by,
-        });
-        file.size = size;
-        file.version += 1;
-        item.modified = now;
-        item.modified_by = by.or(item.modified_by);
-        self.touch(i);
-        Ok(())
-    }
-
-    /// Renames and/or moves an item. Only the item changes: its descendants keep their
-    /// change numbers (their paths follow from the parents).
-    pub fn rename_or_move(
-        &mut self,
-        id: &str,
-        name: Option<&str>,
-        parent: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), ChangeError> {
-        let &i = self.index.get(id).ok_or(ChangeError::NotFound)?;
-        if self.items[i].deleted {
-            return Err(ChangeError::NotFound);
-        }
-        let old_parent = self.items[i].parent.clone().ok_or(ChangeError::Root)?;
-        let new_parent = parent.map(str::to_owned).unwrap_or(old_parent);
-        let p = self
-            .live_folder(&new_parent)
-            .ok_or(ChangeError::InvalidParent)?;
-        // A folder cannot move into itself or its own subtree.
-        if self.chain(p).contains(&i) {
-            return Err(ChangeError::InvalidParent);
-        }
-        let new_name = name.unwrap_or(&self.items[i].name).to_owned();
-        Self::check_name(&new_name)?;
-        if self.name_taken(&new_parent, &new_name, Some(i)) {
-            return Err(ChangeError::NameTaken);
-        }
-        let item = &mut self.items[i];
-        item.name = new_name;
-        item.parent = Some(new_parent);
-        item.modified = now;
-        self.touch(i);
-        Ok(())
-    }
-
-    /// Replaces an item's explicit permissions.
-    pub fn set_grants(&mut self, id: &str, grants: Vec<Grant>) -> Result<(), ChangeError> {
-        let &i = self.index.get(id).ok_or(ChangeError::NotFound)?;
-        if self.items[i].deleted {
-            return Err(ChangeError::NotFound);
-        }
-        self.items[i].grants = grants;
-        self.touch(i);
-        Ok(())
-    }
-
-    /// Deletes an item; a folder goes with everything in it, deepest first, so that in delta a
-    /// folder is reported deleted after its children.
-    pub fn delete_item(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), ChangeError> {
-        let &i = self.index.get(id).ok_or(ChangeError::NotFound)?;
-        if self.items[i].deleted {
-            return Err(ChangeError::NotFound);
-        }
-        if self.items[i].parent.is_none() {
-            return Err(ChangeError::Root);
-        }
-        let children = self.children_map();
-        let mut order = Vec::new();
-        post_order(i, &children, &mut order);
-        for j in order {
-            self.items[j].deleted = true;
-            self.items[j].modified = now;
-            self.touch(j);
-        }
-        Ok(())
-    }
-
     /// Live children per folder index.
-    fn children_map(&self) -> HashMap<usize, Vec<usize>> {
+    pub(super) fn children_map(&self) -> HashMap<usize, Vec<usize>> {
         let mut map: HashMap<usize, Vec<usize>> = HashMap::new();
         for (i, item) in self.items.iter().enumerate().filter(|(_, it)| !it.deleted) {
             if let Some(&p) = item.parent.as_ref().and_then(|p| self.index.get(p)) {
@@ -374,7 +120,7 @@ impl DriveState {
     }
 
     /// Item `i` and its ancestors, from `i` up to the root.
-    fn chain(&self, i: usize) -> Vec<usize> {
+    pub(super) fn chain(&self, i: usize) -> Vec<usize> {
         let mut chain = vec![i];
         let mut at = i;
         while let Some(&p) = self.items[at]
@@ -404,6 +150,19 @@ impl DriveState {
     pub fn parent_path(&self, i: usize) -> String {
         let mut path = String::from("/drive/root:");
         for a in self.ancestors(i).into_iter().skip(1) {
+            path.push('/');
+            path.push_str(&self.items[a].name);
+        }
+        path
+    }
+
+    /// The item's path from the drive's root: `/Folder/file.docx` (the root is `/`).
+    pub fn path(&self, i: usize) -> String {
+        if self.items[i].parent.is_none() {
+            return "/".into();
+        }
+        let mut path = String::new();
+        for a in self.ancestors(i).into_iter().skip(1).chain([i]) {
             path.push('/');
             path.push_str(&self.items[a].name);
         }
@@ -454,34 +213,22 @@ impl DriveState {
     }
 }
 
-fn post_order(i: usize, children: &HashMap<usize, Vec<usize>>, out: &mut Vec<usize>) {
-    for &c in children.get(&i).map(Vec::as_slice).unwrap_or_default() {
-        post_order(c, children, out);
-    }
-    out.push(i);
-}
-
-/// Graph-style drive item id: 34 upper-case base-32 characters starting with "01".
-pub fn item_id(rng: &mut impl Rng) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut id = String::from("01");
-    id.extend((0..32).map(|_| ALPHABET[rng.gen_range(0..32)] as char));
-    id
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
+    use super::super::item::item_id;
+    use super::super::writes::ChangeError;
     use super::*;
+    use chrono::Utc;
     use rand::SeedableRng;
 
-    fn drive() -> (DriveState, rand_chacha::ChaCha8Rng) {
+    pub(crate) fn drive() -> (DriveState, rand_chacha::ChaCha8Rng) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut state = DriveState::default();
         state.push(Item::root(item_id(&mut rng), Utc::now()));
         (state, rng)
     }
 
-    fn ids(state: &DriveState, page: &DeltaPage) -> Vec<String> {
+    pub(crate) fn names(state: &DriveState, page: &DeltaPage) -> Vec<String> {
         page.items
             .iter()
             .map(|&i| state.items[i].name.clone())
@@ -501,10 +248,12 @@ mod tests {
         s.delete_item(&a, now).unwrap();
         assert!(s.items.iter().skip(1).all(|i| i.deleted), "no orphans left");
         let round = s.delta_page(mark, mark, 100);
-        let names = ids(&s, &round);
+        let names = names(&s, &round);
         let pos = |n: &str| names.iter().position(|x| x == n).unwrap();
         assert!(pos("f") < pos("b") && pos("b") < pos("a") && pos("g") < pos("a"));
         assert_eq!(s.delete_item(&root, now), Err(ChangeError::Root));
+        // A deleted name is free again.
+        s.add_folder(&mut rng, &root, "A", now, None).unwrap();
     }
 
     #[test]
@@ -519,10 +268,11 @@ mod tests {
         let mark = s.log.len();
         s.rename_or_move(&inner, Some("moved"), Some(&b), now)
             .unwrap();
-        let names = ids(&s, &s.delta_page(mark, mark, 100));
+        let names = names(&s, &s.delta_page(mark, mark, 100));
         assert_eq!(names, ["root", "b", "moved"]);
         let i = s.items.iter().position(|x| x.name == "deep").unwrap();
         assert_eq!(s.parent_path(i), "/drive/root:/b/moved");
+        assert_eq!(s.path(i), "/b/moved/deep");
         assert_eq!(
             s.rename_or_move(&b, None, Some(&inner), now),
             Err(ChangeError::InvalidParent),
@@ -542,11 +292,11 @@ mod tests {
         let f = s.add_file(&mut rng, &root, "f", 1, now, None).unwrap();
         s.add_file(&mut rng, &root, "g", 1, now, None).unwrap();
         let first = s.delta_page(0, 0, 2);
-        assert_eq!(ids(&s, &first), ["root", "f"]);
+        assert_eq!(names(&s, &first), ["root", "f"]);
         s.modify_file(&f, 5, now, None).unwrap();
         let second = s.delta_page(0, first.next, 10);
         assert_eq!(
-            ids(&s, &second),
+            names(&s, &second),
             ["g", "f"],
             "f again, with its new content"
         );

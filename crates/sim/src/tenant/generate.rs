@@ -2,8 +2,8 @@
 //!
 //! The directory (users, groups, sites, drives, item ids, sizes) comes from one seeded random
 //! stream; what real tenants add on top (site owners and members, version histories, sharing,
-//! awkward names, who changed what) from a second one, so that either can grow without
-//! reshuffling the other.
+//! awkward names, who changed what) from a second one; sub-sites, group sites and large files
+//! from further ones, so that each can grow without reshuffling the others.
 
 use std::collections::HashMap;
 
@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
 use super::*;
+use crate::content::ContentSource;
 
 /// Folder names, by position: plain, accented with `#`, with `%`, long Cyrillic, very long.
 const FOLDER_NAMES: [&str; 5] = [
@@ -23,6 +24,21 @@ const FOLDER_NAMES: [&str; 5] = [
     "Квартальные отчёты и переписка с партнёрами {n}",
     "Archive of scanned correspondence, signed contracts, invoices and other records kept for the auditors {n}",
 ];
+
+/// Document libraries of a site, by position (then `Library {n}`).
+const LIBRARY_NAMES: [&str; 5] = [
+    "Documents",
+    "Contracts",
+    "Projets & Budgets",
+    "Archive 2023",
+    "Marketing – Assets",
+];
+
+/// Sub-sites of a site, by position (then with a number).
+const SUBSITE_NAMES: [&str; 5] = ["Projects", "Finance", "HR", "Archive", "Marketing"];
+
+/// Large files, by position (with a number).
+const LARGE_NAMES: [&str; 3] = ["Recording {n}.mp4", "Backup {n}.vhdx", "Dataset {n}.zip"];
 
 /// Every fourth file gets one of these (in turn, from a different one in each drive) (Unicode, `#`, `%`, `&`, an emoji).
 const FILE_NAMES: [&str; 4] = [
@@ -44,6 +60,63 @@ fn drive_id(rng: &mut impl Rng) -> String {
         "b!{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
+}
+
+/// A library's name and the last segment of its URL (`Documents` lives at `Shared Documents`).
+fn library(l: usize) -> (String, String) {
+    let name = LIBRARY_NAMES
+        .get(l - 1)
+        .map_or_else(|| format!("Library {l}"), |n| (*n).to_owned());
+    let segment = if l == 1 {
+        "Shared Documents".to_owned()
+    } else {
+        name.chars()
+            .filter(|c| c.is_alphanumeric() || *c == ' ')
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (name, segment.replace(' ', "%20"))
+}
+
+/// The decoded path of a URL (`https://host/sites/a/Shared%20Documents` →
+/// `/sites/a/Shared Documents`).
+fn decoded_path(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme.find('/').map_or("", |at| &after_scheme[at..]);
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], escaped) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A site added after the first ones: a sub-site or a group's team site.
+struct NewSite {
+    /// The site collection it belongs to (a sub-site's parent's); a new one when absent.
+    collection: Option<String>,
+    name: String,
+    display_name: String,
+    description: String,
+    web_url: String,
+    owners: Vec<usize>,
+    members: Vec<usize>,
 }
 
 fn upns(indexes: &[usize], domain: &str, generated: usize) -> Vec<String> {
@@ -108,6 +181,7 @@ impl Tenant {
             group_index: HashMap::new(),
             site_index: HashMap::new(),
             drive_index: HashMap::new(),
+            changes: RwLock::default(),
         };
 
         let mut user_specs: Vec<UserSpec> = (1..=spec.users)
@@ -264,6 +338,7 @@ impl Tenant {
                 kind: g.kind,
                 members,
                 created: when(&mut rng),
+                site: None,
             });
         }
 
@@ -276,13 +351,7 @@ impl Tenant {
             let site_idx = tenant.sites.len();
             let drives = (1..=spec.libraries_per_site)
                 .map(|l| {
-                    let lib = if l == 1 {
-                        "Documents".to_owned()
-                    } else {
-                        format!("Library {l}")
-                    };
-                    let url = format!("{web_url}/{}", lib.replace(' ', "%20"));
-                    let d = tenant.add_drive(&mut rng, lib, DriveOwner::Site(site_idx), url);
+                    let d = tenant.add_library(&mut rng, site_idx, &web_url, l);
                     libraries.push((d, created));
                     d
                 })
@@ -307,19 +376,211 @@ impl Tenant {
                 id,
                 name,
                 display_name: format!("Site {i}"),
+                description: format!("Collaboration site {i}"),
                 web_url,
                 created,
                 drives,
                 owners,
                 members,
                 admins: Vec::new(),
+                parent: None,
+                subsites: Vec::new(),
+                group: None,
             });
+        }
+        // Sites added later in the tenant's history draw from streams of their own.
+        let mut later = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5173_5173_0001);
+        let mut later_extra = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5173_5173_0002);
+        let mut later_libraries = Vec::new();
+        for s in 0..tenant.sites.len() {
+            tenant.add_subsites(&mut later, s, spec, &mut later_libraries);
+        }
+        if spec.group_sites {
+            for g in 0..tenant.groups.len() {
+                if tenant.groups[g].kind == GroupKind::Microsoft365 {
+                    tenant.add_group_site(&mut later, g, spec, &mut later_libraries);
+                }
+            }
         }
         tenant.grant_admins(spec)?;
         for (d, created) in onedrives.into_iter().chain(libraries) {
             tenant.fill_drive(&mut rng, &mut extra, d, spec, created);
         }
+        for (d, created) in later_libraries {
+            tenant.fill_drive(&mut later, &mut later_extra, d, spec, created);
+        }
+        tenant.add_large_files(spec);
         Ok(tenant)
+    }
+
+    /// Library number `l` of site `site`.
+    fn add_library(&mut self, rng: &mut ChaCha8Rng, site: usize, web_url: &str, l: usize) -> usize {
+        let (name, segment) = library(l);
+        let url = format!("{web_url}/{segment}");
+        let d = self.add_drive(rng, name, DriveOwner::Site(site), url);
+        self.drives[d].description = if l == 1 {
+            String::new()
+        } else {
+            format!("Library {l} of the site")
+        };
+        d
+    }
+
+    /// A site (a sub-site, a group's team site) with its libraries, drawn from `rng`.
+    fn add_site(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        new: NewSite,
+        spec: &TenantSpec,
+        libraries: &mut Vec<(usize, DateTime<Utc>)>,
+    ) -> usize {
+        let created = self.created + Duration::seconds(rng.gen_range(0..365 * 86_400));
+        let host = new
+            .web_url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        let web = random_uuid(rng);
+        let collection = new
+            .collection
+            .unwrap_or_else(|| random_uuid(rng).to_string());
+        let s = self.sites.len();
+        let drives = (1..=spec.libraries_per_site)
+            .map(|l| {
+                let d = self.add_library(rng, s, &new.web_url, l);
+                libraries.push((d, created));
+                d
+            })
+            .collect();
+        let id = format!("{host},{collection},{web}");
+        self.site_index.insert(id.to_lowercase(), SiteRef::Team(s));
+        self.sites.push(Site {
+            id,
+            name: new.name,
+            display_name: new.display_name,
+            description: new.description,
+            web_url: new.web_url,
+            created,
+            drives,
+            owners: new.owners,
+            members: new.members,
+            admins: Vec::new(),
+            parent: None,
+            subsites: Vec::new(),
+            group: None,
+        });
+        s
+    }
+
+    /// `spec.subsites_per_site` sub-sites under a top-level site (none under sub-sites or
+    /// group sites), the first with one of its own when there are two or more.
+    fn add_subsites(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        site: usize,
+        spec: &TenantSpec,
+        libraries: &mut Vec<(usize, DateTime<Utc>)>,
+    ) {
+        if self.sites[site].parent.is_some() || self.sites[site].group.is_some() {
+            return;
+        }
+        for j in 1..=spec.subsites_per_site {
+            let title = SUBSITE_NAMES
+                .get(j - 1)
+                .map_or_else(|| format!("Team {j}"), |n| (*n).to_owned());
+            let sub = self.add_subsite(rng, site, &title, spec, libraries);
+            if j == 1 && spec.subsites_per_site >= 2 {
+                self.add_subsite(rng, sub, "Old Projects", spec, libraries);
+            }
+        }
+    }
+
+    fn add_subsite(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        parent: usize,
+        title: &str,
+        spec: &TenantSpec,
+        libraries: &mut Vec<(usize, DateTime<Utc>)>,
+    ) -> usize {
+        let p = &self.sites[parent];
+        let segment = title.to_lowercase().replace(' ', "-");
+        let new = NewSite {
+            collection: p.id.split(',').nth(1).map(str::to_owned),
+            web_url: format!("{}/{segment}", p.web_url),
+            name: segment,
+            display_name: format!("{} – {title}", p.display_name),
+            description: format!("Sub-site {title} of {}", p.display_name),
+            owners: p.owners.clone(),
+            members: p.members.clone(),
+        };
+        let s = self.add_site(rng, new, spec, libraries);
+        self.sites[s].parent = Some(parent);
+        self.sites[parent].subsites.push(s);
+        s
+    }
+
+    /// A Microsoft 365 group's team site: its members are the site's members, the first its
+    /// owner.
+    fn add_group_site(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        group: usize,
+        spec: &TenantSpec,
+        libraries: &mut Vec<(usize, DateTime<Utc>)>,
+    ) {
+        let g = &self.groups[group];
+        let host = format!(
+            "{}.sharepoint.com",
+            self.domain.split('.').next().unwrap_or("contoso")
+        );
+        let new = NewSite {
+            collection: None,
+            web_url: format!("https://{host}/sites/{}", g.mail_nickname),
+            name: g.mail_nickname.clone(),
+            display_name: g.display_name.clone(),
+            description: format!("Team site of the group {}", g.display_name),
+            owners: g.members.iter().take(1).copied().collect(),
+            members: g.members.clone(),
+        };
+        let s = self.add_site(rng, new, spec, libraries);
+        self.sites[s].group = Some(group);
+        self.groups[group].site = Some(s);
+    }
+
+    /// The site-collection root a site belongs to.
+    fn collection_root(&self, mut s: usize) -> usize {
+        while let Some(p) = self.sites[s].parent {
+            s = p;
+        }
+        s
+    }
+
+    /// `spec.large_files_per_drive` large files at the root of every drive (their own stream).
+    fn add_large_files(&self, spec: &TenantSpec) {
+        if spec.large_files_per_drive == 0 {
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x1A26_E000_F11E);
+        let (lo, hi) = (
+            spec.large_file_min_size.max(1) as f64,
+            spec.large_file_max_size
+                .max(spec.large_file_min_size)
+                .max(1) as f64,
+        );
+        for drive in &self.drives {
+            let mut state = drive.state.write().unwrap_or_else(|p| p.into_inner());
+            let root = state.root_id().to_owned();
+            let created = state.items[0].created;
+            for n in 1..=spec.large_files_per_drive {
+                let size = (lo * (hi / lo).powf(rng.gen::<f64>())).round() as u64;
+                let name = LARGE_NAMES[(n - 1) % LARGE_NAMES.len()].replace("{n}", &n.to_string());
+                let when = created + Duration::seconds(rng.gen_range(0..86_400 * 30));
+                let _ = state.add_file(&mut rng, &root, &name, size, when, None);
+            }
+        }
     }
 
     /// Applies the spec's site-collection administrators (by default, the backup accounts'
@@ -351,8 +612,12 @@ impl Tenant {
                     "site_admins: no OneDrive of '{upn}'"
                 );
             }
-            for site in &mut self.sites {
-                if grant.covers_site(&site.name) && !site.admins.contains(&who) {
+            // A sub-site's administrators are its site collection's.
+            let covered: Vec<bool> = (0..self.sites.len())
+                .map(|s| grant.covers_site(&self.sites[self.collection_root(s)].name))
+                .collect();
+            for (site, covered) in self.sites.iter_mut().zip(covered) {
+                if covered && !site.admins.contains(&who) {
                     site.admins.push(who);
                 }
             }
@@ -388,12 +653,17 @@ impl Tenant {
         let id = drive_id(rng);
         let root_id = item_id(rng);
         self.drive_index.insert(id.clone(), self.drives.len());
+        let state = DriveState {
+            base_path: decoded_path(&web_url),
+            ..DriveState::default()
+        };
         self.drives.push(Drive {
             id,
             name,
+            description: String::new(),
             owner,
             web_url,
-            state: RwLock::new(DriveState::default()),
+            state: RwLock::new(state),
         });
         let d = self.drives.len() - 1;
         self.drives[d]
@@ -464,14 +734,16 @@ impl Tenant {
                     size: size(extra),
                     modified: modified - Duration::days((versions - v) as i64),
                     modified_by: item.created_by,
+                    content: ContentSource::Generated { version: v },
                 });
             }
             if let Some(file) = item.file.as_mut() {
                 file.version = versions;
+                file.content = ContentSource::Generated { version: versions };
             }
             item.modified_by = someone(extra);
             if extra.gen_bool(spec.shared_fraction.clamp(0.0, 1.0)) {
-                item.grants.push(if extra.gen_bool(0.5) && spec.users > 0 {
+                let grant = if extra.gen_bool(0.5) && spec.users > 0 {
                     Grant::User {
                         user: extra.gen_range(0..spec.users),
                         role: Role::Read,
@@ -481,7 +753,8 @@ impl Tenant {
                         scope: LinkScope::Organization,
                         role: Role::Read,
                     }
-                });
+                };
+                item.grants.push(Permission::new(&id, grant));
             }
         }
     }

@@ -29,13 +29,26 @@ pub struct TenantSpec {
     pub m365_groups: usize,
     pub distribution_groups: usize,
     pub sites: usize,
+    /// Document libraries of every site (sub-sites and group sites included); the first is
+    /// `Documents`.
     pub libraries_per_site: usize,
+    /// Sub-sites of each of the `sites` (with two or more, the first sub-site has a sub-site of
+    /// its own); each has its own libraries and inherits its parent's people.
+    pub subsites_per_site: usize,
+    /// Each Microsoft 365 group gets its team site (`/groups/{id}/sites/root`), as in Microsoft
+    /// 365.
+    pub group_sites: bool,
     pub folders_per_drive: usize,
     pub files_per_drive: usize,
     pub min_file_size: u64,
     pub max_file_size: u64,
     /// Each generated file has between 1 and this many versions.
     pub max_versions: u64,
+    /// Large files added to every drive (for egress-bound benchmarks), sizes log-uniform in
+    /// `large_file_min_size..=large_file_max_size`; content generated on the fly.
+    pub large_files_per_drive: usize,
+    pub large_file_min_size: u64,
+    pub large_file_max_size: u64,
     /// Share of generated files shared with someone (explicit permissions, a `shared` facet).
     pub shared_fraction: f64,
     /// The app registration with app-only access; derived from the seed when absent.
@@ -63,11 +76,16 @@ impl Default for TenantSpec {
             distribution_groups: 1,
             sites: 3,
             libraries_per_site: 1,
+            subsites_per_site: 0,
+            group_sites: true,
             folders_per_drive: 2,
             files_per_drive: 10,
             min_file_size: 1024,
             max_file_size: 2 << 20,
             max_versions: 3,
+            large_files_per_drive: 0,
+            large_file_min_size: 50 << 20,
+            large_file_max_size: 500 << 20,
             shared_fraction: 0.1,
             app_client_id: None,
             app_client_secret: None,

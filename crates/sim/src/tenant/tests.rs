@@ -34,7 +34,8 @@ fn sizes_and_backup_group() {
     let t = Tenant::generate(&spec).unwrap();
     assert_eq!(t.users.len(), 35);
     assert_eq!(t.backup_accounts_group().unwrap().members.len(), 5);
-    assert_eq!(t.drives.len(), 35 + 4);
+    // OneDrives, two sites' and two Microsoft 365 groups' sites' two libraries each.
+    assert_eq!(t.drives.len(), 35 + 4 + 4);
     let files = t.drives[0]
         .state
         .read()
@@ -104,4 +105,119 @@ fn extras_with_fixed_ids() {
     let g = t.group(&gid.to_string()).unwrap();
     assert_eq!(g.members.len(), 2);
     assert_eq!(t.users[g.members[0]].display_name, "tworker1");
+}
+
+#[test]
+fn sites_have_subsites_libraries_and_groups_their_team_sites() {
+    let spec = TenantSpec {
+        users: 12,
+        sites: 2,
+        libraries_per_site: 3,
+        subsites_per_site: 2,
+        m365_groups: 2,
+        ..TenantSpec::default()
+    };
+    let t = Tenant::generate(&spec).unwrap();
+    let top: Vec<&Site> = t
+        .sites
+        .iter()
+        .filter(|s| s.parent.is_none() && s.group.is_none())
+        .collect();
+    assert_eq!(top.len(), 2);
+    // Each top-level site: two sub-sites, the first with one of its own.
+    let s1 = &t.sites[t
+        .site(&top[0].id)
+        .map(|s| match s {
+            SiteRef::Team(i) => i,
+            SiteRef::Personal(_) => unreachable!(),
+        })
+        .unwrap()];
+    assert_eq!(s1.subsites.len(), 2);
+    let first = &t.sites[s1.subsites[0]];
+    assert_eq!(first.subsites.len(), 1);
+    assert!(first.web_url.starts_with(&s1.web_url));
+    assert_eq!(
+        first.id.split(',').nth(1),
+        s1.id.split(',').nth(1),
+        "a sub-site belongs to its parent's site collection"
+    );
+    assert_eq!(
+        (first.owners.clone(), first.admins.clone()),
+        (s1.owners.clone(), s1.admins.clone())
+    );
+    assert_eq!(t.sites.len(), 2 * (1 + 3) + 2);
+    // Libraries: Documents at Shared Documents, then named ones, on every site.
+    assert!(t.sites.iter().all(|s| s.drives.len() == 3));
+    let docs = &t.drives[s1.drives[0]];
+    assert_eq!(docs.name, "Documents");
+    assert!(docs.web_url.ends_with("/Shared%20Documents"));
+    assert_eq!(
+        docs.state.read().unwrap().base_path,
+        "/sites/site1/Shared Documents"
+    );
+    assert_eq!(t.drives[s1.drives[1]].name, "Contracts");
+    // Every Microsoft 365 group has its team site, its members the site's members.
+    for g in t
+        .groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Microsoft365)
+    {
+        let site = &t.sites[g.site.unwrap()];
+        assert_eq!(site.members, g.members);
+        assert_eq!(site.name, g.mail_nickname);
+    }
+    assert!(t
+        .groups
+        .iter()
+        .filter(|g| g.kind != GroupKind::Microsoft365)
+        .all(|g| g.site.is_none()));
+    // Deterministic, and the first sites' drives do not move when sub-sites are added.
+    let again = Tenant::generate(&spec).unwrap();
+    assert_eq!(
+        t.sites.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        again.sites.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
+    let plain = Tenant::generate(&TenantSpec {
+        subsites_per_site: 0,
+        ..spec.clone()
+    })
+    .unwrap();
+    assert_eq!(plain.drives[0].id, t.drives[0].id);
+    let names = |t: &Tenant| -> Vec<String> {
+        t.drives[0]
+            .state
+            .read()
+            .unwrap()
+            .items
+            .iter()
+            .map(|i| i.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&plain), names(&t));
+}
+
+#[test]
+fn large_files_on_every_drive() {
+    let spec = TenantSpec {
+        users: 2,
+        backup_accounts: 0,
+        sites: 1,
+        m365_groups: 0,
+        large_files_per_drive: 2,
+        large_file_min_size: 50 << 20,
+        large_file_max_size: 500 << 20,
+        ..TenantSpec::default()
+    };
+    let t = Tenant::generate(&spec).unwrap();
+    for d in &t.drives {
+        let state = d.state.read().unwrap();
+        let large: Vec<u64> = state
+            .items
+            .iter()
+            .filter_map(|i| i.file.map(|f| f.size))
+            .filter(|&s| s >= 50 << 20)
+            .collect();
+        assert_eq!(large.len(), 2, "{}", d.name);
+        assert!(large.iter().all(|&s| s <= 500 << 20));
+    }
 }

@@ -70,8 +70,8 @@ pub fn app_bucket(cfg: &ThrottleConfig) -> (f64, f64) {
     (cfg.app_rate, cfg.app_burst.max(1.0))
 }
 
-/// A user's egress: Microsoft's hourly budget per second, two seconds of it at once.
-pub fn egress_bucket(cfg: &ThrottleConfig) -> (f64, f64) {
-    let rate = cfg.user_egress_bytes_per_hour / 3600.0;
+/// A user's egress or ingress: Microsoft's hourly budget per second, two seconds of it at once.
+pub fn transfer_bucket(bytes_per_hour: f64) -> (f64, f64) {
+    let rate = bytes_per_hour / 3600.0;
     (rate, 2.0 * rate)
 }

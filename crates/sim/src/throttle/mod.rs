@@ -1,7 +1,8 @@
 //! Microsoft-style throttling, in two profiles.
 //!
 //! Each Graph request costs resource units (1 for a single-item read, a delta call with a token
-//! or a download; 2 for multi-item queries; 5 for permission reads) and draws from the budgets of
+//! or a download; 2 for multi-item queries and writes; 5 for permission operations) and draws
+//! from the budgets of
 //! the signed-in user (delegated tokens), of the app in the tenant and of the tenant. Over
 //! budget, it is answered 429 (or, for a configurable share, 503) with `Retry-After`.
 //!
@@ -13,7 +14,8 @@
 //!   growing for callers that keep sending, `RateLimit-*` headers only for app-only calls,
 //!   describing the app's 1-minute window. `time_scale` shortens the windows for tests.
 //!
-//! Downloads (the pre-authenticated URLs) are charged to the user's egress budget.
+//! Downloads (the pre-authenticated URLs) are charged to the user's egress budget, uploads
+//! (simple uploads and upload-session fragments) to its ingress budget.
 
 mod fast;
 mod realistic;
@@ -70,6 +72,8 @@ pub struct ThrottleConfig {
     pub max_retry_after_secs: f64,
     /// Bytes a user may download per hour (both profiles).
     pub user_egress_bytes_per_hour: f64,
+    /// Bytes a user may upload per hour (both profiles).
+    pub user_ingress_bytes_per_hour: f64,
     /// Share of throttled answers that are 503 Service Unavailable instead of 429.
     pub fraction_503: f64,
     /// Added latency per Graph request, milliseconds (0: none).
@@ -78,7 +82,9 @@ pub struct ThrottleConfig {
     pub cost_single: f64,
     /// Cost of a multi-item query (lists, delta without a token).
     pub cost_multi: f64,
-    /// Cost of a permissions read.
+    /// Cost of a write (create, upload, update, delete, restore of a version).
+    pub cost_write: f64,
+    /// Cost of a permissions read or write.
     pub cost_permissions: f64,
 }
 
@@ -101,10 +107,12 @@ impl Default for ThrottleConfig {
             tenant_units_per_5min: None,
             max_retry_after_secs: 300.0,
             user_egress_bytes_per_hour: 100e9,
+            user_ingress_bytes_per_hour: 50e9,
             fraction_503: 0.0,
             latency_ms: 0,
             cost_single: 1.0,
             cost_multi: 2.0,
+            cost_write: 2.0,
             cost_permissions: 5.0,
         }
     }
@@ -147,7 +155,19 @@ pub struct PrincipalStats {
     pub throttled429: u64,
     pub throttled503: u64,
     pub units: f64,
+    /// Bytes downloaded.
     pub bytes: u64,
+    /// Bytes uploaded.
+    pub ingress_bytes: u64,
+}
+
+/// Which way bytes go through a pre-authenticated URL or an upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A download: the user's egress budget.
+    Egress,
+    /// An upload: the user's ingress budget.
+    Ingress,
 }
 
 /// A Graph call to be charged.
@@ -200,11 +220,37 @@ struct Ledger {
     stats: PrincipalStats,
     bucket: fast::Bucket,
     egress: fast::Bucket,
+    ingress: fast::Bucket,
     told: realistic::Told,
     meters: Vec<realistic::Meter>,
 }
 
 impl Ledger {
+    fn new(cfg: &ThrottleConfig, p: &Principal, now: Instant) -> Self {
+        Self {
+            stats: PrincipalStats::default(),
+            bucket: fast::Bucket::full(bucket_of(cfg, p).1, now),
+            egress: fast::Bucket::full(
+                fast::transfer_bucket(cfg.user_egress_bytes_per_hour).1,
+                now,
+            ),
+            ingress: fast::Bucket::full(
+                fast::transfer_bucket(cfg.user_ingress_bytes_per_hour).1,
+                now,
+            ),
+            told: realistic::Told::default(),
+            meters: Vec::new(),
+        }
+    }
+
+    /// The bucket and the realistic budget of a transfer.
+    fn transfer(&mut self, direction: Direction) -> (&mut fast::Bucket, Budget) {
+        match direction {
+            Direction::Egress => (&mut self.egress, Budget::UserEgress),
+            Direction::Ingress => (&mut self.ingress, Budget::UserIngress),
+        }
+    }
+
     fn meter(
         &mut self,
         budget: Budget,
@@ -286,13 +332,9 @@ impl Throttler {
         let (ledgers, rng) = &mut *guard;
         let principals = call.principals();
         for p in &principals {
-            let ledger = ledgers.entry(*p).or_insert_with(|| Ledger {
-                stats: PrincipalStats::default(),
-                bucket: fast::Bucket::full(bucket_of(&cfg, p).1, now),
-                egress: fast::Bucket::full(fast::egress_bucket(&cfg).1, now),
-                told: realistic::Told::default(),
-                meters: Vec::new(),
-            });
+            let ledger = ledgers
+                .entry(*p)
+                .or_insert_with(|| Ledger::new(&cfg, p, now));
             ledger.stats.requests += 1;
         }
         let outcome = if !cfg.enabled {
@@ -465,10 +507,17 @@ impl Throttler {
         }))
     }
 
-    /// A download of `bytes` through a pre-authenticated URL handed to `user` (or the app):
-    /// charged to the user's egress budget, refused while the budget is spent (or, in the
-    /// realistic profile, while the caller was told to wait).
-    pub fn admit_download(&self, user: Option<Uuid>, app: Uuid, bytes: u64) -> Admission {
+    /// A transfer of `bytes` by `user` (or the app): a download through a pre-authenticated
+    /// URL, charged to the user's egress budget, or an upload, charged to its ingress budget;
+    /// refused while that budget is spent (or, in the realistic profile, while the caller was
+    /// told to wait).
+    pub fn admit_transfer(
+        &self,
+        direction: Direction,
+        user: Option<Uuid>,
+        app: Uuid,
+        bytes: u64,
+    ) -> Admission {
         let cfg = self.config();
         let now = Instant::now();
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -477,28 +526,33 @@ impl Throttler {
         principals.extend(user.map(Principal::User));
         let caller = user.map_or(Principal::App(app), Principal::User);
         for p in &principals {
-            ledgers.entry(*p).or_insert_with(|| Ledger {
-                stats: PrincipalStats::default(),
-                bucket: fast::Bucket::full(bucket_of(&cfg, p).1, now),
-                egress: fast::Bucket::full(fast::egress_bucket(&cfg).1, now),
-                told: realistic::Told::default(),
-                meters: Vec::new(),
-            });
+            ledgers
+                .entry(*p)
+                .or_insert_with(|| Ledger::new(&cfg, p, now));
         }
+        let per_hour = match direction {
+            Direction::Egress => cfg.user_egress_bytes_per_hour,
+            Direction::Ingress => cfg.user_ingress_bytes_per_hour,
+        };
         let mut wait = None;
         if cfg.enabled {
             if let Some(u) = user.map(Principal::User) {
                 let ledger = ledgers.get_mut(&u).expect("present");
                 wait = match cfg.profile {
                     Profile::Fast => {
-                        let (rate, burst) = fast::egress_bucket(&cfg);
-                        ledger.egress.refill(now, rate, burst);
-                        ledger.egress.check_debt(rate)
+                        let (rate, burst) = fast::transfer_bucket(per_hour);
+                        let (bucket, _) = ledger.transfer(direction);
+                        bucket.refill(now, rate, burst);
+                        bucket.check_debt(rate)
                     }
                     Profile::Realistic => ledger.told.arrive(now, &cfg).or_else(|| {
-                        ledger
-                            .meter(Budget::UserEgress, &cfg, self.licenses)
-                            .wait_for(now, bytes as f64, &cfg, self.licenses)
+                        let budget = ledger.transfer(direction).1;
+                        ledger.meter(budget, &cfg, self.licenses).wait_for(
+                            now,
+                            bytes as f64,
+                            &cfg,
+                            self.licenses,
+                        )
                     }),
                 };
             }
@@ -516,11 +570,15 @@ impl Throttler {
         }
         for p in &principals {
             let ledger = ledgers.get_mut(p).expect("present");
-            ledger.stats.bytes += bytes;
+            match direction {
+                Direction::Egress => ledger.stats.bytes += bytes,
+                Direction::Ingress => ledger.stats.ingress_bytes += bytes,
+            }
             if matches!(p, Principal::User(_)) {
-                ledger.egress.spend(bytes as f64);
+                let (bucket, budget) = ledger.transfer(direction);
+                bucket.spend(bytes as f64);
                 ledger
-                    .meter(Budget::UserEgress, &cfg, self.licenses)
+                    .meter(budget, &cfg, self.licenses)
                     .window
                     .add(now, bytes as f64);
             }

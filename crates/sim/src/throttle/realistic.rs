@@ -1,6 +1,6 @@
 //! The realistic profile: Microsoft's published SharePoint/OneDrive limits as sliding windows.
 //!
-//! - per user: 3,000 requests per 5 minutes, 100 GB of downloads per hour;
+//! - per user: 3,000 requests per 5 minutes, 100 GB of downloads and 50 GB of uploads per hour;
 //! - per app in the tenant: resource units per minute and per day, by the tenant's licences
 //!   (1,250/min and 1.2 M/day up to 1,000 licences … 6,250/min and 6 M/day above 50,000);
 //! - per tenant: resource units per 5 minutes (18,750 … 93,750).
@@ -21,6 +21,7 @@ use super::ThrottleConfig;
 pub enum Budget {
     UserRequests,
     UserEgress,
+    UserIngress,
     AppMinute,
     AppDay,
     TenantFiveMinutes,
@@ -44,6 +45,7 @@ impl Budget {
         match self {
             Budget::UserRequests => (300.0, cfg.user_requests_per_5min),
             Budget::UserEgress => (3_600.0, cfg.user_egress_bytes_per_hour),
+            Budget::UserIngress => (3_600.0, cfg.user_ingress_bytes_per_hour),
             Budget::AppMinute => (60.0, cfg.app_units_per_minute.unwrap_or(minute)),
             Budget::AppDay => (86_400.0, cfg.app_units_per_day.unwrap_or(day)),
             Budget::TenantFiveMinutes => (300.0, cfg.tenant_units_per_5min.unwrap_or(tenant)),
@@ -84,7 +86,9 @@ impl Meter {
     ) -> Option<Duration> {
         let (_, limit) = self.budget.scaled(cfg, licenses);
         let used = self.window.used(now);
-        if used + amount <= limit || (used == 0.0 && self.budget == Budget::UserEgress) {
+        // One transfer larger than the whole budget still goes through an empty window.
+        let transfer = matches!(self.budget, Budget::UserEgress | Budget::UserIngress);
+        if used + amount <= limit || (used == 0.0 && transfer) {
             return None;
         }
         let wait = self.window.time_until_at_most(now, limit - amount);

@@ -296,17 +296,17 @@ fn egress_per_user() {
     let t = Throttler::new(cfg, 1, 10);
     let user = Some(Uuid::from_u128(1));
     assert!(matches!(
-        t.admit_download(user, APP, 600),
+        t.admit_transfer(Direction::Egress, user, APP, 600),
         Admission::Admitted { .. }
     ));
     assert!(matches!(
-        t.admit_download(user, APP, 300),
+        t.admit_transfer(Direction::Egress, user, APP, 300),
         Admission::Admitted { .. }
     ));
-    assert!(retry_after(&t.admit_download(user, APP, 300)) > 10);
+    assert!(retry_after(&t.admit_transfer(Direction::Egress, user, APP, 300)) > 10);
     assert!(
         matches!(
-            t.admit_download(Some(Uuid::from_u128(2)), APP, 5_000),
+            t.admit_transfer(Direction::Egress, Some(Uuid::from_u128(2)), APP, 5_000),
             Admission::Admitted { .. }
         ),
         "a file larger than the budget goes when nothing else is in the window"
@@ -320,11 +320,41 @@ fn egress_per_user() {
         10,
     );
     assert!(matches!(
-        fast.admit_download(user, APP, 100),
+        fast.admit_transfer(Direction::Egress, user, APP, 100),
         Admission::Admitted { .. }
     ));
     assert!(matches!(
-        fast.admit_download(user, APP, 1),
+        fast.admit_transfer(Direction::Egress, user, APP, 1),
         Admission::Throttled { .. }
     ));
+}
+
+#[test]
+fn ingress_per_user_is_its_own_budget() {
+    let cfg = ThrottleConfig {
+        user_egress_bytes_per_hour: 3_600.0,
+        user_ingress_bytes_per_hour: 36_000.0,
+        ..ThrottleConfig::default()
+    };
+    let t = Throttler::new(cfg, 1, 10);
+    let user = Some(Uuid::from_u128(1));
+    // 10 bytes/s in, 20 at once; 1 byte/s out: spending one does not spend the other.
+    assert!(matches!(
+        t.admit_transfer(Direction::Ingress, user, APP, 25),
+        Admission::Admitted { .. }
+    ));
+    assert!(matches!(
+        t.admit_transfer(Direction::Ingress, user, APP, 1),
+        Admission::Throttled { .. }
+    ));
+    assert!(matches!(
+        t.admit_transfer(Direction::Egress, user, APP, 1),
+        Admission::Admitted { .. }
+    ));
+    let stats: Vec<_> = t.stats();
+    let (_, s) = stats
+        .iter()
+        .find(|(p, _)| *p == Principal::User(Uuid::from_u128(1)))
+        .unwrap();
+    assert_eq!((s.ingress_bytes, s.bytes, s.throttled429), (25, 1, 1));
 }

@@ -1,11 +1,20 @@
 //! m365sim over HTTP: identity errors, Graph shapes and paging, delta semantics, downloads,
 //! the throttling model and the control API; OneDrive for Business's delta rounds, versions,
-//! permissions and downloads (`realism.rs`), access as a tenant grants it (`access.rs`) and
-//! the realistic throttling profile (`realistic.rs`).
+//! permissions and downloads (`realism.rs`), access as a tenant grants it (`access.rs`), the
+//! realistic throttling profile (`realistic.rs`), sites, sub-sites, libraries and group sites
+//! (`sites.rs`), injected faults (`faults.rs`), the in-process handle and the tenant's truth
+//! (`handle.rs`), Graph writes (`writes.rs`), uploads (`uploads.rs`) and what a restore meets
+//! (`restore_faults.rs`).
 
 mod access;
+mod faults;
+mod handle;
 mod realism;
 mod realistic;
+mod restore_faults;
+mod sites;
+mod uploads;
+mod writes;
 
 use std::time::{Duration, Instant};
 
@@ -149,18 +158,48 @@ async fn control(
 }
 
 impl Client {
-    async fn get_raw(&self, url: &str) -> reqwest::Response {
+    /// A request with the bearer token; `url` absolute or below the Graph URL.
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         let url = if url.starts_with("http") {
             url.to_owned()
         } else {
             format!("{}{url}", self.base)
         };
-        self.http
-            .get(url)
-            .bearer_auth(&self.token)
+        self.http.request(method, url).bearer_auth(&self.token)
+    }
+
+    async fn get_raw(&self, url: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, url)
             .send()
             .await
             .unwrap()
+    }
+
+    /// `method` with a JSON body.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.request(method, url).json(&body).send().await.unwrap()
+    }
+
+    /// `PUT` of raw bytes (a simple upload).
+    async fn put_bytes(&self, url: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.request(reqwest::Method::PUT, url)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Follows a content redirect and reads the bytes.
+    async fn download(&self, url: &str) -> reqwest::Response {
+        let r = self.get_raw(url).await;
+        assert_eq!(r.status(), 302, "{url}");
+        let location = r.headers()["location"].to_str().unwrap().to_owned();
+        reqwest::get(location).await.unwrap()
     }
 
     async fn get(&self, url: &str) -> Value {
@@ -181,6 +220,23 @@ impl Client {
             }
         }
     }
+}
+
+/// Graph's error code of an answer (and its status).
+async fn graph_error(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        body["error"]["innerError"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 fn aad_code(body: &Value) -> u64 {
@@ -401,7 +457,11 @@ async fn sites_drives_delta_and_content() {
     let sim = start(unthrottled()).await;
     let c = sign_in(&sim, "backup1@contoso42.onmicrosoft.com").await;
     let (sites, _) = c.all("/sites?search=*").await;
-    assert_eq!(sites.len(), 3);
+    assert_eq!(
+        sites.len(),
+        3 + 2,
+        "three sites, two Microsoft 365 groups' team sites"
+    );
     assert_eq!(
         c.get("/sites?search=site2").await["value"]
             .as_array()
