@@ -218,10 +218,23 @@ impl TenantGateway for M365Gateway {
         // Breadth first: each site's sub-sites, with their parent named.
         let mut pending: Vec<(directory::GraphSite, Option<String>)> =
             roots.into_iter().map(|s| (s, None)).collect();
+        // A search lists sub-sites beside their parents: each site once, with its parent.
+        let mut seen = std::collections::HashSet::new();
         while let Some((graph, parent)) = pending.pop() {
             let Some(site) = directory_site(&graph, parent) else {
                 continue;
             };
+            if !seen.insert(site.id()) {
+                if site.parent_id.is_some() {
+                    if let Some(known) = sites
+                        .iter_mut()
+                        .find(|s: &&mut DirectorySite| s.id() == site.id())
+                    {
+                        known.parent_id = site.parent_id;
+                    }
+                }
+                continue;
+            }
             if !site.is_personal {
                 let children = match client.subsites(&graph.id).await {
                     // A site that cannot have sub-sites refuses the question.

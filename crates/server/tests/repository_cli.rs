@@ -16,7 +16,7 @@ fn cli(s: &TestServer, args: &[&str], env: &[(&str, &str)]) -> (bool, String, St
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_m365backup"));
     cmd.arg("--data-dir").arg(s.data_dir.path());
     if let Some(url) = &s.settings.database_url {
-        cmd.arg("--database-url").arg(url);
+        cmd.arg("--database-url").arg(url.expose());
     }
     cmd.arg("repository")
         .args(args)

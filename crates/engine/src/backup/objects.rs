@@ -2,7 +2,7 @@
 //! document library of a site (sub-sites included), found through the account pool. One drive
 //! is one object however many items name it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use m365backup_core::ids::OrganizationId;
 use m365backup_core::jobs::model::{BackupItem, BackupType, ItemScope, SiteRef};
@@ -194,10 +194,25 @@ async fn sites_with_subsites(
     c: &mut Collector,
     concurrency: usize,
 ) -> Result<(), PoolError> {
-    let mut all = Vec::new();
+    // A search lists sub-sites beside their parents: each site once, with its parent when any
+    // walk found one, and each tree walked once.
+    let mut found: HashMap<String, (Site, Option<String>)> = HashMap::new();
     for site in sites {
-        all.extend(discovery::site_tree(pool, site).await?);
+        if found.contains_key(&site.id) {
+            continue;
+        }
+        for (site, parent) in discovery::site_tree(pool, site).await? {
+            match found.get_mut(&site.id) {
+                Some(known) if known.1.is_none() => known.1 = parent,
+                Some(_) => {}
+                None => {
+                    found.insert(site.id.clone(), (site, parent));
+                }
+            }
+        }
     }
+    let mut all: Vec<(Site, Option<String>)> = found.into_values().collect();
+    all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     for (site, parent, drive) in discovery::libraries_of(pool, all, concurrency).await? {
         c.library(&site, parent.as_deref(), drive);
     }

@@ -58,11 +58,7 @@ impl StatisticsMaker {
         } else {
             Bottleneck::NA
         };
-        let progress = if total == 0 {
-            0
-        } else {
-            ((done * 100) / total).min(99) as u8
-        };
+        let progress = (done * 100).checked_div(total).unwrap_or(0).min(99) as u8;
         (
             SessionStatistics {
                 processing_rate_bytes_ps: (read as f64 / secs) as u64,
