@@ -14,6 +14,7 @@ pub mod links;
 pub mod openapi;
 pub mod paging;
 pub mod paths;
+pub mod range;
 pub mod routes;
 pub mod state;
 
@@ -27,7 +28,6 @@ use m365backup_core::Secret;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -150,6 +150,17 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .routes(routes!(routes::restore_browse::site_documents))
         .routes(routes!(routes::restore_browse::site_folder))
         .routes(routes!(routes::restore_browse::site_document))
+        .routes(routes!(routes::restore_actions::onedrive_action))
+        .routes(routes!(routes::restore_actions::onedrive_folder_action))
+        .routes(routes!(routes::restore_actions::onedrive_document_action))
+        .routes(routes!(routes::restore_actions::onedrive_folders_action))
+        .routes(routes!(routes::restore_actions::onedrive_documents_action))
+        .routes(routes!(routes::restore_actions::site_action))
+        .routes(routes!(routes::restore_actions::library_action))
+        .routes(routes!(routes::restore_actions::site_folder_action))
+        .routes(routes!(routes::restore_actions::site_document_action))
+        .routes(routes!(routes::restore_actions::site_folders_action))
+        .routes(routes!(routes::restore_actions::site_documents_action))
         .routes(routes!(routes::proxies::list_proxies))
         .routes(routes!(routes::proxies::get_proxy))
         .routes(routes!(routes::proxies::proxy_repositories))
@@ -174,6 +185,32 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .split_for_parts()
 }
 
+/// Answers 408 to a request not answered within the configured time, except a restore to
+/// Microsoft 365 (`POST …/Organization/…/Action`), which answers when it has written everything
+/// however long that takes (its events show progress meanwhile). Downloads answer at once and
+/// then stream.
+async fn request_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if is_restore_action(&req) {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(state.settings.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => message(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request took too long to be answered.",
+        ),
+    }
+}
+
+/// `POST /v5/RestoreSessions/{id}/Organization/…/Action` (paths are canonical by now).
+fn is_restore_action(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == axum::http::Method::POST
+        && path.starts_with("/v5/RestoreSessions/")
+        && path.contains("/Organization/")
+        && path.ends_with("/Action")
+}
+
 /// The complete HTTP service, ready to be served.
 pub fn build(state: AppState) -> Router {
     let (routes, openapi) = routes_and_openapi(&state);
@@ -195,12 +232,9 @@ pub fn build(state: AppState) -> Router {
         )
         .route(METRICS_PATH, get(metrics))
         .fallback(|| async { ApiError::NotFound("No route matches the request.".into()) })
-        // A request (its body and its answer) may take this long; slow headers are the
-        // listener's concern.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            state.settings.request_timeout,
-        ))
+        // A request (its body and its answer) may take this long, restores to Microsoft 365
+        // excepted; slow headers are the listener's concern.
+        .layer(from_fn_with_state(state.clone(), request_deadline))
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http())

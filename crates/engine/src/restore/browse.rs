@@ -89,9 +89,11 @@ pub struct SiteEntry {
 pub struct Browser {
     store: Arc<dyn Store>,
     repositories: Arc<RepositoryService>,
-    /// Each session's restore points and when they were last asked for.
-    points: Mutex<HashMap<RestoreSessionId, (Arc<Vec<RestorePoint>>, Instant)>>,
+    points: Mutex<HashMap<RestoreSessionId, CachedPoints>>,
 }
+
+/// A session's restore points and when they were last asked for.
+type CachedPoints = (Arc<Vec<RestorePoint>>, Instant);
 
 impl Browser {
     pub fn new(store: Arc<dyn Store>, repositories: Arc<RepositoryService>) -> Self {

@@ -4,18 +4,24 @@
 //! (the pipe to it breaks and the writer ends).
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipDateTimeBuilder, ZipEntryBuilder};
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use futures_util::{AsyncWriteExt, Stream, StreamExt};
+use futures_util::stream::{self, BoxStream};
+use futures_util::{AsyncWriteExt, Stream, StreamExt, TryStreamExt};
 use m365backup_core::error::{CoreError, CoreResult};
+use m365backup_core::log_text::LogText;
 use m365backup_repo::{Item, ItemKind};
+use tokio::sync::oneshot;
 use tokio_util::compat::TokioAsyncWriteCompatExt;
 use tokio_util::io::ReaderStream;
 
 use crate::restore::browse::{repo_error, RestorePoint};
+use crate::restore::selection::Selection;
 
 /// How much of the archive may wait for the client.
 const PIPE_BYTES: usize = 1024 * 1024;
@@ -35,24 +41,6 @@ pub fn document_stream(
         .read_content(content, range)
         .map_err(repo_error)?;
     Ok(stream.map(|chunk| chunk.map_err(std::io::Error::other)))
-}
-
-/// Something to put in an archive: a whole restore point, a folder of it, or a document.
-#[derive(Clone)]
-pub enum ArchiveRoot {
-    /// Everything of a OneDrive or a library, under `prefix`.
-    Object { point: RestorePoint, prefix: String },
-    /// A folder and what it holds, as `<prefix>/<folder name>/…`.
-    Folder {
-        point: RestorePoint,
-        folder: Item,
-        prefix: String,
-    },
-    Document {
-        point: RestorePoint,
-        item: Item,
-        prefix: String,
-    },
 }
 
 /// A name made safe as a path segment in an archive: no separators, no `..`, no controls.
@@ -91,48 +79,122 @@ fn zip_time(t: Option<DateTime<Utc>>) -> async_zip::ZipDateTime {
         .build()
 }
 
-/// A ZIP of `roots`, produced while it is read. Errors inside end the stream early (the
-/// client sees a truncated archive, never a wrong file).
-pub fn zip_stream(
-    roots: Vec<ArchiveRoot>,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+/// What a finished save reports: the documents and bytes the client received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+/// How a save ended: its statistics once the client has read the last byte, the error that
+/// stopped it, or nothing at all when the client went away first (the sender is dropped).
+pub type ExportDone = oneshot::Receiver<Result<ExportStats, String>>;
+
+/// A save in progress: the bytes to send and how it ended.
+pub struct Export {
+    pub stream: BoxStream<'static, std::io::Result<Bytes>>,
+    pub done: ExportDone,
+}
+
+/// One document's bytes (`range` of them) as a save whose end is reported.
+pub fn document_export(
+    point: &RestorePoint,
+    item: &Item,
+    range: Option<Range<u64>>,
+) -> CoreResult<Export> {
+    let (tx, done) = oneshot::channel();
+    let name = item.name.clone();
+    let counted = Arc::new(AtomicU64::new(0));
+    let seen = counted.clone();
+    let body = document_stream(point, item, range)?
+        .inspect_ok(move |chunk| {
+            seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        })
+        .inspect_err(
+            move |e| tracing::warn!(document = %LogText(&name), error = %e, "a save stopped"),
+        );
+    let tail = stream::once(async move {
+        let _ = tx.send(Ok(ExportStats {
+            documents: 1,
+            bytes: counted.load(Ordering::Relaxed),
+        }));
+        None
+    })
+    .filter_map(std::future::ready);
+    Ok(Export {
+        stream: body.chain(tail).boxed(),
+        done,
+    })
+}
+
+/// A ZIP of `entries` (each selection under its path prefix, `""` for the top), produced while
+/// it is read. An error inside aborts the stream, so the client never takes a truncated archive
+/// for a whole one.
+pub fn zip_export(entries: Vec<(Selection, String)>) -> Export {
     let (reader, writer) = tokio::io::duplex(PIPE_BYTES);
+    let (written_tx, written) = oneshot::channel::<CoreResult<ExportStats>>();
     tokio::spawn(async move {
         let mut zip = ZipFileWriter::new(writer.compat_write());
-        for root in roots {
-            if let Err(e) = write_root(&mut zip, root).await {
-                tracing::warn!(error = %e, "export stopped");
-                return;
+        let mut stats = ExportStats::default();
+        let mut outcome = Ok(());
+        for (selection, prefix) in entries {
+            outcome = write_selection(&mut zip, selection, &prefix, &mut stats).await;
+            if outcome.is_err() {
+                break;
             }
         }
-        match zip.close().await {
-            Ok(mut inner) => {
-                let _ = inner.close().await;
-            }
-            Err(e) => tracing::warn!(error = %e, "export could not be finished"),
-        }
+        let outcome = match outcome {
+            Ok(()) => match zip.close().await {
+                Ok(mut inner) => inner
+                    .close()
+                    .await
+                    .map(|_| stats)
+                    .map_err(|e| archive_failed(&e)),
+                Err(e) => Err(archive_failed(&e)),
+            },
+            Err(e) => Err(e),
+        };
+        let _ = written_tx.send(outcome);
     });
-    ReaderStream::new(reader)
+    let (tx, done) = oneshot::channel();
+    let tail = stream::once(async move {
+        let outcome = match written.await {
+            Ok(Ok(stats)) => Ok(stats),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the archive writer stopped".to_owned()),
+        };
+        let error = outcome.as_ref().err().cloned();
+        let _ = tx.send(outcome);
+        error.map(|e| Err(std::io::Error::other(e)))
+    })
+    .filter_map(std::future::ready);
+    Export {
+        stream: ReaderStream::new(reader).chain(tail).boxed(),
+        done,
+    }
+}
+
+fn archive_failed(e: &dyn std::fmt::Display) -> CoreError {
+    CoreError::Unavailable(format!("writing the archive failed: {e}"))
 }
 
 type Zip = ZipFileWriter<tokio_util::compat::Compat<tokio::io::DuplexStream>>;
 
-async fn write_root(zip: &mut Zip, root: ArchiveRoot) -> CoreResult<()> {
-    match root {
-        ArchiveRoot::Document {
-            point,
-            item,
-            prefix,
-        } => write_document(zip, &point, &item, &join(&prefix, &item.name)).await,
-        ArchiveRoot::Folder {
-            point,
-            folder,
-            prefix,
-        } => {
-            let path = join(&prefix, &folder.name);
-            write_tree(zip, &point, Some(folder.id.clone()), &path).await
+async fn write_selection(
+    zip: &mut Zip,
+    selection: Selection,
+    prefix: &str,
+    stats: &mut ExportStats,
+) -> CoreResult<()> {
+    match selection {
+        Selection::Document { point, item } => {
+            write_document(zip, &point, &item, &join(prefix, &item.name), stats).await
         }
-        ArchiveRoot::Object { point, prefix } => write_tree(zip, &point, None, &prefix).await,
+        Selection::Folder { point, folder } => {
+            let path = join(prefix, &folder.name);
+            write_tree(zip, &point, Some(folder.id.clone()), &path, stats).await
+        }
+        Selection::Object { point } => write_tree(zip, &point, None, prefix, stats).await,
     }
 }
 
@@ -143,6 +205,7 @@ async fn write_tree(
     point: &RestorePoint,
     folder: Option<String>,
     path: &str,
+    stats: &mut ExportStats,
 ) -> CoreResult<()> {
     let mut pending = vec![(folder, path.to_owned())];
     while let Some((folder, path)) = pending.pop() {
@@ -153,7 +216,7 @@ async fn write_tree(
         for child in children {
             match child.kind {
                 ItemKind::File => {
-                    write_document(zip, point, &child, &join(&path, &child.name)).await?
+                    write_document(zip, point, &child, &join(&path, &child.name), stats).await?
                 }
                 ItemKind::Folder => {
                     pending.push((Some(child.id.clone()), join(&path, &child.name)))
@@ -168,7 +231,7 @@ async fn write_folder_entry(zip: &mut Zip, path: &str) -> CoreResult<()> {
     let entry = ZipEntryBuilder::new(format!("{path}/").into(), Compression::Stored);
     zip.write_entry_whole(entry, &[])
         .await
-        .map_err(|e| CoreError::Unavailable(format!("writing the archive failed: {e}")))
+        .map_err(|e| archive_failed(&e))
 }
 
 async fn write_document(
@@ -176,22 +239,25 @@ async fn write_document(
     point: &RestorePoint,
     item: &Item,
     path: &str,
+    stats: &mut ExportStats,
 ) -> CoreResult<()> {
-    let failed = |e: &dyn std::fmt::Display| {
-        CoreError::Unavailable(format!("writing the archive failed: {e}"))
-    };
     let entry = ZipEntryBuilder::new(path.to_owned().into(), Compression::Stored)
         .last_modification_date(zip_time(item.modified));
     let mut content = document_stream(point, item, None)?;
     let mut writer = zip
         .write_entry_stream(entry)
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| archive_failed(&e))?;
     while let Some(chunk) = content.next().await {
-        let chunk = chunk.map_err(|e| failed(&e))?;
-        writer.write_all(&chunk).await.map_err(|e| failed(&e))?;
+        let chunk = chunk.map_err(|e| archive_failed(&e))?;
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(|e| archive_failed(&e))?;
+        stats.bytes += chunk.len() as u64;
     }
-    writer.close().await.map_err(|e| failed(&e))?;
+    writer.close().await.map_err(|e| archive_failed(&e))?;
+    stats.documents += 1;
     Ok(())
 }
 

@@ -1,5 +1,7 @@
-//! The restore side of the engine: browsing a restore session's point in time ([`browse`]) and
-//! saving what it holds as files or ZIP archives ([`export`]).
+//! The restore side of the engine: browsing a restore session's point in time ([`browse`]),
+//! what an action selects in it ([`selection`]), and saving that as files or ZIP archives
+//! ([`export`]).
 
 pub mod browse;
 pub mod export;
+pub mod selection;
