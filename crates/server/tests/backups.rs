@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::jobs::{add_job, add_organization, post, repository_of, run_job};
 use common::{json, start_sim, Backend, TestServer};
 use futures_util::StreamExt;
 use m365backup_repo::{ItemKind, Repository, SnapshotFilter};
@@ -105,39 +106,6 @@ async fn restored_files(
     out
 }
 
-async fn post(s: &TestServer, path: &str, token: &str, body: &Value) -> reqwest::Response {
-    s.http
-        .post(s.url(path))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Starts a job and waits for its run to end; the session as the API shows it.
-async fn run_job(s: &TestServer, token: &str, job: &str) -> Value {
-    let r = post(
-        s,
-        &format!("/v5/Jobs/{job}/Action"),
-        token,
-        &json!({"start": null}),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let j = json(s.get(&format!("/v5/Jobs/{job}"), token).await).await;
-        let status = j["lastStatus"].as_str().unwrap().to_owned();
-        if status != "Running" && status != "Queued" {
-            let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), token).await).await;
-            return sessions["results"][0].clone();
-        }
-        assert!(Instant::now() < deadline, "the job did not finish: {j}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 async fn log_titles(s: &TestServer, token: &str, session: &Value) -> Vec<String> {
     let id = session["id"].as_str().unwrap();
     let page = json(
@@ -156,41 +124,6 @@ async fn log_titles(s: &TestServer, token: &str, session: &Value) -> Vec<String>
 /// The Graph requests the tenant has answered so far.
 fn graph_requests(sim: &m365sim::RunningSim) -> u64 {
     sim.sim().app_stats().requests
-}
-
-/// Registers the simulated tenant (app-only credentials); the organization's id.
-async fn add_organization(s: &TestServer, token: &str, sim: &m365sim::RunningSim) -> String {
-    let t = sim.tenant();
-    let org_body = json!({"type": "Office365", "region": "Worldwide", "isSharePointOnline": true,
-        "sharePointOnlineSettings": {"useApplicationOnlyAuth": true,
-            "applicationId": t.app.client_id.to_string(), "applicationSecret": t.app.client_secret,
-            "officeOrganizationName": t.domain, "authorityUrl": sim.base_url(), "graphUrl": sim.graph_url()}});
-    let r = post(s, "/v5/Organizations", token, &org_body).await;
-    assert_eq!(r.status(), 201);
-    json(r).await["id"].as_str().unwrap().to_owned()
-}
-
-/// Creates a job from `body` (a manual schedule unless it says otherwise); its id.
-async fn add_job(s: &TestServer, token: &str, org: &str, mut body: Value) -> String {
-    if body.get("schedulePolicy").is_none() {
-        body["schedulePolicy"] = json!({"type": "ManualOnly"});
-    }
-    let r = post(s, &format!("/v5/Organizations/{org}/Jobs"), token, &body).await;
-    assert_eq!(r.status(), 201);
-    json(r).await["id"].as_str().unwrap().to_owned()
-}
-
-/// The repository a job writes to, opened in this process.
-async fn repository_of(s: &TestServer, token: &str, job: &str) -> Repository {
-    let view = json(s.get(&format!("/v5/Jobs/{job}"), token).await).await;
-    let id = view["repositoryId"].as_str().unwrap().parse().unwrap();
-    s.server
-        .as_ref()
-        .unwrap()
-        .repositories
-        .open(id)
-        .await
-        .unwrap()
 }
 
 fn small_tenant(seed: u64) -> m365sim::TenantSpec {

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_zip::base::write::ZipFileWriter;
 use async_zip::{Compression, ZipDateTimeBuilder, ZipEntryBuilder};
@@ -97,32 +97,43 @@ pub struct Export {
 }
 
 /// One document's bytes (`range` of them) as a save whose end is reported.
+///
+/// The answer carries its length, so the HTTP server stops reading the stream once it has sent
+/// that much: the save has ended when the last byte went out, not when the stream is drained.
 pub fn document_export(
     point: &RestorePoint,
     item: &Item,
     range: Option<Range<u64>>,
 ) -> CoreResult<Export> {
+    let expected = range.as_ref().map_or(item.size, |r| r.end - r.start);
     let (tx, done) = oneshot::channel();
+    let report = Arc::new(Mutex::new(Some(tx)));
+    let finish = move |report: &Mutex<Option<oneshot::Sender<_>>>, bytes: u64| {
+        if let Some(tx) = report.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(Ok(ExportStats {
+                documents: 1,
+                bytes,
+            }));
+        }
+    };
+    if expected == 0 {
+        finish(&report, 0);
+    }
     let name = item.name.clone();
-    let counted = Arc::new(AtomicU64::new(0));
-    let seen = counted.clone();
+    let sent = AtomicU64::new(0);
+    let on_chunk = report.clone();
     let body = document_stream(point, item, range)?
         .inspect_ok(move |chunk| {
-            seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            let total = sent.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            if total >= expected {
+                finish(&on_chunk, total);
+            }
         })
         .inspect_err(
             move |e| tracing::warn!(document = %LogText(&name), error = %e, "a save stopped"),
         );
-    let tail = stream::once(async move {
-        let _ = tx.send(Ok(ExportStats {
-            documents: 1,
-            bytes: counted.load(Ordering::Relaxed),
-        }));
-        None
-    })
-    .filter_map(std::future::ready);
     Ok(Export {
-        stream: body.chain(tail).boxed(),
+        stream: body.boxed(),
         done,
     })
 }

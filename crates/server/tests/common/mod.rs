@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod jobs;
+
 use std::net::SocketAddr;
 
 use m365backup::config::Settings;
