@@ -394,6 +394,42 @@ impl Repository {
             .await?)
     }
 
+    /// What a folder of a restore point held before but no longer: its deleted items.
+    pub async fn list_deleted(
+        &self,
+        snapshot: &SnapshotRecord,
+        parent: Option<&str>,
+    ) -> RepoResult<Vec<Item>> {
+        Ok(self
+            .inner
+            .catalog
+            .list_deleted_items(
+                self.inner.repo,
+                &snapshot.object_key(),
+                snapshot.doc.time,
+                parent,
+            )
+            .await?)
+    }
+
+    /// An item as it last was in the restore point or, deleted by then, before it.
+    pub async fn item_last_seen(
+        &self,
+        snapshot: &SnapshotRecord,
+        item_id: &str,
+    ) -> RepoResult<Option<Item>> {
+        Ok(self
+            .inner
+            .catalog
+            .get_item_last_seen(
+                self.inner.repo,
+                &snapshot.object_key(),
+                snapshot.doc.time,
+                item_id,
+            )
+            .await?)
+    }
+
     /// One item of a restore point.
     pub async fn item(&self, snapshot: &SnapshotRecord, item_id: &str) -> RepoResult<Option<Item>> {
         Ok(self

@@ -367,6 +367,58 @@ macro_rules! impl_repository_stores {
                 row.as_ref().map(item_from_row).transpose()
             }
 
+            async fn list_deleted_items(
+                &self,
+                repo: RepoKey,
+                object_key: &str,
+                at: DateTime<Utc>,
+                parent: Option<&str>,
+            ) -> CatalogResult<Vec<Item>> {
+                // Versions under `parent` that ended by `at` and are their item's last by then.
+                let rows = sqlx::query(
+                    "SELECT r.record FROM repo_items r
+                     WHERE r.repository_id = $1 AND r.object_key = $2 AND r.parent_id = $3
+                       AND r.valid_to IS NOT NULL AND r.valid_to <= $4
+                       AND NOT EXISTS (
+                         SELECT 1 FROM repo_items x
+                         WHERE x.repository_id = r.repository_id AND x.object_key = r.object_key
+                           AND x.item_id = r.item_id
+                           AND x.valid_from > r.valid_from AND x.valid_from <= $4)
+                     ORDER BY r.name, r.item_id",
+                )
+                .bind(repo.to_string())
+                .bind(object_key)
+                .bind(parent.unwrap_or(""))
+                .bind(to_millis(at))
+                .fetch_all(&self.read)
+                .await
+                .map_err(cat)?;
+                rows.iter().map(item_from_row).collect()
+            }
+
+            async fn get_item_last_seen(
+                &self,
+                repo: RepoKey,
+                object_key: &str,
+                at: DateTime<Utc>,
+                item_id: &str,
+            ) -> CatalogResult<Option<Item>> {
+                let row = sqlx::query(
+                    "SELECT record FROM repo_items
+                     WHERE repository_id = $1 AND object_key = $2 AND item_id = $3
+                       AND valid_from <= $4
+                     ORDER BY valid_from DESC LIMIT 1",
+                )
+                .bind(repo.to_string())
+                .bind(object_key)
+                .bind(item_id)
+                .bind(to_millis(at))
+                .fetch_optional(&self.read)
+                .await
+                .map_err(cat)?;
+                row.as_ref().map(item_from_row).transpose()
+            }
+
             async fn remove_snapshots(&self, repo: RepoKey, ids: &[SnapshotId]) -> CatalogResult<()> {
                 let repo_id = repo.to_string();
                 let mut tx = self.write.begin().await.map_err(cat)?;

@@ -18,6 +18,8 @@ use m365backup_repo::{Item, ItemKind, ObjectKind, Repository, SnapshotFilter, Sn
 pub struct RestorePoint {
     pub repo: Repository,
     pub snapshot: SnapshotRecord,
+    /// The session shows items deleted before its point in time (`showDeleted`).
+    pub show_deleted: bool,
 }
 
 impl RestorePoint {
@@ -59,14 +61,38 @@ impl RestorePoint {
                 None => return Ok(Vec::new()),
             },
         };
-        self.repo
+        let mut children = self
+            .repo
             .list_folder(&self.snapshot, Some(&parent))
             .await
-            .map_err(repo_error)
+            .map_err(repo_error)?;
+        if self.show_deleted {
+            let deleted = self
+                .repo
+                .list_deleted(&self.snapshot, Some(&parent))
+                .await
+                .map_err(repo_error)?;
+            children.extend(deleted);
+            children.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        }
+        Ok(children)
     }
 
+    /// One item of the restore point; with `showDeleted`, also one deleted before it (as it
+    /// last was).
     pub async fn item(&self, id: &str) -> CoreResult<Option<Item>> {
-        self.repo.item(&self.snapshot, id).await.map_err(repo_error)
+        let item = self
+            .repo
+            .item(&self.snapshot, id)
+            .await
+            .map_err(repo_error)?;
+        if item.is_some() || !self.show_deleted {
+            return Ok(item);
+        }
+        self.repo
+            .item_last_seen(&self.snapshot, id)
+            .await
+            .map_err(repo_error)
     }
 }
 
@@ -194,6 +220,7 @@ impl Browser {
                         RestorePoint {
                             repo: repo.clone(),
                             snapshot,
+                            show_deleted: session.show_deleted,
                         },
                     );
                 }

@@ -228,6 +228,54 @@ impl Catalog for MemoryCatalog {
         }))
     }
 
+    async fn list_deleted_items(
+        &self,
+        repo: RepoKey,
+        object_key: &str,
+        at: DateTime<Utc>,
+        parent: Option<&str>,
+    ) -> CatalogResult<Vec<Item>> {
+        Ok(self.with(repo, |r| {
+            let mut out: Vec<Item> = r
+                .items
+                .iter()
+                .filter(|row| row.object_key == object_key)
+                .filter(|row| row.item.parent_id.as_deref() == parent)
+                .filter(|row| row.valid_to.is_some_and(|to| to <= at))
+                // The item's last version as of `at`: none of its versions starts later.
+                .filter(|row| {
+                    !r.items.iter().any(|x| {
+                        x.object_key == object_key
+                            && x.item.id == row.item.id
+                            && x.valid_from > row.valid_from
+                            && x.valid_from <= at
+                    })
+                })
+                .map(|row| row.item.clone())
+                .collect();
+            out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+            out
+        }))
+    }
+
+    async fn get_item_last_seen(
+        &self,
+        repo: RepoKey,
+        object_key: &str,
+        at: DateTime<Utc>,
+        item_id: &str,
+    ) -> CatalogResult<Option<Item>> {
+        Ok(self.with(repo, |r| {
+            r.items
+                .iter()
+                .filter(|row| {
+                    row.object_key == object_key && row.item.id == item_id && row.valid_from <= at
+                })
+                .max_by_key(|row| row.valid_from)
+                .map(|row| row.item.clone())
+        }))
+    }
+
     async fn remove_snapshots(&self, repo: RepoKey, ids: &[SnapshotId]) -> CatalogResult<()> {
         self.with(repo, |r| {
             r.snapshots.retain(|s| !ids.contains(&s.id));

@@ -157,6 +157,25 @@ pub trait Catalog: Send + Sync {
         item_id: &str,
     ) -> CatalogResult<Option<Item>>;
 
+    /// The items of `object_key` under `parent` that existed before `at` but no longer at `at`
+    /// (deleted, or moved elsewhere and then deleted), each as it last was.
+    async fn list_deleted_items(
+        &self,
+        repo: RepoKey,
+        object_key: &str,
+        at: DateTime<Utc>,
+        parent: Option<&str>,
+    ) -> CatalogResult<Vec<Item>>;
+
+    /// One item of `object_key` as it last was at or before `at`, deleted or not.
+    async fn get_item_last_seen(
+        &self,
+        repo: RepoKey,
+        object_key: &str,
+        at: DateTime<Utc>,
+        item_id: &str,
+    ) -> CatalogResult<Option<Item>>;
+
     /// Forgets restore points and the item versions no remaining restore point holds; a version
     /// valid past its object's new latest restore point becomes current again.
     async fn remove_snapshots(&self, repo: RepoKey, ids: &[SnapshotId]) -> CatalogResult<()>;

@@ -176,6 +176,32 @@ async fn incremental_restore_points_browse_by_folder_and_time(kind: Kind) {
     assert!(o.repo.item(s2, "c").await.unwrap().is_none());
     assert!(o.repo.item(s1, "c").await.unwrap().is_some());
 
+    // Deleted items: listed where they were, as they last were; moved or changed ones are not.
+    let names = |items: Vec<Item>| items.into_iter().map(|i| i.name).collect::<Vec<_>>();
+    for snap in [s2, s3] {
+        assert_eq!(
+            names(o.repo.list_deleted(snap, Some("pics")).await.unwrap()),
+            ["c.jpg"]
+        );
+        assert!(o
+            .repo
+            .list_deleted(snap, Some("docs"))
+            .await
+            .unwrap()
+            .is_empty());
+        let c = o.repo.item_last_seen(snap, "c").await.unwrap().unwrap();
+        assert_eq!(c.content.as_ref().unwrap().size, 500_000);
+    }
+    assert!(o
+        .repo
+        .list_deleted(s1, Some("pics"))
+        .await
+        .unwrap()
+        .is_empty());
+    let a = o.repo.item_last_seen(s2, "a").await.unwrap().unwrap();
+    assert_eq!(a.c_tag.as_deref(), Some("ctag-a-2"));
+    assert!(o.repo.item_last_seen(s1, "d").await.unwrap().is_none());
+
     // Latest at or before a time; listing by object and by time.
     let key = object("alice").key();
     let at = |day, hour| Utc.with_ymd_and_hms(2026, 1, day, hour, 0, 0).unwrap();
