@@ -333,6 +333,74 @@ async fn each_point_in_time_gives_back_what_the_tenant_held(backend: Backend) {
     let stopped = json(s.get(&format!("/v5/RestoreSessions/{id}"), &token).await).await;
     assert_eq!(stopped["state"], "Stopped");
     assert!(stopped["endTime"].is_string());
+
+    deleted_items_show_with_show_deleted(&s, &token, &org, &job, &drive, &folder).await;
+}
+
+/// The folder is deleted in the tenant and backed up once more: hidden from a session, listed
+/// (with its documents, as they last were) and savable in a session with `showDeleted`.
+async fn deleted_items_show_with_show_deleted(
+    s: &TestServer,
+    token: &str,
+    org: &str,
+    job: &str,
+    drive: &m365sim::DriveHandle,
+    folder: &str,
+) {
+    drive.delete(folder).unwrap();
+    let run = run_job(s, token, job).await;
+    assert_eq!(run["status"], "Success", "{run}");
+    let drive_id = drive.id();
+    let top_of = |show: bool| async move {
+        let session = explore(s, token, org, json!({"type": "veod", "showDeleted": show})).await;
+        let id = session["id"].as_str().unwrap().to_owned();
+        let top = browse(
+            s,
+            token,
+            &id,
+            &format!("OneDrives/{drive_id}/Folders?parentId=null"),
+        )
+        .await;
+        (id, top)
+    };
+    let (_, hidden) = top_of(false).await;
+    assert!(
+        results(&hidden).iter().all(|f| f["name"] != "Projects"),
+        "{hidden}"
+    );
+    let (id, shown) = top_of(true).await;
+    let projects = id_named(&shown, "Projects");
+    let docs = browse(
+        s,
+        token,
+        &id,
+        &format!("OneDrives/{drive_id}/Documents?parentId={projects}"),
+    )
+    .await;
+    let plan = id_named(&docs, "plan.txt");
+    let one = browse(
+        s,
+        token,
+        &id,
+        &format!("OneDrives/{drive_id}/Documents/{plan}"),
+    )
+    .await;
+    assert_eq!(one["sizeBytes"], 5);
+    let r = action(
+        s,
+        token,
+        &id,
+        &format!("OneDrives/{drive_id}/Folders/{projects}"),
+        &json!({"save": {"asZip": true}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let files = unzip(r.bytes().await.unwrap().to_vec()).await;
+    assert_eq!(
+        files.get("Projects/plan.txt"),
+        Some(&sha256(b"third")),
+        "{files:?}"
+    );
 }
 
 /// A ZIP's files: path → SHA-256 (folders, ending in `/`, map to an empty string).
@@ -786,4 +854,157 @@ async fn hostile_requests_get_clear_errors_and_change_nothing() {
 
 fn uuid_like() -> String {
     "5c0ffee0-0000-4000-8000-000000000001".to_owned()
+}
+
+/// `m365backup export` beside the running server: a whole OneDrive, a folder at an earlier
+/// point in time, a deleted folder with `--deleted`, a site's libraries; each ZIP equals the
+/// tenant's files, and each export is a restore session of `cli` with its `Save` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_from_the_command_line_equal_the_tenant() {
+    let sim = start_sim(tenant(74)).await;
+    let s = server(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let org_name = json(s.get(&format!("/v5/Organizations/{org}"), &token).await).await["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = add_job(&s, &token, &org, json!({"name": "Nightly"})).await;
+    let upn = sim.tenant().users[0].user_principal_name.clone();
+    let drive = sim.onedrive(&upn).unwrap();
+    let folder = drive.add_folder(None, "Projects").unwrap();
+    let plan = drive
+        .add_file_bytes(Some(&folder), "plan.txt", b"first plan")
+        .unwrap();
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let first = Utc::now();
+    drive.modify_file_bytes(&plan, b"second plan").unwrap();
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+
+    let out = |name: &str| s.data_dir.path().join(name).display().to_string();
+    let export = |args: Vec<String>| {
+        let mut all = vec!["export".to_owned(), org_name.clone()];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        common::cli(&s, &refs)
+    };
+    let files_of = |path: String| async move {
+        unzip(std::fs::read(path).unwrap())
+            .await
+            .into_iter()
+            .filter(|(k, _)| !k.ends_with('/'))
+            .collect::<BTreeMap<_, _>>()
+    };
+
+    // The whole OneDrive, now.
+    let (ok, stdout, stderr) = export(vec![
+        "--onedrive".into(),
+        upn.to_uppercase(),
+        "--output".into(),
+        out("drive.zip"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Saved"), "{stdout}");
+    assert_eq!(files_of(out("drive.zip")).await, drive_files(&drive, "/"));
+    // The output is not replaced without --force.
+    let (ok, _, stderr) = export(vec![
+        "--onedrive".into(),
+        upn.clone(),
+        "--output".into(),
+        out("drive.zip"),
+    ]);
+    assert!(!ok && stderr.contains("--force"), "{stderr}");
+
+    // One folder, as it was at the first backup.
+    let (ok, _, stderr) = export(vec![
+        "--onedrive".into(),
+        upn.clone(),
+        "--path".into(),
+        "/Projects".into(),
+        "--at".into(),
+        first.to_rfc3339(),
+        "--output".into(),
+        out("first.zip"),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        files_of(out("first.zip")).await,
+        BTreeMap::from([("Projects/plan.txt".to_owned(), sha256(b"first plan"))])
+    );
+
+    // Deleted in the tenant and backed up again: found only with --deleted.
+    drive.delete(&folder).unwrap();
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    let deleted = |extra: Option<&str>| {
+        let mut args = vec![
+            "--onedrive".to_owned(),
+            upn.clone(),
+            "--path".into(),
+            "Projects/plan.txt".into(),
+            "--output".into(),
+            out("deleted.zip"),
+        ];
+        args.extend(extra.map(str::to_owned));
+        export(args)
+    };
+    let (ok, _, stderr) = deleted(None);
+    assert!(!ok && stderr.contains("no 'Projects'"), "{stderr}");
+    assert!(!std::path::Path::new(&out("deleted.zip")).exists());
+    let (ok, _, stderr) = deleted(Some("--deleted"));
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        files_of(out("deleted.zip")).await,
+        BTreeMap::from([("plan.txt".to_owned(), sha256(b"second plan"))])
+    );
+
+    // A site: each library a folder of the archive.
+    let t = sim.tenant();
+    let site = &t.sites[0];
+    let (ok, _, stderr) = export(vec![
+        "--site".into(),
+        site.display_name.clone(),
+        "--output".into(),
+        out("site.zip"),
+    ]);
+    assert!(ok, "{stderr}");
+    let zip = files_of(out("site.zip")).await;
+    let mut want = BTreeMap::new();
+    assert_eq!(site.drives.len(), 2);
+    for &d in &site.drives {
+        let library = &t.drives[d];
+        for (path, sha) in drive_files(&sim.drive(&library.id).unwrap(), "/") {
+            want.insert(format!("{}/{path}", library.name), sha);
+        }
+    }
+    assert_eq!(zip, want);
+    let (ok, _, stderr) = export(vec![
+        "--site".into(),
+        "no such site".into(),
+        "--output".into(),
+        out("none.zip"),
+    ]);
+    assert!(!ok && stderr.contains("no library"), "{stderr}");
+
+    // Each export is a session of `cli`, stopped, with one successful Save event.
+    let sessions = json(s.get("/v5/RestoreSessions?limit=100", &token).await).await;
+    let by_cli: Vec<Value> = results(&sessions)
+        .into_iter()
+        .filter(|r| r["initiatedBy"] == "cli")
+        .collect();
+    // Six: the refused --force opened none; the two not found saved nothing.
+    assert_eq!(by_cli.len(), 6, "{sessions}");
+    assert!(by_cli.iter().all(|r| r["state"] == "Stopped"));
+    let saved: Vec<&str> = by_cli
+        .iter()
+        .filter_map(|r| r["details"].as_str())
+        .filter(|d| !d.starts_with("0 items"))
+        .collect();
+    assert_eq!(saved.len(), 4, "{by_cli:?}");
+    assert!(
+        saved.iter().all(|d| d.ends_with("success, 0 failed)")),
+        "{saved:?}"
+    );
+    s.stop().await;
+    sim.shutdown().await;
 }
