@@ -205,16 +205,36 @@ async fn jobs_are_created_read_edited_and_removed(backend: Backend) {
     )
     .await;
     assert_eq!(r.status(), 409);
+    let second = json(
+        post_json(
+            &s,
+            "/v5/BackupRepositories",
+            &token,
+            &json!({"name": "Second", "path": s.data_dir.path().join("second").display().to_string(),
+                    "encryptionPassword": "a strong repository password"}),
+        )
+        .await,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = post_json(
         &s,
         &format!("/v5/Organizations/{ORG}/Jobs"),
         &token,
-        &json!({"name": "Everything"}),
+        &json!({"name": "Everything", "repositoryId": second}),
     )
     .await;
     assert_eq!(r.status(), 201);
     let everything = json(r).await;
     assert_eq!(everything["backupType"], "EntireOrganization");
+    let second_path = format!("/v5/BackupRepositories/{second}");
+    let remove_second = || send(&s, reqwest::Method::DELETE, &second_path, &token, None);
+    // A repository a job backs up into cannot be forgotten.
+    let r = remove_second().await;
+    assert_eq!(r.status(), 409);
+    assert!(json(r).await["message"].as_str().unwrap().contains("job"));
 
     // The organization cannot go while jobs back it up.
     let r = send(
@@ -241,6 +261,7 @@ async fn jobs_are_created_read_edited_and_removed(backend: Backend) {
     }
     assert_eq!(s.get(&format!("/v5/Jobs/{id}"), &token).await.status(), 404);
     assert_eq!(s.get("/v5/Jobs/not-a-guid", &token).await.status(), 404);
+    assert_eq!(remove_second().await.status(), 204);
     let r = send(
         &s,
         reqwest::Method::DELETE,

@@ -464,14 +464,17 @@ pub async fn edit_repository(
         (status = 204, description = "Removed"),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such repository", body = ErrorBody),
-        (status = 409, description = "The default repository, or one in use", body = ErrorBody),
+        (status = 409, description = "The default repository, or one a job or task uses", body = ErrorBody),
     )
 )]
 pub async fn remove_repository(
     State(state): State<AppState>,
     Path(repository_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.repositories.remove(parse_id(&repository_id)?).await?;
+    let id = parse_id(&repository_id)?;
+    state.repositories.get(id).await?;
+    state.jobs.require_repository_unused(id).await?;
+    state.repositories.remove(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -151,6 +151,16 @@ impl JobService {
             .ok_or_else(|| job_not_found(id))
     }
 
+    /// Refuses (409) while any job backs up into the repository: it cannot be forgotten then.
+    pub async fn require_repository_unused(&self, repository: Uuid) -> CoreResult<()> {
+        match self.store.count_jobs_using_repository(repository).await? {
+            0 => Ok(()),
+            n => Err(CoreError::Conflict(format!(
+                "{n} job(s) back up into this repository: point them elsewhere or remove them first."
+            ))),
+        }
+    }
+
     async fn require_organization(&self, org: OrganizationId) -> CoreResult<()> {
         self.store
             .get_organization(org)
