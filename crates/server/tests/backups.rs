@@ -701,3 +701,154 @@ async fn a_run_missed_while_the_server_was_down_starts_once_at_start_up() {
     s.stop().await;
     sim.shutdown().await;
 }
+
+/// A file that vanishes (404), is locked (423) or whose stream is cut mid-body is a warning
+/// naming it; the rest is backed up, and the next run picks the files up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_faults_give_a_warning_naming_the_items_and_heal_next_run() {
+    use m365sim::{FaultKind, ItemFault};
+    let sim = start_sim(small_tenant(77)).await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(&s, &token, &org, json!({"name": "Faults"})).await;
+    let upn = sim.tenant().users[0].user_principal_name.clone();
+    let drive = sim.onedrive(&upn).unwrap();
+    let faults = [
+        ("vanished.txt", FaultKind::NotFound),
+        ("locked.docx", FaultKind::Locked),
+        (
+            "cut.bin",
+            FaultKind::Cut {
+                after_bytes: 100_000,
+            },
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (name, kind) in faults {
+        let id = drive.add_file(None, name, 3 * 1024 * 1024).unwrap();
+        drive.inject_fault(&id, ItemFault::permanent(kind));
+        ids.push(id);
+    }
+
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Warning", "{session}");
+    let titles = log_titles(&s, &token, &session).await;
+    let warning = titles
+        .iter()
+        .find(|t| t.starts_with("[Warning]") && t.contains("3 file(s) not backed up"))
+        .unwrap_or_else(|| panic!("no warning naming the files: {titles:?}"));
+    for (name, _) in faults {
+        assert!(warning.contains(name), "{name} not named: {warning}");
+    }
+    // Everything else is in the restore point.
+    let repo = repository_of(&s, &token, &job).await;
+    let mut expected = tenant_files(&sim);
+    for id in &ids {
+        expected.get_mut(drive.id()).unwrap().remove(id);
+    }
+    assert_eq!(restored_files(&repo, &org, None).await, expected);
+
+    // The faults clear: the next (incremental) run backs the three files up.
+    drive.clear_faults(None);
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Success", "{session}");
+    assert_same(
+        &restored_files(&repo, &org, None).await,
+        &tenant_files(&sim),
+    );
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+/// Fails naming only the files that differ (whole-tenant maps are too long to read).
+fn assert_same(restored: &DriveFiles, tenant: &DriveFiles) {
+    let mut differences = Vec::new();
+    for (drive, files) in tenant {
+        let empty = BTreeMap::new();
+        let got = restored.get(drive).unwrap_or(&empty);
+        for (id, want) in files {
+            if got.get(id) != Some(want) {
+                differences.push(format!(
+                    "{drive}/{id}: want {want:?}, got {:?}",
+                    got.get(id)
+                ));
+            }
+        }
+        for id in got.keys().filter(|id| !files.contains_key(*id)) {
+            differences.push(format!("{drive}/{id}: not in the tenant"));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// A scheduled job whose run leaves a file behind owes a retry: `retryWaitInterval` minutes
+/// later the server runs the job again for the failed object only, once, then returns to the
+/// schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_object_is_retried_alone_after_the_wait() {
+    use m365sim::{FaultKind, ItemFault};
+    let sim = start_sim(small_tenant(78)).await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let far = (chrono::Utc::now() + chrono::Duration::hours(12)).format("%H:%M:00");
+    let job = add_job(
+        &s,
+        &token,
+        &org,
+        json!({"name": "Nightly", "schedulePolicy": {
+            "type": "Daily", "dailyType": "Everyday", "dailyTime": far.to_string(),
+            "retryEnabled": true, "retryNumber": 1, "retryWaitInterval": 1}}),
+    )
+    .await;
+    let upn = sim.tenant().users[2].user_principal_name.clone();
+    let drive = sim.onedrive(&upn).unwrap();
+    let file = drive.add_file(None, "busy.xlsx", 40_000).unwrap();
+    drive.inject_fault(&file, ItemFault::permanent(FaultKind::Locked));
+
+    let first = run_job(&s, &token, &job).await;
+    assert_eq!(first["status"], "Warning", "{first}");
+    let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+    let next: chrono::DateTime<chrono::Utc> = view["nextRun"].as_str().unwrap().parse().unwrap();
+    let ended: chrono::DateTime<chrono::Utc> = first["endTime"].as_str().unwrap().parse().unwrap();
+    let wait = (next - ended).num_seconds();
+    assert!(
+        (55..=65).contains(&wait),
+        "the retry is due a minute after the run: {view}"
+    );
+    drive.clear_faults(None);
+
+    // The retry session: one object, the failed one, and now a success.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let retry = loop {
+        let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), &token).await).await;
+        let latest = sessions["results"][0].clone();
+        if latest["id"] != first["id"] && latest["status"] != "Running" {
+            break latest;
+        }
+        assert!(Instant::now() < deadline, "no retry ran: {sessions}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(retry["status"], "Success", "{retry}");
+    assert!(
+        retry["details"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 1 object(s)"),
+        "{retry}"
+    );
+    let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+    let next: chrono::DateTime<chrono::Utc> = view["nextRun"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::hours(11),
+        "{view}"
+    );
+    let repo = repository_of(&s, &token, &job).await;
+    assert_same(
+        &restored_files(&repo, &org, None).await,
+        &tenant_files(&sim),
+    );
+    s.stop().await;
+    sim.shutdown().await;
+}
