@@ -10,6 +10,7 @@ pub mod logging;
 pub mod probe;
 pub mod repositories;
 pub mod repository_cli;
+pub mod restore_cli;
 pub mod server;
 pub mod server_key;
 pub mod services;

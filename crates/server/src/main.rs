@@ -36,6 +36,8 @@ enum Command {
     /// Job sessions: show one, with its log.
     #[command(subcommand)]
     Session(m365backup::job_cli::SessionCommand),
+    /// Save backed-up OneDrives, sites, folders or documents, at a point in time, to a ZIP file.
+    Export(Box<m365backup::restore_cli::ExportArgs>),
 }
 
 #[tokio::main]
@@ -69,6 +71,11 @@ async fn main() -> anyhow::Result<()> {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
             m365backup::logging::init(settings.log_format);
             m365backup::job_cli::run_session(command, &settings).await
+        }
+        Command::Export(args) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::restore_cli::run_export(*args, &settings).await
         }
         Command::Admin(command) => {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;

@@ -6,29 +6,11 @@ mod common;
 
 use std::process::Command;
 
-use common::{json, start_sim, Backend, TestServer};
+use common::{cli, json, start_sim, Backend, TestServer};
 use serde_json::json;
 
 on_both_stores! {
     jobs_start_and_are_followed_from_the_command_line;
-}
-
-fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_m365backup"));
-    cmd.arg("--data-dir").arg(s.data_dir.path());
-    if let Some(url) = &s.settings.database_url {
-        cmd.arg("--database-url").arg(url.expose());
-    }
-    let out = cmd
-        .args(args)
-        .env_remove("M365BACKUP_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
 }
 
 async fn jobs_start_and_are_followed_from_the_command_line(backend: Backend) {

@@ -15,7 +15,7 @@ use m365backup_core::restore::model::{EventStatus, EventType, RestoreKind, Resto
 use m365backup_core::restore::service::EventItem;
 use m365backup_engine::restore::browse::RestorePoint;
 use m365backup_engine::restore::export::{
-    document_export, safe_segment, zip_export, Export, ExportDone,
+    archive_entries, document_export, safe_segment, zip_export, Export, ExportDone,
 };
 use m365backup_engine::restore::selection::Selection;
 use m365backup_repo::ItemKind;
@@ -178,18 +178,7 @@ async fn save(
         [one] => format!("{}.zip", safe_segment(one.name())),
         _ => format!("{}.zip", safe_segment(&source)),
     };
-    // A whole library beside others keeps its name as a folder; anything alone is at the top.
-    let alone = selections.len() == 1;
-    let entries: Vec<(Selection, String)> = selections
-        .iter()
-        .map(|s| {
-            let prefix = match s {
-                Selection::Object { point } if !alone => safe_segment(&point.object().name),
-                _ => String::new(),
-            };
-            (s.clone(), prefix)
-        })
-        .collect();
+    let entries = archive_entries(&selections);
     let item = EventItem {
         title: format!("Saving {}", describe(&selections)),
         name: match selections.as_slice() {

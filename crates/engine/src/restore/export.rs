@@ -185,6 +185,50 @@ pub fn zip_export(entries: Vec<(Selection, String)>) -> Export {
     }
 }
 
+/// The archive entries of `selections`: a whole OneDrive or library beside others keeps its
+/// name as a folder; anything alone sits at the top of the archive.
+pub fn archive_entries(selections: &[Selection]) -> Vec<(Selection, String)> {
+    let alone = selections.len() == 1;
+    selections
+        .iter()
+        .map(|s| {
+            let prefix = match s {
+                Selection::Object { point } if !alone => safe_segment(&point.object().name),
+                _ => String::new(),
+            };
+            (s.clone(), prefix)
+        })
+        .collect()
+}
+
+/// The documents of a selection and their bytes, from the catalog (no repository reads).
+pub async fn selection_totals(selection: &Selection) -> CoreResult<ExportStats> {
+    let (point, top) = match selection {
+        Selection::Document { item, .. } => {
+            return Ok(ExportStats {
+                documents: 1,
+                bytes: item.size,
+            })
+        }
+        Selection::Folder { point, folder } => (point, Some(folder.id.clone())),
+        Selection::Object { point } => (point, None),
+    };
+    let mut totals = ExportStats::default();
+    let mut pending = vec![top];
+    while let Some(folder) = pending.pop() {
+        for child in point.children(folder.as_deref()).await? {
+            match child.kind {
+                ItemKind::File => {
+                    totals.documents += 1;
+                    totals.bytes += child.size;
+                }
+                ItemKind::Folder => pending.push(Some(child.id)),
+            }
+        }
+    }
+    Ok(totals)
+}
+
 fn archive_failed(e: &dyn std::fmt::Display) -> CoreError {
     CoreError::Unavailable(format!("writing the archive failed: {e}"))
 }

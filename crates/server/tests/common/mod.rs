@@ -440,3 +440,23 @@ impl Drop for ChildServer {
         self.kill();
     }
 }
+
+/// Runs the `m365backup` binary on the server's data dir and database; (success, stdout,
+/// stderr).
+pub fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_m365backup"));
+    cmd.arg("--data-dir").arg(s.data_dir.path());
+    if let Some(url) = &s.settings.database_url {
+        cmd.arg("--database-url").arg(url.expose());
+    }
+    let out = cmd
+        .args(args)
+        .env_remove("M365BACKUP_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}

@@ -1,0 +1,394 @@
+//! `m365backup export <organization> --onedrive <user> | --site <site> … --output file.zip`:
+//! backed-up OneDrives, libraries, folders or documents written to a ZIP at a shell on the
+//! server machine, at any point in time, with a progress bar. It reads the same state store and
+//! repositories as `serve` and records its work as a restore session (initiated by `cli`) with
+//! one `Save` event, so it shows in `GET /v5/RestoreSessions` like a save made through the API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use m365backup_core::organizations::Organization;
+use m365backup_core::restore::model::{EventStatus, EventType, RestoreKind, RestoreSession};
+use m365backup_core::restore::service::{EventItem, ExploreInput, RestoreService};
+use m365backup_core::store::Store;
+use m365backup_engine::restore::browse::{Browser, RestorePoint};
+use m365backup_engine::restore::export::{
+    archive_entries, safe_segment, selection_totals, zip_export, Export, ExportStats,
+};
+use m365backup_engine::restore::selection::Selection;
+use m365backup_repo::{ItemKind, ObjectKind};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::Settings;
+
+/// What to take from the backups: an organization's OneDrive or site, optionally one folder or
+/// document of it, at a point in time.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Pick {
+    /// The organization: its name or id.
+    pub organization: String,
+    /// A user's OneDrive: the user's name (`someone@contoso.com`), display name or drive id.
+    #[arg(long, required_unless_present = "site", conflicts_with = "site")]
+    pub onedrive: Option<String>,
+    /// A SharePoint site: its URL, title or id (every library of it unless --library).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// With --site: one document library, by name.
+    #[arg(long, requires = "site")]
+    pub library: Option<String>,
+    /// A folder or document inside the OneDrive or library, as a path (`/Projects/2026`).
+    #[arg(long)]
+    pub path: Option<String>,
+    /// The point in time (ISO 8601, `yyyy-MM-dd HH:mm:ss` or `yyyy.MM.dd HH:mm`, in the
+    /// server's time zone when it has no offset); the latest backup when absent.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Include items deleted in Microsoft 365 before the point in time.
+    #[arg(long)]
+    pub deleted: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub pick: Pick,
+    /// The ZIP file to write (written beside as `<file>.part`, renamed when complete).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Replace the output file when it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Who the restore session says started it.
+const OPERATOR: &str = "cli";
+
+pub async fn run_export(args: ExportArgs, settings: &Settings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.force || !args.output.exists(),
+        "{} exists: pass --force to replace it",
+        args.output.display()
+    );
+    let opened = open_pick(&args.pick, settings).await?;
+    let outcome = export_to(&opened, &args.output).await;
+    opened.restore.stop(opened.session.id).await.ok();
+    let stats = outcome?;
+    println!(
+        "Saved {} document(s), {}, to {} (restore session {}).",
+        stats.documents,
+        indicatif::HumanBytes(stats.bytes),
+        args.output.display(),
+        opened.session.id
+    );
+    Ok(())
+}
+
+/// A restore session opened for a pick, and what the pick selects in it.
+pub struct Opened {
+    pub restore: Arc<RestoreService>,
+    pub session: RestoreSession,
+    pub selections: Vec<Selection>,
+    /// Where the selection comes from, for the event (`<OneDrive or site>[/path]`).
+    pub source: String,
+}
+
+/// Opens a restore session at the pick's point in time and resolves what it names.
+pub async fn open_pick(pick: &Pick, settings: &Settings) -> anyhow::Result<Opened> {
+    let parts = crate::server::open_store_parts(settings).await?;
+    let store = parts.store.clone();
+    let repositories = crate::repositories::service(settings, &parts)?;
+    let organization = find_organization(store.as_ref(), &pick.organization).await?;
+    let datetime = match pick.at.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            m365backup_api::dates::parse_v5_datetime(raw, settings.time_zone).with_context(
+                || format!("--at '{raw}' is not a date (ISO 8601, yyyy-MM-dd HH:mm:ss or yyyy.MM.dd HH:mm)"),
+            )?,
+        ),
+    };
+    let restore = Arc::new(RestoreService::new(store.clone()));
+    let input = ExploreInput {
+        datetime,
+        kind: if pick.onedrive.is_some() {
+            RestoreKind::Veod
+        } else {
+            RestoreKind::Vesp
+        },
+        show_deleted: pick.deleted,
+        show_all_versions: false,
+    };
+    let session = restore
+        .explore(organization.id, None, input, OPERATOR)
+        .await?;
+    let browser = Browser::new(store, repositories);
+    let resolved = resolve(pick, &browser, &session).await;
+    let (selections, source) = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            restore.stop(session.id).await.ok();
+            return Err(e);
+        }
+    };
+    Ok(Opened {
+        restore,
+        session,
+        selections,
+        source,
+    })
+}
+
+async fn find_organization(store: &dyn Store, wanted: &str) -> anyhow::Result<Organization> {
+    let wanted = wanted.trim();
+    let all = store.list_organizations().await?;
+    let matching: Vec<Organization> = all
+        .into_iter()
+        .filter(|o| {
+            o.id.to_string().eq_ignore_ascii_case(wanted) || o.name.eq_ignore_ascii_case(wanted)
+        })
+        .collect();
+    match matching.len() {
+        1 => Ok(matching.into_iter().next().expect("one organization")),
+        0 => anyhow::bail!("no organization named or with id '{wanted}'"),
+        n => anyhow::bail!("{n} organizations are named '{wanted}': give the id"),
+    }
+}
+
+/// The selections a pick names in the session, and a description of where they come from.
+async fn resolve(
+    pick: &Pick,
+    browser: &Browser,
+    session: &RestoreSession,
+) -> anyhow::Result<(Vec<Selection>, String)> {
+    let points = browser.points(session).await?;
+    let (objects, source): (Vec<RestorePoint>, String) = if let Some(user) = &pick.onedrive {
+        let found = points
+            .iter()
+            .filter(|p| p.object().kind == ObjectKind::OneDrive && onedrive_matches(p, user))
+            .cloned()
+            .collect::<Vec<_>>();
+        anyhow::ensure!(
+            found.len() == 1,
+            "{} OneDrive(s) match '{user}' in the backups at that time",
+            found.len()
+        );
+        let name = found[0].object().name.clone();
+        (found, name)
+    } else {
+        let site = pick
+            .site
+            .as_deref()
+            .expect("clap requires --onedrive or --site");
+        let libraries: Vec<RestorePoint> = points
+            .iter()
+            .filter(|p| p.object().kind == ObjectKind::SiteLibrary && site_matches(p, site))
+            .filter(|p| {
+                pick.library
+                    .as_deref()
+                    .is_none_or(|l| p.object().name.eq_ignore_ascii_case(l.trim()))
+            })
+            .cloned()
+            .collect();
+        anyhow::ensure!(
+            !libraries.is_empty(),
+            "no library of a site matching '{site}'{} in the backups at that time",
+            pick.library
+                .as_deref()
+                .map(|l| format!(" named '{l}'"))
+                .unwrap_or_default()
+        );
+        let title = libraries[0]
+            .attribute("siteTitle")
+            .unwrap_or_else(|| site.to_owned());
+        (libraries, title)
+    };
+    let Some(path) = pick
+        .path
+        .as_deref()
+        .filter(|p| !p.trim_matches('/').is_empty())
+    else {
+        return Ok((
+            objects
+                .into_iter()
+                .map(|point| Selection::Object { point })
+                .collect(),
+            source,
+        ));
+    };
+    anyhow::ensure!(
+        objects.len() == 1,
+        "--path needs one library: add --library (the site has {})",
+        objects.len()
+    );
+    let point = objects.into_iter().next().expect("one object");
+    let selection = walk(point, path).await?;
+    Ok((
+        selection.into_iter().collect(),
+        format!("{source}/{}", path.trim_matches('/')),
+    ))
+}
+
+fn onedrive_matches(p: &RestorePoint, wanted: &str) -> bool {
+    let wanted = wanted.trim();
+    let o = p.object();
+    [
+        Some(o.id.clone()),
+        Some(o.name.clone()),
+        o.owner_name.clone(),
+        p.attribute("userPrincipalName"),
+        p.attribute("displayName"),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|v| v.eq_ignore_ascii_case(wanted))
+}
+
+fn site_matches(p: &RestorePoint, wanted: &str) -> bool {
+    let wanted = wanted.trim().trim_end_matches('/');
+    [
+        p.site_id(),
+        p.attribute("siteUrl"),
+        p.attribute("siteTitle"),
+        p.attribute("siteName"),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|v| v.trim_end_matches('/').eq_ignore_ascii_case(wanted))
+}
+
+/// The folder or document at `path` (names separated by `/`) of a OneDrive or library.
+async fn walk(point: RestorePoint, path: &str) -> anyhow::Result<Option<Selection>> {
+    let mut parent: Option<String> = None;
+    let mut found = None;
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        anyhow::ensure!(
+            found
+                .as_ref()
+                .is_none_or(|f: &m365backup_repo::Item| f.kind == ItemKind::Folder),
+            "'{}' is a document, not a folder",
+            segments[..i].join("/")
+        );
+        let children = point.children(parent.as_deref()).await?;
+        let item = children
+            .into_iter()
+            .find(|c| c.name == *segment)
+            .with_context(|| {
+                format!(
+                    "no '{}' in the backup at that time",
+                    segments[..=i].join("/")
+                )
+            })?;
+        parent = Some(item.id.clone());
+        found = Some(item);
+    }
+    Ok(found.map(|item| Selection::item(point, item)))
+}
+
+/// Writes the selections' ZIP to `output` (through `<output>.part`), recorded as a `Save` event.
+async fn export_to(opened: &Opened, output: &Path) -> anyhow::Result<ExportStats> {
+    let mut totals = ExportStats::default();
+    for s in &opened.selections {
+        let t = selection_totals(s).await?;
+        totals.documents += t.documents;
+        totals.bytes += t.bytes;
+    }
+    let target = output.display().to_string();
+    let item = EventItem {
+        title: format!("Saving {} to {target}", opened.source),
+        name: match opened.selections.as_slice() {
+            [one] => one.name().to_owned(),
+            many => format!("{} items", many.len()),
+        },
+        item_type: match opened.selections.as_slice() {
+            [one] => one.item_type().to_owned(),
+            _ => "Items".to_owned(),
+        },
+        size: totals.bytes,
+        source: opened.source.clone(),
+        target: target.clone(),
+    };
+    let event = opened
+        .restore
+        .begin_event(opened.session.id, EventType::Save, item)
+        .await?;
+    let written = write_archive(&opened.selections, output, totals).await;
+    let (status, message, succeeded, failed) = match &written {
+        Ok(stats) => (
+            EventStatus::Success,
+            format!(
+                "{} document(s), {} bytes saved to {target}",
+                stats.documents, stats.bytes
+            ),
+            stats.documents,
+            0,
+        ),
+        Err(e) => (EventStatus::Failed, format!("{e:#}"), 0, 1),
+    };
+    opened
+        .restore
+        .finish_event(event, status, message, succeeded, failed)
+        .await?;
+    written
+}
+
+async fn write_archive(
+    selections: &[Selection],
+    output: &Path,
+    totals: ExportStats,
+) -> anyhow::Result<ExportStats> {
+    let part = part_path(output);
+    let result = async {
+        let mut file = tokio::fs::File::create(&part)
+            .await
+            .with_context(|| format!("cannot create {}", part.display()))?;
+        let bar = progress_bar(totals);
+        let Export { mut stream, done } = zip_export(archive_entries(selections));
+        let mut written = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.context("the archive could not be written")?;
+            file.write_all(&chunk)
+                .await
+                .with_context(|| format!("writing {} failed", part.display()))?;
+            written += chunk.len() as u64;
+            bar.set_position(written.min(totals.bytes));
+        }
+        file.sync_all().await?;
+        bar.finish_and_clear();
+        let stats = done
+            .await
+            .map_err(|_| anyhow::anyhow!("the archive writer stopped"))?
+            .map_err(anyhow::Error::msg)?;
+        tokio::fs::rename(&part, output).await?;
+        anyhow::Ok(stats)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&part).await;
+    }
+    result
+}
+
+fn part_path(output: &Path) -> PathBuf {
+    let mut name = output
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| safe_segment("export.zip").into());
+    name.push(".part");
+    output.with_file_name(name)
+}
+
+fn progress_bar(totals: ExportStats) -> ProgressBar {
+    let bar = ProgressBar::new(totals.bytes);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} document(s)", totals.documents));
+    bar
+}
