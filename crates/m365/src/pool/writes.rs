@@ -142,13 +142,6 @@ impl UploadTarget<'_> {
         }
     }
 
-    fn path_suffix(&self) -> &'static str {
-        match self {
-            UploadTarget::Child { .. } => ":/",
-            UploadTarget::Existing { .. } => "/",
-        }
-    }
-
     fn name(&self) -> Option<&str> {
         match self {
             UploadTarget::Child { name, .. } => Some(name),
@@ -298,9 +291,8 @@ impl AccountPool {
         conflict: ConflictBehavior,
     ) -> Result<DriveItem, PoolError> {
         let url = format!(
-            "{}{}content?@microsoft.graph.conflictBehavior={}",
+            "{}/content?@microsoft.graph.conflictBehavior={}",
             target.address(),
-            target.path_suffix(),
             conflict.as_str()
         );
         self.write_json(
@@ -339,11 +331,7 @@ impl AccountPool {
         times: FileTimes,
         conflict: ConflictBehavior,
     ) -> Result<UploadSession, PoolError> {
-        let url = format!(
-            "{}{}createUploadSession",
-            target.address(),
-            target.path_suffix()
-        );
+        let url = format!("{}/createUploadSession", target.address());
         let mut item = json!({
             "@microsoft.graph.conflictBehavior": conflict.as_str(),
             "fileSize": size,
