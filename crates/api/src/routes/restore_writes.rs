@@ -396,7 +396,10 @@ mod tests {
             json!({"site": {"id": "b"}, "folder": "../up"}),
             json!({"oneDrive": {}}),
         ] {
-            assert!(restore_options(WriteAction::CopyTo, bad.clone()).is_err(), "{bad}");
+            assert!(
+                restore_options(WriteAction::CopyTo, bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -100,7 +100,12 @@ impl DriveItem {
 
     /// `file.hashes.quickXorHash`, when Graph gave it.
     pub fn quick_xor_hash(&self) -> Option<&str> {
-        self.file.as_ref()?.hashes.as_ref()?.quick_xor_hash.as_deref()
+        self.file
+            .as_ref()?
+            .hashes
+            .as_ref()?
+            .quick_xor_hash
+            .as_deref()
     }
 }
 
@@ -349,9 +354,7 @@ impl AccountPool {
             units: WRITE_UNITS,
             retry_failures: true,
         };
-        let (response, account) = self
-            .send_call(&call, &access::Route::for_url(&url))
-            .await?;
+        let (response, account) = self.send_call(&call, &access::Route::for_url(&url)).await?;
         let answer: SessionAnswer = json_capped(response, MAX_GRAPH_BODY, "createUploadSession")
             .await
             .map_err(PoolError::from)?;
@@ -488,10 +491,7 @@ mod tests {
         assert_eq!(segment("a b#c%?.txt"), "a%20b%23c%25%3F.txt");
         assert_eq!(segment("x/../y"), "x%2F..%2Fy");
         assert_eq!(segment("Ü"), "%C3%9C");
-        assert_eq!(
-            child_address("d", "p", "n:1"),
-            "/drives/d/items/p:/n%3A1:"
-        );
+        assert_eq!(child_address("d", "p", "n:1"), "/drives/d/items/p:/n%3A1:");
     }
 
     #[test]

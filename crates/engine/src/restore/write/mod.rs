@@ -131,11 +131,7 @@ impl Restorer {
             .drive_of(organization, &pool, &options.destination)
             .await?;
         // More accounts carry more documents at once.
-        let files_at_once = self
-            .config
-            .files_at_once
-            .max(pool.accounts() * 4)
-            .min(64);
+        let files_at_once = self.config.files_at_once.max(pool.accounts() * 4).min(64);
         Ok(PreparedRestore {
             ctx: Arc::new(Ctx {
                 pool,

@@ -133,7 +133,10 @@ mod tests {
         assert!(check_name("a/b").is_err());
         assert!(check_name("a\\b").is_err());
         assert!(check_name(" ").is_err());
-        assert_eq!(folder_path("/Restored/2024/").unwrap(), ["Restored", "2024"]);
+        assert_eq!(
+            folder_path("/Restored/2024/").unwrap(),
+            ["Restored", "2024"]
+        );
         assert!(folder_path("a/../b").is_err());
         assert!(folder_path("a/./b").is_err());
         assert!(folder_path("").unwrap().is_empty());

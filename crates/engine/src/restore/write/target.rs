@@ -80,7 +80,9 @@ impl Connections {
                         })?
                         .graph_id
                 };
-                library_of(pool, &graph_id, library.as_deref()).await.map(Some)
+                library_of(pool, &graph_id, library.as_deref())
+                    .await
+                    .map(Some)
             }
         }
     }
@@ -165,7 +167,11 @@ async fn onedrive_of(pool: &AccountPool, user: &str) -> CoreResult<String> {
 
 /// A site's library by name, or its default library.
 async fn library_of(pool: &AccountPool, site: &str, library: Option<&str>) -> CoreResult<String> {
-    let unknown = || CoreError::Invalid(format!("copyTo.site '{site}' is not a site of the organization"));
+    let unknown = || {
+        CoreError::Invalid(format!(
+            "copyTo.site '{site}' is not a site of the organization"
+        ))
+    };
     let Some(name) = library else {
         let drive = pool
             .get_json::<DriveRef>(&format!("/sites/{}/drive", segment(site)))
@@ -179,7 +185,12 @@ async fn library_of(pool: &AccountPool, site: &str, library: Option<&str>) -> Co
     drives
         .value
         .into_iter()
-        .find(|d| d.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)) || d.id == name)
+        .find(|d| {
+            d.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                || d.id == name
+        })
         .map(|d| d.id)
         .ok_or_else(|| {
             CoreError::Invalid(format!(

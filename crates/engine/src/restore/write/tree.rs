@@ -100,7 +100,10 @@ async fn find_or_make(
     if !may_make {
         return Ok(None);
     }
-    match pool.create_folder(&job.drive, &parent.id, name, times).await {
+    match pool
+        .create_folder(&job.drive, &parent.id, name, times)
+        .await
+    {
         Ok(made) => Ok(Some((
             TargetFolder {
                 id: made.id,
@@ -232,12 +235,18 @@ async fn restore_folder(
         }
         Ok(None) => {
             job.ctx.tally.count(Outcome::LeftOut);
-            count_below(job, &folder.id, path, |tally, _| tally.count(Outcome::LeftOut)).await;
+            count_below(job, &folder.id, path, |tally, _| {
+                tally.count(Outcome::LeftOut)
+            })
+            .await;
             None
         }
         Err(f) => {
             job.ctx.tally.fail(path, f.reason);
-            count_below(job, &folder.id, path, |tally, _| tally.count(Outcome::NotTried)).await;
+            count_below(job, &folder.id, path, |tally, _| {
+                tally.count(Outcome::NotTried)
+            })
+            .await;
             None
         }
     }
@@ -259,7 +268,9 @@ async fn walk(job: &Arc<Job>, top: Option<Item>, base: TargetFolder) {
         let children = match job.point.children(folder.as_deref()).await {
             Ok(c) => c,
             Err(e) => {
-                job.ctx.tally.fail(&path, format!("the backup cannot be read: {e}"));
+                job.ctx
+                    .tally
+                    .fail(&path, format!("the backup cannot be read: {e}"));
                 continue;
             }
         };

@@ -312,7 +312,9 @@ async fn upload_in_session(
             let take = (buf.len() as u64).min(FRAGMENT_BYTES) as usize;
             let fragment = buf.split_to(take).freeze();
             let len = fragment.len() as u64;
-            let answer = pool.upload_fragment(&session, offset, total, fragment).await;
+            let answer = pool
+                .upload_fragment(&session, offset, total, fragment)
+                .await;
             match answer {
                 Ok(FragmentAnswer::More) => offset += len,
                 Ok(FragmentAnswer::Done(file)) if offset + len == total => return Ok(file),
