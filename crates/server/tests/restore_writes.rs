@@ -587,9 +587,7 @@ async fn hostile_requests_are_refused_and_write_nothing() {
     assert!(t.events(&session).await.is_empty());
 
     // The public portal's string-built body: any-case keys, "true" strings, a trailing comma.
-    let raw = format!(
-        r#"{{"RestoreToOriginalLocation": {{"DocumentVersion": "Last", "DocumentAction": "Overwrite", "ChangedItems": "true", "DeletedItems": "True", "RestorePermissions": "false",}}}}"#
-    );
+    let raw = r#"{"RestoreToOriginalLocation": {"DocumentVersion": "Last", "DocumentAction": "Overwrite", "ChangedItems": "true", "DeletedItems": "True", "RestorePermissions": "false",}}"#;
     let r =
         t.s.http
             .post(t.s.url(&format!(
