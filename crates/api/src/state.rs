@@ -62,6 +62,8 @@ pub struct AppState {
     pub restore: Arc<m365backup_core::restore::service::RestoreService>,
     /// Reads restore sessions' points in time from the repositories.
     pub browser: Arc<m365backup_engine::restore::browse::Browser>,
+    /// Restores sessions' items to Microsoft 365.
+    pub restorer: Arc<m365backup_engine::restore::write::Restorer>,
     /// Renders `/metrics` (Prometheus text format).
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
 }

@@ -302,7 +302,11 @@ impl BackupAccountService {
 }
 
 /// The organization's connection, signing in as `login` through the organization's app.
-fn account_connection(org: &TenantConnection, login: &str, password: Secret) -> TenantConnection {
+pub fn account_connection(
+    org: &TenantConnection,
+    login: &str,
+    password: Secret,
+) -> TenantConnection {
     let (application_id, application_secret) = match &org.auth {
         TenantAuth::AppSecret {
             application_id,

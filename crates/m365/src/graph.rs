@@ -234,11 +234,21 @@ impl GraphClient {
     /// One GET, no retries: the raw response of a success or redirect, else the typed error
     /// (throttling included, with its `Retry-After`). The caller schedules any retry.
     pub async fn get_once(&self, path_or_url: &str) -> Result<reqwest::Response, M365Error> {
+        self.send_once(reqwest::Method::GET, path_or_url, RequestBody::None)
+            .await
+    }
+
+    /// One request of any method, no retries; the answer as [`Self::get_once`] gives it.
+    pub async fn send_once(
+        &self,
+        method: reqwest::Method,
+        path_or_url: &str,
+        body: RequestBody,
+    ) -> Result<reqwest::Response, M365Error> {
         let url = self.url(path_or_url)?;
         let token = self.tokens.token().await?;
-        let response = self
-            .http
-            .get(&url)
+        let request = body.attach(self.http.request(method, &url));
+        let response = request
             .bearer_auth(token.expose())
             // Lets Microsoft's support trace a request; Graph echoes it.
             .header("client-request-id", uuid::Uuid::new_v4().to_string())
@@ -292,6 +302,26 @@ impl GraphClient {
             next = page.next_link;
         }
         Ok(items)
+    }
+}
+
+/// The body of a request: none, JSON, or raw bytes (file content).
+#[derive(Clone, Debug)]
+pub enum RequestBody {
+    None,
+    Json(serde_json::Value),
+    Bytes(bytes::Bytes),
+}
+
+impl RequestBody {
+    fn attach(self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            RequestBody::None => request,
+            RequestBody::Json(v) => request.json(&v),
+            RequestBody::Bytes(b) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(b),
+        }
     }
 }
 

@@ -17,6 +17,8 @@ use m365backup_core::store::Store;
 use m365backup_core::Secret;
 use m365backup_engine::backup::BackupEngine;
 use m365backup_engine::restore::browse::Browser;
+use m365backup_engine::restore::write::target::Connections;
+use m365backup_engine::restore::write::{Restorer, RestorerConfig};
 use m365backup_engine::scheduler::Scheduler;
 use tokio::task::JoinHandle;
 
@@ -169,6 +171,15 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     );
     let restore = Arc::new(RestoreService::new(store.clone()));
     let browser = Arc::new(Browser::new(store.clone(), node.service.clone()));
+    let restorer = Arc::new(Restorer::new(
+        Connections {
+            organizations: organizations.clone(),
+            backup_accounts: backup_accounts.clone(),
+            directory: directory.clone(),
+            pool: settings.engine.pool.clone(),
+        },
+        RestorerConfig::default(),
+    ));
     let scheduler_stop = scheduler.shutdown_token();
     let scheduling = scheduler.spawn();
     let state = AppState {
@@ -186,6 +197,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         settings: Arc::new(settings.api.clone()),
         restore: restore.clone(),
         browser: browser.clone(),
+        restorer,
         metrics: Arc::new(|| {
             m365backup_m365::pool::render_metrics(&m365backup_m365::pool::live_pools())
         }),

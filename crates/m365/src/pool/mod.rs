@@ -20,6 +20,7 @@ mod access;
 mod app_ceiling;
 mod metrics;
 mod pace;
+pub mod writes;
 
 pub use access::{access_scope, AccessReport};
 pub use app_ceiling::RateLimitReading;
@@ -35,7 +36,7 @@ use rand::Rng;
 use serde::de::DeserializeOwned;
 
 use crate::error::M365Error;
-use crate::graph::GraphClient;
+use crate::graph::{GraphClient, RequestBody};
 
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -127,8 +128,23 @@ pub enum PoolError {
     /// No backup account and not the organization's credentials may read this site or drive.
     #[error("no credential of the organization may read {0}")]
     AccessDenied(String),
+    /// An upload session's URL answered `404`: it expired (or was cancelled); the upload
+    /// starts again in a new session.
+    #[error("the upload session expired before the file was complete")]
+    UploadSessionExpired,
     #[error(transparent)]
     M365(#[from] M365Error),
+}
+
+/// One Graph call as the pool sends it.
+struct Call<'a> {
+    method: reqwest::Method,
+    url: &'a str,
+    body: RequestBody,
+    /// What it costs against Microsoft's budgets.
+    units: f64,
+    /// Whether a network failure or a 5xx may be answered by sending it again.
+    retry_failures: bool,
 }
 
 /// A slot on one account, released on drop.
@@ -480,14 +496,35 @@ impl AccountPool {
         url: &str,
         route: &access::Route,
     ) -> Result<(reqwest::Response, usize), PoolError> {
-        let units = resource_units(url);
+        let call = Call {
+            method: reqwest::Method::GET,
+            url,
+            body: RequestBody::None,
+            units: resource_units(url),
+            retry_failures: true,
+        };
+        self.send_call(&call, route).await
+    }
+
+    /// Runs one call through the pool: an account with budget takes it, throttles pause that
+    /// account and hand the call to another, network failures are retried when the call may
+    /// be repeated.
+    async fn send_call(
+        &self,
+        call: &Call<'_>,
+        route: &access::Route,
+    ) -> Result<(reqwest::Response, usize), PoolError> {
+        let (url, units) = (call.url, call.units);
         let (mut throttles, mut failures) = (0, 0);
         loop {
             let lease = self.acquire(units, route).await?;
             let account = &self.accounts[lease.index];
             account.counters.requests.fetch_add(1, Ordering::Relaxed);
             let sent = Instant::now();
-            let result = account.client.get_once(url).await;
+            let result = account
+                .client
+                .send_once(call.method.clone(), url, call.body.clone())
+                .await;
             if matches!(&result, Ok(_) | Err(M365Error::Throttled { .. })) {
                 account
                     .pace
@@ -534,7 +571,7 @@ impl AccountPool {
                         | M365Error::Graph {
                             status: 401 | 500 | 502 | 504,
                             ..
-                        }) => {
+                        }) if call.retry_failures => {
                             failures += 1;
                             if failures > self.config.network_retries {
                                 return Err(e.into());

@@ -1,0 +1,623 @@
+//! Restores to Microsoft 365 end to end: the real server over HTTPS, backups of an in-process
+//! simulated tenant, then `restoretoOriginallocation`, `restoreTo` and `copyTo` — the tenant's
+//! files compared byte for byte (and time for time) with what it held, under throttling and
+//! faults, and hostile requests refused with nothing written.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::jobs::{add_job, add_organization, post, run_job};
+use common::{json, start_sim, Backend, TestServer};
+use m365sim::{Access, DriveHandle, RunningSim};
+use serde_json::{json, Value};
+
+fn tenant(seed: u64) -> m365sim::TenantSpec {
+    m365sim::TenantSpec {
+        seed,
+        users: 3,
+        sites: 1,
+        libraries_per_site: 1,
+        m365_groups: 0,
+        files_per_drive: 0,
+        folders_per_drive: 0,
+        max_file_size: 64 * 1024,
+        max_versions: 1,
+        ..Default::default()
+    }
+}
+
+struct Setup {
+    sim: RunningSim,
+    s: TestServer,
+    token: String,
+    org: String,
+    job: String,
+}
+
+async fn setup(seed: u64, version_policy: &str) -> Setup {
+    setup_with(seed, version_policy, |_| {}).await
+}
+
+async fn setup_with(
+    seed: u64,
+    version_policy: &str,
+    adjust: impl FnOnce(&mut m365backup::config::Settings),
+) -> Setup {
+    let sim = start_sim(tenant(seed)).await;
+    let s = TestServer::start_with(Backend::Sqlite, adjust).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(
+        &s,
+        &token,
+        &org,
+        json!({"name": "Everything", "versionPolicy": version_policy}),
+    )
+    .await;
+    Setup {
+        sim,
+        s,
+        token,
+        org,
+        job,
+    }
+}
+
+impl Setup {
+    fn upn(&self, i: usize) -> String {
+        self.sim.tenant().users[i].user_principal_name.clone()
+    }
+
+    fn drive(&self, i: usize) -> DriveHandle {
+        self.sim.onedrive(&self.upn(i)).unwrap()
+    }
+
+    async fn backup(&self) {
+        let session = run_job(&self.s, &self.token, &self.job).await;
+        assert_eq!(session["status"], "Success", "{session}");
+    }
+
+    /// A session at the latest restore point; its id.
+    async fn explore(&self, kind: &str) -> String {
+        let r = post(
+            &self.s,
+            &format!("/v5/Organizations/{}/Action", self.org),
+            &self.token,
+            &json!({"explore": {"type": kind}}),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+        json(r).await["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST …/Action` under a session's organization: status and JSON (or text) answer.
+    async fn act(&self, session: &str, rest: &str, body: &Value) -> (u16, Value) {
+        let r = post(
+            &self.s,
+            &format!("/v5/RestoreSessions/{session}/Organization/{rest}/Action"),
+            &self.token,
+            body,
+        )
+        .await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn events(&self, session: &str) -> Vec<Value> {
+        let page = json(
+            self.s
+                .get(
+                    &format!("/v5/RestoreSessions/{session}/Events"),
+                    &self.token,
+                )
+                .await,
+        )
+        .await;
+        page["results"].as_array().unwrap().clone()
+    }
+
+    async fn session(&self, session: &str) -> Value {
+        json(
+            self.s
+                .get(&format!("/v5/RestoreSessions/{session}"), &self.token)
+                .await,
+        )
+        .await
+    }
+}
+
+/// Path → (SHA-256, modified) of every file of a drive, and every folder path.
+fn snapshot(d: &DriveHandle) -> BTreeMap<String, (Option<String>, DateTime<Utc>)> {
+    d.tree()
+        .into_iter()
+        .map(|e| (e.path.clone(), (e.sha256(), e.modified)))
+        .collect()
+}
+
+fn old(days: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2021, 3, 4, 5, 6, 7).unwrap() + chrono::Duration::days(days)
+}
+
+fn count(stats: &Value, name: &str) -> u64 {
+    stats[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {stats}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_tree_comes_back_kept_and_overwritten_copies_unchanged_skipped() {
+    let t = setup(301, "Latest").await;
+    let d = t.drive(0);
+    let projects = d.add_folder(None, "Projects").unwrap();
+    let deep = d.add_folder(Some(&projects), "Deep").unwrap();
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let files = [
+        d.add_file_bytes(Some(&projects), "plan #1.txt", b"the plan")
+            .unwrap(),
+        d.add_file_bytes(Some(&deep), "Übersicht 100%.txt", b"deep inside")
+            .unwrap(),
+        d.add_file_bytes(Some(&deep), "large.bin", &big).unwrap(),
+        d.add_file_bytes(Some(&deep), "empty.txt", b"").unwrap(),
+    ];
+    for (i, f) in files.iter().enumerate() {
+        d.set_times(f, Some(old(i as i64)), Some(old(i as i64 + 10)))
+            .unwrap();
+    }
+    d.set_times(&deep, Some(old(1)), Some(old(2))).unwrap();
+    d.add_file_bytes(None, "notes.txt", b"unchanged").unwrap();
+    let changed = d
+        .add_file_bytes(None, "changed.txt", b"as backed up")
+        .unwrap();
+    t.backup().await;
+    let before = snapshot(&d);
+
+    d.delete(&projects).unwrap();
+    d.modify_file_bytes(&changed, b"changed since").unwrap();
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+
+    // The whole OneDrive, keeping changed documents: the tree is back, the changed file keeps
+    // its content and gets a dated copy beside it, the unchanged one is skipped.
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}"),
+            &json!({"restoretoOriginallocation": {"documentAction": "keep"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let after = snapshot(&d);
+    for path in [
+        "/Projects",
+        "/Projects/Deep",
+        "/Projects/plan #1.txt",
+        "/Projects/Deep/Übersicht 100%.txt",
+        "/Projects/Deep/large.bin",
+        "/Projects/Deep/empty.txt",
+    ] {
+        let (hash, modified) = &after[path];
+        assert_eq!(hash, &before[path].0, "{path}");
+        if path.contains('.') {
+            assert_eq!(modified, &before[path].1, "times of {path}");
+        }
+    }
+    assert_eq!(after["/notes.txt"], before["/notes.txt"]);
+    assert_eq!(
+        d.content(&changed, None).unwrap().read_all().unwrap(),
+        b"changed since"
+    );
+    let kept = format!(
+        "/changed (restored {}).txt",
+        Utc::now().date_naive().format("%Y-%m-%d")
+    );
+    assert_eq!(after[&kept].0, before["/changed.txt"].0, "{after:?}");
+    // Two folders and four documents restored, the copy too; notes.txt unchanged.
+    assert_eq!(count(&stats, "restoredItemsCount"), 7, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 1, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 0, "{stats}");
+    assert_eq!(count(&stats, "totalItemsCount"), 8, "{stats}");
+    assert_eq!(stats["restoreIssues"], json!([]));
+    assert!(d.find("/Projects 1").is_none(), "no duplicate folder");
+
+    // The changed document alone, overwritten: its content is the backup's again.
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Documents/{changed}"),
+            &json!({"restoretoOriginallocation": {"documentAction": "Overwrite", "documentVersion": "last"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    assert_eq!(
+        d.content(&changed, None).unwrap().read_all().unwrap(),
+        b"as backed up"
+    );
+
+    // Again: everything is as backed up, nothing is written.
+    let large = d.find("/Projects/Deep/large.bin").unwrap().id;
+    let versions_before = d.versions(&large).unwrap().len();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}"),
+            &json!({"restoretoOriginallocation": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 0, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 8, "{stats}");
+    assert_eq!(d.versions(&large).unwrap().len(), versions_before);
+
+    // Events: one per restore, the session counts them.
+    let events = t.events(&session).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events
+        .iter()
+        .all(|e| e["type"] == "Restore" && e["status"] == "Success"));
+    let view = t.session(&session).await;
+    assert_eq!(
+        view["details"], "17 items processed (17 success, 0 failed)",
+        "{view}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_go_to_another_onedrive_and_a_site_library_with_their_history() {
+    let t = setup(302, "All").await;
+    let d = t.drive(0);
+    let folder = d.add_folder(None, "Reports").unwrap();
+    let history = d
+        .add_file_bytes(Some(&folder), "history.txt", b"version one")
+        .unwrap();
+    d.modify_file_bytes(&history, b"version two, longer")
+        .unwrap();
+    d.modify_file_bytes(&history, b"three").unwrap();
+    d.add_file_bytes(Some(&folder), "other.txt", b"other")
+        .unwrap();
+    t.backup().await;
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+
+    // Into another user's OneDrive, under a folder, with every version in order.
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Folders/{folder}"),
+            &json!({"copyTo": {"oneDrive": {"id": t.upn(1)}, "folder": "From Adele/2024", "documentVersion": "all"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 3, "{stats}");
+    let other = t.drive(1);
+    let copy = other
+        .find("/From Adele/2024/Reports/history.txt")
+        .expect("copied");
+    let contents: Vec<Vec<u8>> = other
+        .versions(&copy.id)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|v| v.content.read_all().unwrap())
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            b"version one".to_vec(),
+            b"version two, longer".to_vec(),
+            b"three".to_vec()
+        ]
+    );
+    assert!(other.find("/From Adele/2024/Reports/other.txt").is_some());
+
+    // Into a site's library (the site named by our id), a document alone.
+    let site = &t.sim.tenant().sites[0];
+    let mut parts = site.id.split(',');
+    let our_id = format!("{}{}", parts.nth(1).unwrap(), parts.next().unwrap());
+    let library = t
+        .sim
+        .drive(&t.sim.tenant().drives[site.drives[0]].id)
+        .unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Documents/{history}"),
+            &json!({"copyTo": {"site": {"id": our_id}, "folder": "Copies"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    let copied = library.find("/Copies/history.txt").expect("in the library");
+    assert_eq!(
+        library
+            .content(&copied.id, None)
+            .unwrap()
+            .read_all()
+            .unwrap(),
+        b"three"
+    );
+    assert_eq!(library.versions(&copied.id).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_files_under_throttling_all_arrive_once() {
+    // Scaled down from 2,000 so the run stays short; the budget is scaled down with it.
+    const FILES: usize = 150;
+    // The pool starts faster than the tenant allows, so it meets the app's budget and learns.
+    let t = setup_with(303, "Latest", |s| {
+        s.engine.pool.initial_rate = 150.0;
+        s.engine.pool.max_in_flight = 16;
+    })
+    .await;
+    let d = t.drive(0);
+    let folder = d.add_folder(None, "Many").unwrap();
+    for i in 0..FILES {
+        d.add_file_bytes(
+            Some(&folder),
+            &format!("f{i:04}.txt"),
+            format!("file {i}").as_bytes(),
+        )
+        .unwrap();
+    }
+    t.backup().await;
+    let session = t.explore("veod").await;
+    d.delete(&folder).unwrap();
+    t.sim.control().set_throttling(|c| {
+        c.enabled = true;
+        // Below the pace the pool starts at: the app's budget pushes back.
+        c.app_rate = 15.0;
+        c.app_burst = 15.0;
+    });
+    let before = t.sim.sim().app_stats();
+    let started = Instant::now();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{}/Folders/{folder}", d.id()),
+            &json!({"restoretoOriginallocation": {}}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        count(&stats, "restoredItemsCount"),
+        FILES as u64 + 1,
+        "{stats}"
+    );
+    assert_eq!(count(&stats, "failedItemsCount"), 0, "{stats}");
+    let after = t.sim.sim().app_stats();
+    let throttled = after.throttled429 - before.throttled429;
+    let requests = after.requests - before.requests;
+    let tree = d.tree();
+    let restored: Vec<_> = tree
+        .iter()
+        .filter(|e| e.path.starts_with("/Many/"))
+        .collect();
+    assert_eq!(restored.len(), FILES, "none lost, none duplicated");
+    for e in &restored {
+        let i: usize = e.name[1..5].parse().unwrap();
+        assert_eq!(
+            e.content.as_ref().unwrap().read_all().unwrap(),
+            format!("file {i}").as_bytes()
+        );
+    }
+    println!(
+        "{FILES} files restored in {took:?}: {requests} Graph requests, {throttled} answered 429 ({:.1} %)",
+        throttled as f64 * 100.0 / requests.max(1) as f64
+    );
+    // The app's budget binds (its `RateLimit-*` headers let the pool hold it, 429s or not):
+    // what was spent stays within what the tenant allowed over the run.
+    let units = (after.units - before.units) / took.as_secs_f64();
+    assert!(
+        units <= 15.0 * 1.15 + 15.0 / took.as_secs_f64(),
+        "{units} units/s"
+    );
+    assert!(
+        units >= 15.0 * 0.5,
+        "the restore used the budget: {units} units/s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_counted_and_named_and_the_rest_restored() {
+    let t = setup(304, "Latest").await;
+    let d = t.drive(0);
+    let work = d.add_folder(None, "Work").unwrap();
+    let long_name = format!("{}.txt", "n".repeat(290));
+    d.add_file_bytes(Some(&work), &long_name, b"long").unwrap();
+    d.add_file_bytes(Some(&work), "a.txt", b"a").unwrap();
+    let big: Vec<u8> = (0..7_000_000u32).map(|i| (i % 253) as u8).collect();
+    d.add_file_bytes(Some(&work), "big.bin", &big).unwrap();
+    t.backup().await;
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+
+    // A copy under a long folder: one document's path would pass 400 characters, and the big
+    // file's first upload session expires midway (a new one finishes it).
+    let other = t.drive(1);
+    other.expire_uploads_of("big.bin", 3 * 327_680, Some(1));
+    let deep = "x".repeat(120);
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Folders/{work}"),
+            &json!({"copyTo": {"oneDrive": {"id": t.upn(1)}, "folder": deep}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 1, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 3, "{stats}");
+    assert_eq!(
+        stats["restoreIssues"][0]["itemName"],
+        format!("Work/{long_name}")
+    );
+    let copied = other
+        .find(&format!("/{deep}/Work/big.bin"))
+        .expect("big.bin");
+    assert_eq!(copied.content.unwrap().read_all().unwrap(), big);
+    assert!(other.find(&format!("/{deep}/Work/a.txt")).is_some());
+
+    // An account that may read but not write the OneDrive: every item fails, named.
+    d.delete(&work).unwrap();
+    let reader = t.upn(2);
+    t.sim
+        .control()
+        .set_drive_access(&drive, &reader, Some(Access::Read))
+        .unwrap();
+    let password = t.sim.tenant().users[2].password.clone();
+    let before = snapshot(&d);
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Folders/{work}"),
+            &json!({"restoretoOriginallocation": {"userName": reader, "userPassword": password}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 0, "{stats}");
+    assert!(count(&stats, "failedItemsCount") >= 1, "{stats}");
+    assert!(
+        stats["restoreIssues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("access denied"),
+        "{stats}"
+    );
+    assert_eq!(snapshot(&d), before, "nothing written");
+
+    // The OneDrive's user is gone: every item fails, counted and named.
+    t.sim.control().remove_user(&t.upn(0)).unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Folders/{work}"),
+            &json!({"restoretoOriginallocation": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 4, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 0, "{stats}");
+    let names: Vec<&str> = stats["restoreIssues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["itemName"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Work/a.txt"), "{names:?}");
+
+    let events = t.events(&session).await;
+    let statuses: Vec<&str> = events
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses.len(), 3, "{events:?}");
+    assert!(
+        statuses.contains(&"Warning") && statuses.contains(&"Failed"),
+        "{statuses:?}"
+    );
+    let warning = events.iter().find(|e| e["status"] == "Warning").unwrap();
+    assert!(
+        warning["message"].as_str().unwrap().contains(&long_name),
+        "{warning}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_refused_and_write_nothing() {
+    let t = setup(305, "Latest").await;
+    let d = t.drive(0);
+    let folder = d.add_folder(None, "Docs").unwrap();
+    let doc = d.add_file_bytes(Some(&folder), "doc.txt", b"doc").unwrap();
+    let theirs = t
+        .drive(1)
+        .add_file_bytes(None, "theirs.txt", b"not yours")
+        .unwrap();
+    t.backup().await;
+    d.delete(&folder).unwrap();
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+    let rest = format!("OneDrives/{drive}/Folders/{folder}");
+    let trees = || (snapshot(&t.drive(0)), snapshot(&t.drive(1)));
+    let before = trees();
+
+    let refused = [
+        json!({"restoretoOriginallocation": {"documentVersion": "newest"}}),
+        json!({"restoretoOriginallocation": {"documentAction": "merge"}}),
+        json!({"restoretoOriginallocation": {"userName": t.upn(1)}}),
+        json!({"restoretoOriginallocation": {"folder": "x"}}),
+        json!({"restoretoOriginallocation": "yes"}),
+        json!({"copyTo": {"oneDrive": {"id": t.upn(1)}, "folder": "a/../../b"}}),
+        json!({"copyTo": {"oneDrive": {"id": "nobody@nowhere.example"}}}),
+        json!({"copyTo": {"site": {"id": "00000000-0000-0000-0000-000000000000"}}}),
+        json!({"copyTo": {"folder": "x"}}),
+        json!({"restoreEverywhere": {}}),
+        json!({"copyTo": {"oneDrive": {"id": t.upn(1)}}, "save": null}),
+    ];
+    for body in &refused {
+        let (status, answer) = t.act(&session, &rest, body).await;
+        assert_eq!(status, 400, "{body} → {answer}");
+        assert!(answer["message"].as_str().is_some(), "{answer}");
+    }
+    // A document of another OneDrive named under this one: 404.
+    let (status, _) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Documents/{theirs}"),
+            &json!({"restoretoOriginallocation": null}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    // A wrong password for the account named: 400, nothing written.
+    let (status, answer) = t
+        .act(
+            &session,
+            &rest,
+            &json!({"restoretoOriginallocation": {"userName": t.upn(1), "userPassword": "wrong"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(trees(), before, "nothing was written");
+    assert!(t.events(&session).await.is_empty());
+
+    // The public portal's string-built body: any-case keys, "true" strings, a trailing comma.
+    let raw = r#"{"RestoreToOriginalLocation": {"DocumentVersion": "Last", "DocumentAction": "Overwrite", "ChangedItems": "true", "DeletedItems": "True", "RestorePermissions": "false",}}"#;
+    let r =
+        t.s.http
+            .post(t.s.url(&format!(
+            "/v5/RestoreSessions/{session}/Organization/OneDrives/{drive}/Documents/{doc}/Action"
+        )))
+            .bearer_auth(&t.token)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 200);
+    let stats = json(r).await;
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    assert!(d.find("/Docs/doc.txt").is_some());
+
+    // A stopped session: 404, nothing written.
+    let r = post(
+        &t.s,
+        &format!("/v5/RestoreSessions/{session}/Action"),
+        &t.token,
+        &json!({"stop": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    d.delete(&d.find("/Docs").unwrap().id).unwrap();
+    let (status, answer) = t
+        .act(&session, &rest, &json!({"restoretoOriginallocation": null}))
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("stopped"));
+    assert!(d.find("/Docs").is_none());
+}
