@@ -25,6 +25,10 @@ use crate::restore::selection::Selection;
 
 /// How much of the archive may wait for the client.
 const PIPE_BYTES: usize = 1024 * 1024;
+/// How much of the archive one read of the pipe takes.
+const READ_BYTES: usize = 256 * 1024;
+/// Chunks of a document read ahead of the archive writer.
+const READ_AHEAD_CHUNKS: usize = 4;
 
 /// One document's bytes, `range` of them when given.
 pub fn document_stream(
@@ -180,7 +184,10 @@ pub fn zip_export(entries: Vec<(Selection, String)>) -> Export {
     })
     .filter_map(std::future::ready);
     Export {
-        stream: ReaderStream::new(reader).chain(tail).boxed(),
+        // Large reads: the default 4 KiB would cut the archive into tiny frames.
+        stream: ReaderStream::with_capacity(reader, READ_BYTES)
+            .chain(tail)
+            .boxed(),
         done,
     }
 }
@@ -298,7 +305,7 @@ async fn write_document(
 ) -> CoreResult<()> {
     let entry = ZipEntryBuilder::new(path.to_owned().into(), Compression::Stored)
         .last_modification_date(zip_time(item.modified));
-    let mut content = document_stream(point, item, None)?;
+    let mut content = read_ahead(document_stream(point, item, None)?);
     let mut writer = zip
         .write_entry_stream(entry)
         .await
@@ -314,6 +321,24 @@ async fn write_document(
     writer.close().await.map_err(|e| archive_failed(&e))?;
     stats.documents += 1;
     Ok(())
+}
+
+/// Chunks of a document read while earlier ones are archived: the repository's reading
+/// (decryption, decompression, hash checks) runs beside the archive's CRC and copies. A few
+/// chunks at most wait, so memory stays flat; the reader stops when the archive is dropped.
+fn read_ahead(
+    content: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+    tokio::spawn(async move {
+        let mut content = std::pin::pin!(content);
+        while let Some(chunk) = content.next().await {
+            if tx.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[cfg(test)]
