@@ -38,6 +38,9 @@ enum Command {
     Session(m365backup::job_cli::SessionCommand),
     /// Save backed-up OneDrives, sites, folders or documents, at a point in time, to a ZIP file.
     Export(Box<m365backup::restore_cli::ExportArgs>),
+    /// Restore backed-up OneDrives, sites, folders or documents, at a point in time, to
+    /// Microsoft 365: where they were, or copied into another OneDrive or library.
+    Restore(Box<m365backup::restore_cli::RestoreArgs>),
 }
 
 #[tokio::main]
@@ -76,6 +79,11 @@ async fn main() -> anyhow::Result<()> {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
             m365backup::logging::init(settings.log_format);
             m365backup::restore_cli::run_export(*args, &settings).await
+        }
+        Command::Restore(args) => {
+            let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;
+            m365backup::logging::init(settings.log_format);
+            m365backup::restore_cli::run_restore(*args, &settings).await
         }
         Command::Admin(command) => {
             let settings = Settings::resolve(&cli.state, &ServeArgs::default())?;

@@ -1,8 +1,9 @@
-//! `m365backup export <organization> --onedrive <user> | --site <site> … --output file.zip`:
-//! backed-up OneDrives, libraries, folders or documents written to a ZIP at a shell on the
-//! server machine, at any point in time, with a progress bar. It reads the same state store and
-//! repositories as `serve` and records its work as a restore session (initiated by `cli`) with
-//! one `Save` event, so it shows in `GET /v5/RestoreSessions` like a save made through the API.
+//! `m365backup export …` and `m365backup restore …`: backed-up OneDrives, libraries, folders
+//! or documents, at any point in time, written to a ZIP file or back to Microsoft 365 (where
+//! they were, or copied into another OneDrive or library) at a shell on the server machine,
+//! with a progress bar. The commands read the same state store and repositories as `serve` and
+//! record their work as a restore session (initiated by `cli`) with one `Save` or `Restore`
+//! event, so it shows in `GET /v5/RestoreSessions` like work done through the API.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,13 @@ use m365backup_engine::restore::export::{
     archive_entries, safe_segment, selection_totals, zip_export, Export, ExportStats,
 };
 use m365backup_engine::restore::selection::Selection;
+use m365backup_engine::restore::write::options::{
+    folder_path, ChangedAction, Destination, RestoreOptions, VersionChoice,
+};
+use m365backup_engine::restore::write::report::{event_item, outcome};
+use m365backup_engine::restore::write::stats::RestoreStats;
+use m365backup_engine::restore::write::target::Connections;
+use m365backup_engine::restore::write::{RestoreRequest, Restorer, RestorerConfig};
 use m365backup_repo::{ItemKind, ObjectKind};
 use tokio::io::AsyncWriteExt;
 
@@ -61,6 +69,46 @@ pub struct ExportArgs {
     /// Replace the output file when it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub pick: Pick,
+    /// Copy into this user's OneDrive (user name, user id or drive id) instead of writing the
+    /// items back where they were.
+    #[arg(long, conflicts_with = "to_site")]
+    pub to_onedrive: Option<String>,
+    /// Copy into a library of this site (its URL or id) instead of the original location.
+    #[arg(long)]
+    pub to_site: Option<String>,
+    /// With --to-site: the library, by name (the site's default library otherwise).
+    #[arg(long, requires = "to_site")]
+    pub to_library: Option<String>,
+    /// With --to-onedrive or --to-site: a folder path there, created when missing.
+    #[arg(long)]
+    pub to_folder: Option<String>,
+    /// Write every backed-up version of each document, oldest first (default: the restore
+    /// point's version only).
+    #[arg(long)]
+    pub all_versions: bool,
+    /// Leave a document that changed since the backup as it is and write the backup beside it
+    /// as `name (restored <date>).ext` (default: the backup becomes the current version).
+    #[arg(long)]
+    pub keep: bool,
+    /// Leave out documents that changed since the backup.
+    #[arg(long)]
+    pub skip_changed: bool,
+    /// Leave out items deleted since the backup.
+    #[arg(long)]
+    pub skip_deleted: bool,
+    /// Re-create the sharing the backup recorded.
+    #[arg(long)]
+    pub permissions: bool,
+    /// Write as this account (its password from M365BACKUP_RESTORE_PASSWORD or asked for)
+    /// instead of the organization's own credentials and backup accounts.
+    #[arg(long)]
+    pub as_user: Option<String>,
 }
 
 /// Who the restore session says started it.
@@ -391,4 +439,139 @@ fn progress_bar(totals: ExportStats) -> ProgressBar {
     );
     bar.set_message(format!("{} document(s)", totals.documents));
     bar
+}
+
+pub async fn run_restore(args: RestoreArgs, settings: &Settings) -> anyhow::Result<()> {
+    let options = restore_options(&args)?;
+    let opened = open_pick(&args.pick, settings).await?;
+    let outcome = restore_to_m365(&opened, options, settings).await;
+    opened.restore.stop(opened.session.id).await.ok();
+    let stats = outcome?;
+    println!(
+        "{} items: {} restored, {} unchanged, {} left out by the options, {} failed, {} not tried after an error; {} written (restore session {}).",
+        stats.total,
+        stats.restored,
+        stats.skipped_unchanged,
+        stats.skipped_by_options,
+        stats.failed,
+        stats.skipped_by_error,
+        indicatif::HumanBytes(stats.bytes_written),
+        opened.session.id
+    );
+    for issue in stats.issues.iter().take(50) {
+        println!("  failed: {} ({})", issue.item, issue.reason);
+    }
+    anyhow::ensure!(
+        stats.unsuccessful() == 0 && stats.failed_permissions == 0,
+        "the restore did not write everything: see above"
+    );
+    Ok(())
+}
+
+/// The options of a restore from the command's flags.
+fn restore_options(args: &RestoreArgs) -> anyhow::Result<RestoreOptions> {
+    let destination = match (&args.to_onedrive, &args.to_site) {
+        (Some(user), _) => Destination::OneDrive(user.trim().to_owned()),
+        (None, Some(site)) => Destination::Site {
+            site: site.trim().to_owned(),
+            library: args.to_library.clone(),
+        },
+        (None, None) => Destination::Original,
+    };
+    anyhow::ensure!(
+        args.to_folder.is_none() || destination != Destination::Original,
+        "--to-folder goes with --to-onedrive or --to-site: a restore to the original location writes where the items were"
+    );
+    let folder = folder_path(args.to_folder.as_deref().unwrap_or(""))?;
+    let account = match &args.as_user {
+        None => None,
+        Some(user) => {
+            let password = match std::env::var("M365BACKUP_RESTORE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => rpassword::prompt_password(format!("Password of {user}: "))?,
+            };
+            Some((
+                user.trim().to_owned(),
+                m365backup_core::Secret::new(password),
+            ))
+        }
+    };
+    Ok(RestoreOptions {
+        destination,
+        folder,
+        versions: if args.all_versions {
+            VersionChoice::All
+        } else {
+            VersionChoice::Last
+        },
+        changed: if args.keep {
+            ChangedAction::Keep
+        } else {
+            ChangedAction::Overwrite
+        },
+        changed_items: !args.skip_changed,
+        deleted_items: !args.skip_deleted,
+        permissions: args.permissions,
+        account,
+    })
+}
+
+/// Writes the selections back to Microsoft 365, recorded as a `Restore` event.
+async fn restore_to_m365(
+    opened: &Opened,
+    options: RestoreOptions,
+    settings: &Settings,
+) -> anyhow::Result<RestoreStats> {
+    let store = crate::server::open_store(settings).await?;
+    let services = crate::services::Services::build(settings, store)?;
+    let restorer = Restorer::new(
+        Connections {
+            organizations: services.organizations,
+            backup_accounts: services.backup_accounts,
+            directory: services.directory,
+            pool: settings.engine.pool.clone(),
+        },
+        RestorerConfig::default(),
+    );
+    let item = event_item(&opened.selections, &options);
+    let prepared = restorer
+        .prepare(RestoreRequest {
+            organization: opened.session.organization_id,
+            selections: opened.selections.clone(),
+            options,
+        })
+        .await?;
+    let event = opened
+        .restore
+        .begin_event(opened.session.id, EventType::Restore, item)
+        .await?;
+    let progress = prepared.progress();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let running = tokio::spawn(prepared.run());
+    let stats = loop {
+        if running.is_finished() {
+            break running.await?;
+        }
+        let s = progress.snapshot();
+        bar.set_message(format!(
+            "{} items: {} restored, {} unchanged, {} failed | {} written",
+            s.total,
+            s.restored,
+            s.skipped_unchanged,
+            s.unsuccessful(),
+            indicatif::HumanBytes(s.bytes_written)
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    bar.finish_and_clear();
+    let (status, text) = outcome(&stats);
+    opened
+        .restore
+        .finish_event(event, status, text, stats.succeeded(), stats.unsuccessful())
+        .await?;
+    Ok(stats)
 }

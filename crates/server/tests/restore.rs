@@ -1008,3 +1008,92 @@ async fn exports_from_the_command_line_equal_the_tenant() {
     s.stop().await;
     sim.shutdown().await;
 }
+
+/// `m365backup restore` beside the running server: a folder deleted in the tenant goes back
+/// where it was, with its bytes; a copy lands in another user's OneDrive under a folder; the
+/// work is a `cli` restore session with its `Restore` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_from_the_command_line_put_the_files_back() {
+    let sim = start_sim(tenant(75)).await;
+    let s = server(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(&s, &token, &org, json!({"name": "Nightly"})).await;
+    let (upn, other) = {
+        let users = &sim.tenant().users;
+        (
+            users[0].user_principal_name.clone(),
+            users[1].user_principal_name.clone(),
+        )
+    };
+    let drive = sim.onedrive(&upn).unwrap();
+    let folder = drive.add_folder(None, "Projects").unwrap();
+    let plan: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
+    drive
+        .add_file_bytes(Some(&folder), "plan.bin", &plan)
+        .unwrap();
+    drive
+        .add_file_bytes(Some(&folder), "notes.txt", b"notes")
+        .unwrap();
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+    drive.delete(&folder).unwrap();
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
+
+    // The CLI may sign in at the simulator (loopback) as the server may.
+    let config = s.data_dir.path().join("cli.toml");
+    std::fs::write(&config, "allowed_endpoints = [\"http://127.0.0.1:*\"]\n").unwrap();
+    let config = config.display().to_string();
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--config",
+            &config,
+            org.as_str(),
+            "--onedrive",
+            &upn,
+            "--path",
+            "/Projects",
+            "--deleted",
+        ];
+        args.extend_from_slice(extra);
+        common::cli(&s, &args)
+    };
+    let (ok, stdout, stderr) = restore(&[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 items: 3 restored"), "{stdout}");
+    assert_eq!(
+        drive_files(&drive, "/Projects"),
+        BTreeMap::from([
+            ("plan.bin".to_owned(), sha256(&plan)),
+            ("notes.txt".to_owned(), sha256(b"notes")),
+        ])
+    );
+    // Again: nothing to write.
+    let (ok, stdout, stderr) = restore(&[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("0 restored, 3 unchanged"), "{stdout}");
+
+    // A copy into another user's OneDrive, under a folder.
+    let (ok, stdout, stderr) = restore(&["--to-onedrive", &other, "--to-folder", "From backup"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let target = sim.onedrive(&other).unwrap();
+    assert_eq!(
+        drive_files(&target, "/From backup/Projects"),
+        drive_files(&drive, "/Projects")
+    );
+    // A folder for a restore to the original location is refused before anything runs.
+    let (ok, _, stderr) = restore(&["--to-folder", "x"]);
+    assert!(!ok && stderr.contains("--to-folder"), "{stderr}");
+
+    let sessions = json(s.get("/v5/RestoreSessions?limit=100", &token).await).await;
+    let by_cli: Vec<Value> = results(&sessions)
+        .into_iter()
+        .filter(|r| r["initiatedBy"] == "cli")
+        .collect();
+    assert_eq!(by_cli.len(), 3, "{sessions}");
+    assert!(by_cli
+        .iter()
+        .all(|r| r["state"] == "Stopped" && r["result"] == "Success"));
+    s.stop().await;
+    sim.shutdown().await;
+}

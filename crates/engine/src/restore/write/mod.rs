@@ -7,12 +7,14 @@
 //! - [`upload`]: one document compared, then written (simple upload or upload session).
 //! - [`sharing`]: the recorded sharing re-created.
 //! - [`stats`]: what happened to each item.
+//! - [`report`]: the session event a restore records.
 //!
 //! [`Restorer::prepare`] checks everything it can before a byte is written (the target, the
 //! credentials); [`PreparedRestore::run`] then writes, and never fails as a whole: every item
 //! ends counted, and failures are named.
 
 pub mod options;
+pub mod report;
 pub mod sharing;
 pub mod stats;
 pub mod target;
@@ -162,8 +164,23 @@ impl PreparedRestore {
         stats
     }
 
+    /// A view of the restore's counts while it runs (for progress bars).
+    pub fn progress(&self) -> RestoreProgress {
+        RestoreProgress(self.ctx.clone())
+    }
+
     /// The pool's figures per account (requests, throttles), for reports and benchmarks.
     pub fn pool(&self) -> &Arc<m365backup_m365::pool::AccountPool> {
         &self.ctx.pool
+    }
+}
+
+/// The counts of a running restore, readable from elsewhere.
+#[derive(Clone)]
+pub struct RestoreProgress(Arc<Ctx>);
+
+impl RestoreProgress {
+    pub fn snapshot(&self) -> RestoreStats {
+        self.0.tally.snapshot()
     }
 }
