@@ -521,3 +521,34 @@ async fn without_ratelimit_headers_the_apps_budget_is_learned_from_its_throttles
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_throttles_pause_the_account_without_lowering_its_request_pace() {
+    // Requests plentiful, downloads 0.25 MiB/s per user: the download service throttles, Graph
+    // does not.
+    let throttling = ThrottleConfig {
+        user_rate: 1_000.0,
+        user_burst: 1_000.0,
+        app_rate: 10_000.0,
+        app_burst: 10_000.0,
+        user_egress_bytes_per_hour: 0.25 * 1024.0 * 1024.0 * 3600.0,
+        ..ThrottleConfig::default()
+    };
+    let sim = sim(throttling, 8).await;
+    let pool = pool(&sim, vec![backup_account(&sim, 1)]);
+    let report = tokio::time::timeout(Duration::from_secs(120), run(pool.clone()))
+        .await
+        .expect("the run ends");
+    assert_eq!(report.files as usize, expected_files(&sim).len());
+    let account = report
+        .accounts
+        .iter()
+        .find(|a| !a.organization)
+        .expect("the backup account");
+    assert!(account.throttled_429 > 0, "egress bound: {account:?}");
+    assert!(
+        account.rate >= PoolConfig::default().initial_rate,
+        "the request pace is not the egress budget: {account:?}"
+    );
+    sim.shutdown().await;
+}

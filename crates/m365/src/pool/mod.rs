@@ -445,8 +445,11 @@ impl AccountPool {
         Ok(())
     }
 
-    /// A throttle of the account's own budget outside Graph (the download service): the account
-    /// pauses as told and learns its pace.
+    /// A throttle of the account's own budget outside Graph (the download service: the user's
+    /// egress budget, counted in bytes): the account pauses as told, but its request pace
+    /// learns nothing from it. The request budget is a different one; lowering the pace here
+    /// left an egress-bound account sending its next `/content` up to 1/`min_rate` seconds
+    /// after its pause ended, every file.
     fn pause_account(&self, index: usize, retry_after: Duration, status: u16) {
         let account = &self.accounts[index];
         let counter = if status == 503 {
@@ -459,7 +462,7 @@ impl AccountPool {
             .pace
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .throttled(Instant::now(), retry_after, true, &self.config);
+            .throttled(Instant::now(), retry_after, false, &self.config);
         account
             .counters
             .paused_micros

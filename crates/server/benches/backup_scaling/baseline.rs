@@ -266,7 +266,10 @@ impl Driver {
                 let name = g["name"].as_str().unwrap_or(id);
                 let parent = g["parentReference"]["id"].as_str();
                 if g.get("root").is_some() {
-                    writer.put_item(Item::folder(id, None, "root")).await.unwrap();
+                    writer
+                        .put_item(Item::folder(id, None, "root"))
+                        .await
+                        .unwrap();
                     continue;
                 }
                 if g.get("file").is_none() {

@@ -7,13 +7,66 @@
 
 use std::time::{Duration, Instant};
 
+use m365backup_engine::backup::EngineConfig;
 use m365backup_repo::Repository;
 use m365sim::tenant::generated_password;
 use m365sim::throttle::Principal;
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
 use serde_json::{json, Value};
 
-use crate::support::{start_server, BenchServer};
+use crate::support::BenchServer;
+
+/// The real server with default settings (SQLite, the default repository in a temporary data
+/// dir) and `engine` as the backup engine's configuration; an admin token.
+pub async fn start_server(engine: EngineConfig) -> BenchServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = m365backup::config::Settings::for_data_dir(dir.path());
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.bootstrap_admin_password = Some(m365backup_core::Secret::new("benchmark-password"));
+    settings.allowed_endpoints = vec!["http://127.0.0.1:*".into()];
+    settings.engine = engine;
+    let server = m365backup::server::start(&settings).await.unwrap();
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let token: Value = http
+        .post(format!("{base}/v5/Token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", "benchmark-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    BenchServer {
+        server,
+        settings,
+        base,
+        http,
+        token,
+        dir,
+    }
+}
+
+/// The engine's configuration: the defaults, or `BENCH_OBJECTS_AT_ONCE` objects at once and
+/// `BENCH_DOWNLOADS_PER_OBJECT` downloads per object (to see what they change).
+pub fn engine_config() -> EngineConfig {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let default = EngineConfig::default();
+    EngineConfig {
+        objects_at_once: env("BENCH_OBJECTS_AT_ONCE").unwrap_or(default.objects_at_once),
+        downloads_per_object: env("BENCH_DOWNLOADS_PER_OBJECT")
+            .unwrap_or(default.downloads_per_object),
+        ..default
+    }
+}
 
 /// A server, a tenant and a job, ready to run.
 pub struct Rig {
@@ -153,7 +206,7 @@ impl Rig {
     pub async fn start(tenant: TenantSpec, throttling: ThrottleConfig, accounts: usize) -> Self {
         let seed = tenant.seed;
         let sim = start_sim(tenant, throttling).await;
-        let server = start_server().await;
+        let server = start_server(engine_config()).await;
         let t = sim.tenant();
         let org_body = json!({"type": "Office365", "region": "Worldwide", "isSharePointOnline": true,
             "sharePointOnlineSettings": {"useApplicationOnlyAuth": true,
@@ -348,4 +401,3 @@ pub fn peak_rss_mib() -> f64 {
 pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
-
