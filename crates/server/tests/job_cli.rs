@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{cli, json, start_sim, Backend, TestServer};
 use serde_json::json;
 
@@ -47,41 +45,14 @@ async fn jobs_start_and_are_followed_from_the_command_line(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 201);
 
-    let (ok, stdout, stderr) = cli(&s, &["job", "list"]);
+    let (ok, stdout, stderr) = cli(&s, &["job", "list"]).await;
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("Shell job") && stdout.contains("NotConfigured"),
         "{stdout}"
     );
 
-    let (ok, stdout, stderr) = tokio::task::spawn_blocking({
-        let args = ["job", "start", "shell job", "--wait"];
-        let s_dir = s.data_dir.path().to_owned();
-        let url = s
-            .settings
-            .database_url
-            .as_ref()
-            .map(|u| u.expose().to_owned());
-        move || {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_m365backup"));
-            cmd.arg("--data-dir").arg(s_dir);
-            if let Some(url) = url {
-                cmd.arg("--database-url").arg(url);
-            }
-            let out = cmd
-                .args(args)
-                .env_remove("M365BACKUP_CONFIG")
-                .output()
-                .unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let (ok, stdout, stderr) = cli(&s, &["job", "start", "shell job", "--wait"]).await;
     assert!(ok, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("queued") && stdout.contains("Success"),
@@ -94,13 +65,13 @@ async fn jobs_start_and_are_followed_from_the_command_line(backend: Backend) {
         .unwrap()
         .to_owned();
 
-    let (ok, stdout, stderr) = cli(&s, &["session", "show", &session]);
+    let (ok, stdout, stderr) = cli(&s, &["session", "show", &session]).await;
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("[Success] Job started") && stdout.contains("[Success] Job finished"),
         "{stdout}"
     );
-    let (ok, _, stderr) = cli(&s, &["job", "start", "no such job"]);
+    let (ok, _, stderr) = cli(&s, &["job", "start", "no such job"]).await;
     assert!(!ok && stderr.contains("no job named"), "{stderr}");
     s.stop().await;
     sim.shutdown().await;

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Backend, TestServer};
 use m365sim::tenant::generated_password;
 use serde_json::json;
@@ -17,22 +15,8 @@ on_both_stores! {
     the_probe_fetches_every_file_through_the_backup_accounts;
 }
 
-fn probe(s: &TestServer, organization: &str) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_m365backup"));
-    cmd.arg("--data-dir").arg(s.data_dir.path());
-    if let Some(url) = &s.settings.database_url {
-        cmd.arg("--database-url").arg(url.expose());
-    }
-    let out = cmd
-        .args(["probe", "--organization", organization])
-        .env_remove("M365BACKUP_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+async fn probe(s: &TestServer, organization: &str) -> (bool, String, String) {
+    common::cli(s, &["probe", "--organization", organization]).await
 }
 
 async fn the_probe_fetches_every_file_through_the_backup_accounts(backend: Backend) {
@@ -78,7 +62,7 @@ async fn the_probe_fetches_every_file_through_the_backup_accounts(backend: Backe
             })
             .sum::<usize>()
     };
-    let (ok, out, err) = tokio::task::block_in_place(|| probe(&s, ORG));
+    let (ok, out, err) = probe(&s, ORG).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("with 4 backup accounts"), "{out}");
     assert!(
@@ -95,13 +79,12 @@ async fn the_probe_fetches_every_file_through_the_backup_accounts(backend: Backe
         assert!(requests > 20, "{row}");
     }
 
-    let (ok, _, err) = tokio::task::block_in_place(|| probe(&s, "not-a-guid"));
+    let (ok, _, err) = probe(&s, "not-a-guid").await;
     assert!(
         !ok && err.contains("--organization must be a GUID"),
         "{err}"
     );
-    let (ok, _, err) =
-        tokio::task::block_in_place(|| probe(&s, "00000000-0000-0000-0000-000000000001"));
+    let (ok, _, err) = probe(&s, "00000000-0000-0000-0000-000000000001").await;
     assert!(!ok && err.contains("was not found"), "{err}");
     s.stop().await;
 }

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Backend, TestServer};
 use m365backup_core::Secret;
 use m365backup_repo::{MemoryCatalog, Repository};
@@ -12,29 +10,16 @@ on_both_stores! {
     repositories_are_managed_from_the_command_line;
 }
 
-fn cli(s: &TestServer, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_m365backup"));
-    cmd.arg("--data-dir").arg(s.data_dir.path());
-    if let Some(url) = &s.settings.database_url {
-        cmd.arg("--database-url").arg(url.expose());
-    }
-    cmd.arg("repository")
-        .args(args)
-        .env_remove("M365BACKUP_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
+/// `m365backup repository <args>`.
+async fn cli(s: &TestServer, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut all = vec!["repository"];
+    all.extend_from_slice(args);
+    common::cli_with_env(s, &all, env).await
 }
 
 async fn repositories_are_managed_from_the_command_line(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let (ok, out, err) = cli(&s, &["list"], &[]);
+    let (ok, out, err) = cli(&s, &["list"], &[]).await;
     assert!(ok, "{err}");
     assert!(
         out.contains("Default Backup Repository") && out.contains("default"),
@@ -57,10 +42,11 @@ async fn repositories_are_managed_from_the_command_line(backend: Backend) {
             "90d",
         ],
         &[("M365BACKUP_REPOSITORY_PASSWORD", password)],
-    );
+    )
+    .await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("Added repository"), "{out}");
-    let (ok, out, _) = cli(&s, &["list"], &[]);
+    let (ok, out, _) = cli(&s, &["list"], &[]).await;
     assert!(
         ok && out.contains("Nightly") && out.contains("ItemLevel") && out.contains("Days(90)"),
         "{out}"
@@ -78,10 +64,10 @@ async fn repositories_are_managed_from_the_command_line(backend: Backend) {
     assert_eq!(nightly["retentionType"], "ItemLevel");
 
     // The recovery password opens the repository without the server.
-    let (ok, printed, err) = cli(&s, &["recovery-password", "nightly"], &[]);
+    let (ok, printed, err) = cli(&s, &["recovery-password", "nightly"], &[]).await;
     assert!(ok, "{err}");
     assert_eq!(printed.trim(), password);
-    let (ok, printed, _) = cli(&s, &["recovery-password", "Default Backup Repository"], &[]);
+    let (ok, printed, _) = cli(&s, &["recovery-password", "Default Backup Repository"], &[]).await;
     assert!(ok);
     let location = m365backup_repo::Location::Local {
         path: s.data_dir.path().join("repository"),
@@ -101,14 +87,14 @@ async fn repositories_are_managed_from_the_command_line(backend: Backend) {
         vec!["rebuild-catalog", "Nightly"],
         vec!["prune", "Nightly", "--grace-secs", "0"],
     ] {
-        let (ok, out, err) = cli(&s, &args, &[]);
+        let (ok, out, err) = cli(&s, &args, &[]).await;
         assert!(ok, "{args:?}: {out}{err}");
     }
-    let (ok, _, err) = cli(&s, &["check", "no-such-repository"], &[]);
+    let (ok, _, err) = cli(&s, &["check", "no-such-repository"], &[]).await;
     assert!(!ok && err.contains("was not found"), "{err}");
-    let (ok, _, err) = cli(&s, &["check", "Nightly", "--read-data-subset", "lots"], &[]);
+    let (ok, _, err) = cli(&s, &["check", "Nightly", "--read-data-subset", "lots"], &[]).await;
     assert!(!ok && err.contains("not a percentage"), "{err}");
-    let (ok, _, err) = cli(&s, &["create", "Nightly", "--path", &folder_arg], &[]);
+    let (ok, _, err) = cli(&s, &["create", "Nightly", "--path", &folder_arg], &[]).await;
     assert!(!ok && err.contains("already exists"), "{err}");
     s.stop().await;
 }

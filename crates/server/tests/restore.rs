@@ -883,11 +883,11 @@ async fn exports_from_the_command_line_equal_the_tenant() {
     assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
 
     let out = |name: &str| s.data_dir.path().join(name).display().to_string();
-    let export = |args: Vec<String>| {
+    let export = async |args: Vec<String>| {
         let mut all = vec!["export".to_owned(), org_name.clone()];
         all.extend(args);
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        common::cli(&s, &refs)
+        common::cli(&s, &refs).await
     };
     let files_of = |path: String| async move {
         unzip(std::fs::read(path).unwrap())
@@ -903,7 +903,8 @@ async fn exports_from_the_command_line_equal_the_tenant() {
         upn.to_uppercase(),
         "--output".into(),
         out("drive.zip"),
-    ]);
+    ])
+    .await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("Saved"), "{stdout}");
     assert_eq!(files_of(out("drive.zip")).await, drive_files(&drive, "/"));
@@ -913,7 +914,8 @@ async fn exports_from_the_command_line_equal_the_tenant() {
         upn.clone(),
         "--output".into(),
         out("drive.zip"),
-    ]);
+    ])
+    .await;
     assert!(!ok && stderr.contains("--force"), "{stderr}");
 
     // One folder, as it was at the first backup.
@@ -926,7 +928,8 @@ async fn exports_from_the_command_line_equal_the_tenant() {
         first.to_rfc3339(),
         "--output".into(),
         out("first.zip"),
-    ]);
+    ])
+    .await;
     assert!(ok, "{stderr}");
     assert_eq!(
         files_of(out("first.zip")).await,
@@ -936,7 +939,7 @@ async fn exports_from_the_command_line_equal_the_tenant() {
     // Deleted in the tenant and backed up again: found only with --deleted.
     drive.delete(&folder).unwrap();
     assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
-    let deleted = |extra: Option<&str>| {
+    let deleted = async |extra: Option<&str>| {
         let mut args = vec![
             "--onedrive".to_owned(),
             upn.clone(),
@@ -946,12 +949,12 @@ async fn exports_from_the_command_line_equal_the_tenant() {
             out("deleted.zip"),
         ];
         args.extend(extra.map(str::to_owned));
-        export(args)
+        export(args).await
     };
-    let (ok, _, stderr) = deleted(None);
+    let (ok, _, stderr) = deleted(None).await;
     assert!(!ok && stderr.contains("no 'Projects'"), "{stderr}");
     assert!(!std::path::Path::new(&out("deleted.zip")).exists());
-    let (ok, _, stderr) = deleted(Some("--deleted"));
+    let (ok, _, stderr) = deleted(Some("--deleted")).await;
     assert!(ok, "{stderr}");
     assert_eq!(
         files_of(out("deleted.zip")).await,
@@ -966,7 +969,8 @@ async fn exports_from_the_command_line_equal_the_tenant() {
         site.display_name.clone(),
         "--output".into(),
         out("site.zip"),
-    ]);
+    ])
+    .await;
     assert!(ok, "{stderr}");
     let zip = files_of(out("site.zip")).await;
     let mut want = BTreeMap::new();
@@ -983,7 +987,8 @@ async fn exports_from_the_command_line_equal_the_tenant() {
         "no such site".into(),
         "--output".into(),
         out("none.zip"),
-    ]);
+    ])
+    .await;
     assert!(!ok && stderr.contains("no library"), "{stderr}");
 
     // Each export is a session of `cli`, stopped, with one successful Save event.
@@ -1043,7 +1048,7 @@ async fn restores_from_the_command_line_put_the_files_back() {
     let config = s.data_dir.path().join("cli.toml");
     std::fs::write(&config, "allowed_endpoints = [\"http://127.0.0.1:*\"]\n").unwrap();
     let config = config.display().to_string();
-    let restore = |extra: &[&str]| {
+    let restore = async |extra: &[&str]| {
         let mut args = vec![
             "restore",
             "--config",
@@ -1056,9 +1061,9 @@ async fn restores_from_the_command_line_put_the_files_back() {
             "--deleted",
         ];
         args.extend_from_slice(extra);
-        common::cli(&s, &args)
+        common::cli(&s, &args).await
     };
-    let (ok, stdout, stderr) = restore(&[]);
+    let (ok, stdout, stderr) = restore(&[]).await;
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("3 items: 3 restored"), "{stdout}");
     assert_eq!(
@@ -1069,12 +1074,13 @@ async fn restores_from_the_command_line_put_the_files_back() {
         ])
     );
     // Again: nothing to write.
-    let (ok, stdout, stderr) = restore(&[]);
+    let (ok, stdout, stderr) = restore(&[]).await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("0 restored, 3 unchanged"), "{stdout}");
 
     // A copy into another user's OneDrive, under a folder.
-    let (ok, stdout, stderr) = restore(&["--to-onedrive", &other, "--to-folder", "From backup"]);
+    let (ok, stdout, stderr) =
+        restore(&["--to-onedrive", &other, "--to-folder", "From backup"]).await;
     assert!(ok, "{stdout}\n{stderr}");
     let target = sim.onedrive(&other).unwrap();
     assert_eq!(
@@ -1082,7 +1088,7 @@ async fn restores_from_the_command_line_put_the_files_back() {
         drive_files(&drive, "/Projects")
     );
     // A folder for a restore to the original location is refused before anything runs.
-    let (ok, _, stderr) = restore(&["--to-folder", "x"]);
+    let (ok, _, stderr) = restore(&["--to-folder", "x"]).await;
     assert!(!ok && stderr.contains("--to-folder"), "{stderr}");
 
     let sessions = json(s.get("/v5/RestoreSessions?limit=100", &token).await).await;

@@ -441,22 +441,33 @@ impl Drop for ChildServer {
     }
 }
 
-/// Runs the `m365backup` binary on the server's data dir and database; (success, stdout,
-/// stderr).
-pub fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
+/// Runs the `m365backup` binary on the server's data dir and database, with extra environment
+/// variables, off the async workers (the server keeps running); (success, stdout, stderr).
+pub async fn cli_with_env(
+    s: &TestServer,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_m365backup"));
     cmd.arg("--data-dir").arg(s.data_dir.path());
     if let Some(url) = &s.settings.database_url {
         cmd.arg("--database-url").arg(url.expose());
     }
-    let out = cmd
-        .args(args)
-        .env_remove("M365BACKUP_CONFIG")
-        .output()
+    cmd.args(args).env_remove("M365BACKUP_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
         .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// [`cli_with_env`] without extra environment.
+pub async fn cli(s: &TestServer, args: &[&str]) -> (bool, String, String) {
+    cli_with_env(s, args, &[]).await
 }
