@@ -425,6 +425,123 @@ async fn many_files_under_throttling_all_arrive_once() {
     );
 }
 
+/// Issue 14: 2,000 small files written back by one account whose own budget is tight. Users
+/// get no `RateLimit-*` hints, so the pool can only learn the budget from 429s (and 503s): it
+/// meets them, every file arrives exactly once with its content, and the account never sent a
+/// request while a `Retry-After` it had been told was still pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_files_under_user_throttling_honour_retry_after() {
+    const FOLDERS: usize = 10;
+    const PER_FOLDER: usize = 200;
+    // The user's budget, units/s (a file costs 5: a lookup 1, the upload 2, its times 2).
+    const USER_RATE: f64 = 800.0;
+    // At most this many requests in flight per account: a request the simulator sees during
+    // a pending Retry-After was either already in flight when the throttled answer reached the
+    // pool (at most IN_FLIGHT − 1 per throttle), or sent too early (none allowed).
+    const IN_FLIGHT: u64 = 2;
+    let t = setup_with(306, "Latest", |s| {
+        s.engine.pool.initial_rate = 2.0 * USER_RATE;
+        s.engine.pool.max_in_flight = IN_FLIGHT as usize;
+    })
+    .await;
+    let setup = Instant::now();
+    let d = t.drive(0);
+    let top = d.add_folder(None, "Many").unwrap();
+    for f in 0..FOLDERS {
+        let folder = d.add_folder(Some(&top), &format!("d{f:02}")).unwrap();
+        for i in 0..PER_FOLDER {
+            d.add_file_bytes(
+                Some(&folder),
+                &format!("f{i:04}.txt"),
+                format!("folder {f} file {i} {}", "x".repeat(i % 97)).as_bytes(),
+            )
+            .unwrap();
+        }
+    }
+    t.backup().await;
+    let before: BTreeMap<_, _> = snapshot(&d)
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("/Many"))
+        .map(|(path, (hash, _))| (path, hash))
+        .collect();
+    assert_eq!(before.len(), 1 + FOLDERS + FOLDERS * PER_FOLDER);
+    let session = t.explore("veod").await;
+    d.delete(&top).unwrap();
+    println!("backed up in {:?}", setup.elapsed());
+
+    let upn = t.upn(0);
+    let password = t.sim.tenant().users[0].password.clone();
+    t.sim.control().set_throttling(|c| {
+        c.enabled = true;
+        c.profile = m365sim::throttle::Profile::Fast;
+        c.user_rate = USER_RATE;
+        // A small bucket: bursts above the rate are refused.
+        c.user_burst = USER_RATE / 4.0;
+        // The app's budget never binds: the throttles are the user's, without hints.
+        c.app_rate = 100_000.0;
+        c.app_burst = 100_000.0;
+        c.fraction_503 = 0.2;
+    });
+    let user_before = t.sim.sim().user_stats(&upn);
+    let started = Instant::now();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{}/Folders/{top}", d.id()),
+            &json!({"restoretoOriginallocation": {"userName": upn, "userPassword": password}}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{stats}");
+    let files = (FOLDERS * PER_FOLDER) as u64;
+    assert_eq!(count(&stats, "failedItemsCount"), 0, "{stats}");
+    assert_eq!(
+        count(&stats, "restoredItemsCount"),
+        1 + FOLDERS as u64 + files,
+        "{stats}"
+    );
+
+    // Every file and folder exactly once, with the content the tenant held.
+    let after: BTreeMap<_, _> = snapshot(&d)
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("/Many"))
+        .map(|(path, (hash, _))| (path, hash))
+        .collect();
+    let lost: Vec<_> = before.keys().filter(|p| !after.contains_key(*p)).collect();
+    let extra: Vec<_> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(extra.is_empty(), "duplicated or unexpected: {extra:?}");
+    for (path, hash) in &before {
+        assert_eq!(&after[path], hash, "content of {path}");
+    }
+
+    let user = t.sim.sim().user_stats(&upn);
+    let requests = user.requests - user_before.requests;
+    let throttled = (user.throttled429 - user_before.throttled429)
+        + (user.throttled503 - user_before.throttled503);
+    let early = user.early - user_before.early;
+    println!(
+        "{files} files restored in {took:?}: {requests} requests by {upn}, {throttled} throttled \
+         ({} × 429, {} × 503; {:.1} %), {early} sent while a Retry-After was pending",
+        user.throttled429 - user_before.throttled429,
+        user.throttled503 - user_before.throttled503,
+        throttled as f64 * 100.0 / requests.max(1) as f64
+    );
+    assert!(
+        user.throttled429 > user_before.throttled429,
+        "the restore met the user's budget"
+    );
+    // Each throttle that was not itself an early request opened a wait.
+    let waits = throttled - early;
+    assert!(
+        early <= (IN_FLIGHT - 1) * waits,
+        "{early} requests arrived during {waits} waits: some were sent while told to wait"
+    );
+    // And the budget was used, not avoided: at least half of it over the run.
+    let units = (user.units - user_before.units) / took.as_secs_f64();
+    assert!(units >= 0.5 * USER_RATE, "{units} units/s");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_are_counted_and_named_and_the_rest_restored() {
     let t = setup(304, "Latest").await;

@@ -100,6 +100,20 @@ impl Sim {
             .unwrap_or_default()
     }
 
+    /// A user principal's figures (the signed-in user of delegated calls), by UPN.
+    pub fn user_stats(&self, upn: &str) -> throttle::PrincipalStats {
+        let Some((_, user)) = self.tenant.user_any(upn) else {
+            return Default::default();
+        };
+        let id = user.id;
+        self.throttler
+            .stats()
+            .into_iter()
+            .find(|(p, _)| *p == throttle::Principal::User(id))
+            .map(|(_, s)| s)
+            .unwrap_or_default()
+    }
+
     /// The content of a file version of `item` in drive `drive_id`.
     pub fn content(
         &self,

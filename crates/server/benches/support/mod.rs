@@ -75,12 +75,20 @@ pub struct BenchServer {
 }
 
 pub async fn start_server() -> BenchServer {
+    start_server_with(|_| {}).await
+}
+
+/// [`start_server`] with settings changed by `adjust` first.
+pub async fn start_server_with(
+    adjust: impl FnOnce(&mut m365backup::config::Settings),
+) -> BenchServer {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = m365backup::config::Settings::for_data_dir(dir.path());
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.bootstrap_admin_password = Some(m365backup_core::Secret::new("benchmark-password"));
     // Benchmarks run their simulated tenants on loopback ports.
     settings.allowed_endpoints = vec!["http://127.0.0.1:*".into()];
+    adjust(&mut settings);
     let server = m365backup::server::start(&settings).await.unwrap();
     let base = format!("https://127.0.0.1:{}", server.addr.port());
     let http = reqwest::Client::builder()

@@ -159,6 +159,10 @@ pub struct PrincipalStats {
     pub bytes: u64,
     /// Bytes uploaded.
     pub ingress_bytes: u64,
+    /// Requests that arrived while this principal's `Retry-After` was still pending (refused).
+    /// A client that honours `Retry-After` sends none once the throttled answer has reached
+    /// it; only requests already in flight at that moment may land here.
+    pub early: u64,
 }
 
 /// Which way bytes go through a pre-authenticated URL or an upload.
@@ -398,8 +402,9 @@ impl Throttler {
         // Already blocked: refuse, and extend the block (continued traffic during a throttle).
         let mut wait: Option<Duration> = None;
         for p in &principals {
-            let b = &mut ledgers.get_mut(p).expect("present").bucket;
-            if let Some(left) = b.check_blocked(now, cfg.extension_secs) {
+            let ledger = ledgers.get_mut(p).expect("present");
+            if let Some(left) = ledger.bucket.check_blocked(now, cfg.extension_secs) {
+                ledger.stats.early += 1;
                 wait = wait.max(Some(left));
             }
         }
@@ -467,6 +472,7 @@ impl Throttler {
             .told
             .arrive(now, cfg);
         if let Some(wait) = told {
+            ledgers.get_mut(&caller).expect("present").stats.early += 1;
             charge(ledgers); // refused calls count as usage
             return Err(wait);
         }

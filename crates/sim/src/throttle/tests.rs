@@ -358,3 +358,42 @@ fn ingress_per_user_is_its_own_budget() {
         .unwrap();
     assert_eq!((s.ingress_bytes, s.bytes, s.throttled429), (25, 1, 1));
 }
+
+#[test]
+fn requests_during_a_pending_retry_after_are_counted_as_early() {
+    let user = |t: &Throttler| {
+        t.stats()
+            .into_iter()
+            .find(|(p, _)| *p == Principal::User(Uuid::from_u128(1)))
+            .unwrap()
+            .1
+    };
+    // Fast: the first refusal opens the block, the next ones land in it.
+    let t = Throttler::new(small(), 1, 10);
+    for _ in 0..5 {
+        t.admit(&delegated(1, 1.0));
+    }
+    retry_after(&t.admit(&delegated(1, 1.0)));
+    assert_eq!(user(&t).early, 0, "the throttle itself is not early");
+    retry_after(&t.admit(&delegated(1, 1.0)));
+    retry_after(&t.admit(&delegated(1, 1.0)));
+    assert_eq!(user(&t).early, 2);
+    assert_eq!(user(&t).throttled429, 3);
+
+    // Realistic: the caller told to wait, then sending anyway.
+    let cfg = ThrottleConfig {
+        user_requests_per_5min: 3.0,
+        ..ThrottleConfig::realistic(1.0)
+    };
+    let t = Throttler::new(cfg, 1, 10);
+    for _ in 0..3 {
+        assert!(matches!(
+            t.admit(&delegated(1, 1.0)),
+            Admission::Admitted { .. }
+        ));
+    }
+    retry_after(&t.admit(&delegated(1, 1.0)));
+    assert_eq!(user(&t).early, 0);
+    retry_after(&t.admit(&delegated(1, 1.0)));
+    assert_eq!(user(&t).early, 1);
+}
