@@ -1044,15 +1044,9 @@ async fn restores_from_the_command_line_put_the_files_back() {
     drive.delete(&folder).unwrap();
     assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
 
-    // The CLI may sign in at the simulator (loopback) as the server may.
-    let config = s.data_dir.path().join("cli.toml");
-    std::fs::write(&config, "allowed_endpoints = [\"http://127.0.0.1:*\"]\n").unwrap();
-    let config = config.display().to_string();
     let restore = async |extra: &[&str]| {
         let mut args = vec![
             "restore",
-            "--config",
-            &config,
             org.as_str(),
             "--onedrive",
             &upn,
