@@ -23,7 +23,7 @@ use m365backup_engine::restore::selection::Selection;
 use m365backup_engine::restore::write::options::{
     folder_path, ChangedAction, Destination, RestoreOptions, VersionChoice,
 };
-use m365backup_engine::restore::write::report::{event_item, outcome};
+use m365backup_engine::restore::write::report::{event_item, item_events, outcome};
 use m365backup_engine::restore::write::stats::RestoreStats;
 use m365backup_engine::restore::write::target::Connections;
 use m365backup_engine::restore::write::{RestoreRequest, Restorer, RestorerConfig};
@@ -541,6 +541,7 @@ async fn restore_to_m365(
             options,
         })
         .await?;
+    let summary = item.clone();
     let event = opened
         .restore
         .begin_event(opened.session.id, EventType::Restore, item)
@@ -568,6 +569,19 @@ async fn restore_to_m365(
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     };
     bar.finish_and_clear();
+    for (item, status, text, at) in item_events(&stats, &summary) {
+        opened
+            .restore
+            .record_item_event(
+                opened.session.id,
+                EventType::Restore,
+                item,
+                status,
+                text,
+                at,
+            )
+            .await?;
+    }
     let (status, text) = outcome(&stats);
     opened
         .restore

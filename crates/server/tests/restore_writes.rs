@@ -110,17 +110,41 @@ impl Setup {
         )
     }
 
-    async fn events(&self, session: &str) -> Vec<Value> {
+    /// Every event of the session.
+    async fn all_events(&self, session: &str) -> Vec<Value> {
         let page = json(
             self.s
                 .get(
-                    &format!("/v5/RestoreSessions/{session}/Events"),
+                    &format!("/v5/RestoreSessions/{session}/Events?limit=10000"),
                     &self.token,
                 )
                 .await,
         )
         .await;
         page["results"].as_array().unwrap().clone()
+    }
+
+    /// The session's events of whole restores (their messages count the items); each item
+    /// restored has an event of its own besides.
+    async fn events(&self, session: &str) -> Vec<Value> {
+        self.all_events(session)
+            .await
+            .into_iter()
+            .filter(|e| e["message"].as_str().unwrap_or("").contains(" items: "))
+            .collect()
+    }
+
+    /// The events of single items, `itemName → [status, …]` in order.
+    async fn item_events(&self, session: &str) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in self.all_events(session).await {
+            if !e["message"].as_str().unwrap_or("").contains(" items: ") {
+                out.entry(e["itemName"].as_str().unwrap().to_owned())
+                    .or_default()
+                    .push(e["status"].as_str().unwrap().to_owned());
+            }
+        }
+        out
     }
 
     async fn session(&self, session: &str) -> Value {
@@ -256,9 +280,19 @@ async fn deleted_tree_comes_back_kept_and_overwritten_copies_unchanged_skipped()
     assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 8, "{stats}");
     assert_eq!(d.versions(&large).unwrap().len(), versions_before);
 
-    // Events: one per restore, the session counts them.
+    // Events: one per restore, the session counts them; one per item besides.
     let events = t.events(&session).await;
     assert_eq!(events.len(), 3, "{events:?}");
+    let items = t.item_events(&session).await;
+    assert_eq!(
+        items.get("Projects/Deep/large.bin").map(Vec::len),
+        Some(2),
+        "restored, then left alone: {items:?}"
+    );
+    assert!(
+        items.values().flatten().all(|s| s == "Success"),
+        "{items:?}"
+    );
     assert!(events
         .iter()
         .all(|e| e["type"] == "Restore" && e["status"] == "Success"));
@@ -433,8 +467,9 @@ async fn many_files_under_throttling_all_arrive_once() {
 async fn two_thousand_files_under_user_throttling_honour_retry_after() {
     const FOLDERS: usize = 10;
     const PER_FOLDER: usize = 200;
-    // The user's budget, units/s (a file costs 5: a lookup 1, the upload 2, its times 2).
-    const USER_RATE: f64 = 800.0;
+    // The user's budget, units/s (a file costs 5: a lookup 1, the upload 2, its times 2): well
+    // below what the restore can send even on a loaded machine, so throttles are certain.
+    const USER_RATE: f64 = 300.0;
     // At most this many requests in flight per account: a request the simulator sees during
     // a pending Retry-After was either already in flight when the throttled answer reached the
     // pool (at most IN_FLIGHT − 1 per throttle), or sent too early (none allowed).
@@ -643,6 +678,17 @@ async fn faults_are_counted_and_named_and_the_rest_restored() {
     assert!(
         warning["message"].as_str().unwrap().contains(&long_name),
         "{warning}"
+    );
+    // The item that failed has an event of its own saying why.
+    let items = t.item_events(&session).await;
+    let long = items
+        .iter()
+        .find(|(name, _)| name.contains(&long_name))
+        .map(|(_, statuses)| statuses.clone());
+    assert_eq!(
+        long.as_ref().and_then(|s| s.first()).map(String::as_str),
+        Some("Failed"),
+        "{items:?}"
     );
 }
 

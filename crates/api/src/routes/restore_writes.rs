@@ -15,7 +15,7 @@ use m365backup_engine::restore::selection::Selection;
 use m365backup_engine::restore::write::options::{
     folder_path, ChangedAction, Destination, RestoreOptions, VersionChoice,
 };
-use m365backup_engine::restore::write::report::{event_item, outcome};
+use m365backup_engine::restore::write::report::{event_item, item_events, outcome};
 use m365backup_engine::restore::write::stats::RestoreStats;
 use m365backup_engine::restore::write::RestoreRequest;
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,7 @@ pub async fn restore(
             options,
         })
         .await?;
+    let summary = item.clone();
     let event = state
         .restore
         .begin_event(session.id, EventType::Restore, item)
@@ -244,6 +245,15 @@ pub async fn restore(
     // A task of its own: the restore ends, and its event with it, even if the client leaves.
     let running = tokio::spawn(async move {
         let stats = prepared.run().await;
+        for (item, status, text, at) in item_events(&stats, &summary) {
+            if let Err(e) = events
+                .record_item_event(event.session_id, EventType::Restore, item, status, text, at)
+                .await
+            {
+                tracing::warn!(error = %e, "a restored item's event could not be recorded");
+                break;
+            }
+        }
         let (status, text) = outcome(&stats);
         if let Err(e) = events
             .finish_event(event, status, text, stats.succeeded(), stats.unsuccessful())

@@ -186,6 +186,37 @@ impl RestoreService {
         Ok(self.store.append_restore_event(&event).await?)
     }
 
+    /// Records an event that has already ended, one item of a larger piece of work whose own
+    /// event counts the items (so this one does not count into the session).
+    pub async fn record_item_event(
+        &self,
+        session: RestoreSessionId,
+        kind: EventType,
+        item: EventItem,
+        status: EventStatus,
+        message: String,
+        end_time: DateTime<Utc>,
+    ) -> CoreResult<()> {
+        let event = RestoreEvent {
+            id: RestoreEventId::new_random(),
+            session_id: session,
+            order: 0,
+            kind,
+            status,
+            start_time: end_time,
+            end_time: Some(end_time),
+            title: item.title,
+            message,
+            item_name: item.name,
+            item_type: item.item_type,
+            item_size: item.size,
+            source: item.source,
+            target: item.target,
+        };
+        self.store.append_restore_event(&event).await?;
+        Ok(())
+    }
+
     /// Ends an event and counts its items into the session (`succeeded`/`failed` items).
     pub async fn finish_event(
         &self,

@@ -180,7 +180,8 @@ impl PreparedRestore {
 pub struct RestoreProgress(Arc<Ctx>);
 
 impl RestoreProgress {
+    /// The counts so far (no item records).
     pub fn snapshot(&self) -> RestoreStats {
-        self.0.tally.snapshot()
+        self.0.tally.counts()
     }
 }

@@ -2,12 +2,13 @@
 //! where) and how it ended, naming the items that failed. The API and the command line record
 //! restores the same way.
 
+use chrono::{DateTime, Utc};
 use m365backup_core::restore::model::EventStatus;
 use m365backup_core::restore::service::EventItem;
 
 use crate::restore::selection::Selection;
 use crate::restore::write::options::{Destination, RestoreOptions};
-use crate::restore::write::stats::RestoreStats;
+use crate::restore::write::stats::{Outcome, RestoreStats};
 
 /// Failures named in a restore's event message.
 const NAMED_IN_EVENT: usize = 20;
@@ -103,4 +104,45 @@ pub fn event_item(selections: &[Selection], options: &RestoreOptions) -> EventIt
         source: source_of(selections),
         target: target_of(options),
     }
+}
+
+/// One event per item of a finished restore: what it was, how it ended and when.
+pub fn item_events(
+    stats: &RestoreStats,
+    summary: &EventItem,
+) -> Vec<(EventItem, EventStatus, String, DateTime<Utc>)> {
+    stats
+        .items
+        .iter()
+        .map(|r| {
+            let (status, message) = match (&r.outcome, &r.reason) {
+                (Some(Outcome::Restored), _) => (EventStatus::Success, "Restored".to_owned()),
+                (Some(Outcome::Unchanged), _) => (
+                    EventStatus::Success,
+                    "Already as in the backup: left alone".to_owned(),
+                ),
+                (Some(Outcome::LeftOut), _) => (
+                    EventStatus::Success,
+                    "Left out by the restore's options".to_owned(),
+                ),
+                (Some(Outcome::NotTried), _) => (
+                    EventStatus::Failed,
+                    "Not tried: a folder above it could not be restored".to_owned(),
+                ),
+                (None, reason) => (
+                    EventStatus::Failed,
+                    reason.clone().unwrap_or_else(|| "Failed".to_owned()),
+                ),
+            };
+            let item = EventItem {
+                title: format!("Restoring {} '{}'", r.kind.to_lowercase(), r.path),
+                name: r.path.clone(),
+                item_type: r.kind.to_owned(),
+                size: r.size,
+                source: summary.source.clone(),
+                target: summary.target.clone(),
+            };
+            (item, status, message, r.time)
+        })
+        .collect()
 }

@@ -6,6 +6,28 @@ use std::sync::Mutex;
 
 /// At most this many failures are kept with their names (the counts go on).
 const MAX_ISSUES: usize = 1000;
+/// At most this many items of one restore are kept for their own events (the counts go on).
+pub const MAX_RECORDED_ITEMS: usize = 100_000;
+
+/// An item as a restore met it: its path in the backup, `Document` or `Folder`, its size.
+#[derive(Clone, Copy, Debug)]
+pub struct ItemRef<'a> {
+    pub path: &'a str,
+    pub kind: &'static str,
+    pub size: u64,
+}
+
+/// How one item of a restore ended, for its own event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemRecord {
+    pub path: String,
+    pub kind: &'static str,
+    pub size: u64,
+    /// `None` when it failed (then `reason` says why).
+    pub outcome: Option<Outcome>,
+    pub reason: Option<String>,
+    pub time: chrono::DateTime<chrono::Utc>,
+}
 
 /// One item that could not be restored, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,9 +55,20 @@ pub struct RestoreStats {
     pub bytes_written: u64,
     pub versions_written: u64,
     pub issues: Vec<ItemIssue>,
+    /// Each item and how it ended, in order (at most [`MAX_RECORDED_ITEMS`]).
+    pub items: Vec<ItemRecord>,
 }
 
 impl RestoreStats {
+    /// The counts alone.
+    fn clone_counts(&self) -> RestoreStats {
+        RestoreStats {
+            issues: Vec::new(),
+            items: Vec::new(),
+            ..*self
+        }
+    }
+
     /// Items that ended well (restored or rightly skipped).
     pub fn succeeded(&self) -> u64 {
         self.restored + self.skipped_unchanged + self.skipped_by_options
@@ -68,7 +101,7 @@ impl Tally {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub fn count(&self, outcome: Outcome) {
+    pub fn count(&self, item: ItemRef<'_>, outcome: Outcome) {
         self.with(|s| {
             s.total += 1;
             match outcome {
@@ -77,21 +110,23 @@ impl Tally {
                 Outcome::LeftOut => s.skipped_by_options += 1,
                 Outcome::NotTried => s.skipped_by_error += 1,
             }
+            record(s, item, Some(outcome), None);
         })
     }
 
-    pub fn fail(&self, item: &str, reason: impl Into<String>) {
+    pub fn fail(&self, item: ItemRef<'_>, reason: impl Into<String>) {
         let reason = reason.into();
-        tracing::debug!(item, reason = %reason, "an item was not restored");
+        tracing::debug!(item = item.path, reason = %reason, "an item was not restored");
         self.with(|s| {
             s.total += 1;
             s.failed += 1;
             if s.issues.len() < MAX_ISSUES {
                 s.issues.push(ItemIssue {
-                    item: item.to_owned(),
-                    reason,
+                    item: item.path.to_owned(),
+                    reason: reason.clone(),
                 });
             }
+            record(s, item, None, Some(reason));
         })
     }
 
@@ -117,5 +152,28 @@ impl Tally {
 
     pub fn snapshot(&self) -> RestoreStats {
         self.with(|s| s.clone())
+    }
+
+    /// The counts so far, without the item records (cheap enough for a progress bar).
+    pub fn counts(&self) -> RestoreStats {
+        self.with(|s| s.clone_counts())
+    }
+}
+
+fn record(
+    s: &mut RestoreStats,
+    item: ItemRef<'_>,
+    outcome: Option<Outcome>,
+    reason: Option<String>,
+) {
+    if s.items.len() < MAX_RECORDED_ITEMS {
+        s.items.push(ItemRecord {
+            path: item.path.to_owned(),
+            kind: item.kind,
+            size: item.size,
+            outcome,
+            reason,
+            time: chrono::Utc::now(),
+        });
     }
 }

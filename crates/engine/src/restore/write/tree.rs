@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::options::{check_name, Destination, RestoreOptions};
-use super::stats::{Outcome, Tally};
+use super::stats::{ItemRef, Outcome, Tally};
 use super::upload::restore_document;
 use super::{failure_reason, Failure};
 use crate::restore::browse::RestorePoint;
@@ -198,17 +198,41 @@ pub async fn restore_selection(ctx: Arc<Ctx>, selection: Selection, copy_drive: 
     match selection {
         Selection::Document { item, .. } => {
             let result = restore_document(&job, &item, &base, &item.name).await;
-            record(&job, &item.name, result);
+            record(&job, document(&item.name, &item), result);
         }
         Selection::Folder { folder, .. } => walk(&job, Some(folder), base).await,
         Selection::Object { .. } => walk(&job, None, base).await,
     }
 }
 
-fn record(job: &Job, path: &str, result: Result<Outcome, Failure>) {
+fn record(job: &Job, item: ItemRef<'_>, result: Result<Outcome, Failure>) {
     match result {
-        Ok(outcome) => job.ctx.tally.count(outcome),
-        Err(f) => job.ctx.tally.fail(path, f.reason),
+        Ok(outcome) => job.ctx.tally.count(item, outcome),
+        Err(f) => job.ctx.tally.fail(item, f.reason),
+    }
+}
+
+/// A backed-up item at `path`, as the tally records it.
+fn item_ref<'a>(path: &'a str, item: &Item) -> ItemRef<'a> {
+    match item.kind {
+        ItemKind::File => document(path, item),
+        ItemKind::Folder => folder_ref(path),
+    }
+}
+
+fn document<'a>(path: &'a str, item: &Item) -> ItemRef<'a> {
+    ItemRef {
+        path,
+        kind: "Document",
+        size: item.size,
+    }
+}
+
+fn folder_ref(path: &str) -> ItemRef<'_> {
+    ItemRef {
+        path,
+        kind: "Folder",
+        size: 0,
     }
 }
 
@@ -224,27 +248,27 @@ async fn restore_folder(
     match find_or_make(job, parent, &folder.name, times_of(folder), may_make).await {
         Ok(Some((target, made))) => {
             if made {
-                job.ctx.tally.count(Outcome::Restored);
+                job.ctx.tally.count(folder_ref(path), Outcome::Restored);
                 if job.ctx.options.permissions {
                     super::sharing::restore_sharing(job, folder, &target.id, path).await;
                 }
             } else {
-                job.ctx.tally.count(Outcome::Unchanged);
+                job.ctx.tally.count(folder_ref(path), Outcome::Unchanged);
             }
             Some(target)
         }
         Ok(None) => {
-            job.ctx.tally.count(Outcome::LeftOut);
-            count_below(job, &folder.id, path, |tally, _| {
-                tally.count(Outcome::LeftOut)
+            job.ctx.tally.count(folder_ref(path), Outcome::LeftOut);
+            count_below(job, &folder.id, path, |tally, item| {
+                tally.count(item, Outcome::LeftOut)
             })
             .await;
             None
         }
         Err(f) => {
-            job.ctx.tally.fail(path, f.reason);
-            count_below(job, &folder.id, path, |tally, _| {
-                tally.count(Outcome::NotTried)
+            job.ctx.tally.fail(folder_ref(path), f.reason);
+            count_below(job, &folder.id, path, |tally, item| {
+                tally.count(item, Outcome::NotTried)
             })
             .await;
             None
@@ -270,7 +294,7 @@ async fn walk(job: &Arc<Job>, top: Option<Item>, base: TargetFolder) {
             Err(e) => {
                 job.ctx
                     .tally
-                    .fail(&path, format!("the backup cannot be read: {e}"));
+                    .fail(folder_ref(&path), format!("the backup cannot be read: {e}"));
                 continue;
             }
         };
@@ -288,7 +312,7 @@ async fn walk(job: &Arc<Job>, top: Option<Item>, base: TargetFolder) {
                     tasks.spawn(async move {
                         let _permit = permit;
                         let result = restore_document(&job, &child, &target, &child_path).await;
-                        record(&job, &child_path, result);
+                        record(&job, document(&child_path, &child), result);
                     });
                 }
             }
@@ -298,8 +322,8 @@ async fn walk(job: &Arc<Job>, top: Option<Item>, base: TargetFolder) {
     while tasks.join_next().await.is_some() {}
 }
 
-/// Calls `each` for every item below a backed-up folder (path and tally).
-async fn count_below(job: &Job, folder: &str, path: &str, each: impl Fn(&Tally, &str)) {
+/// Calls `each` for every item below a backed-up folder (tally and item).
+async fn count_below(job: &Job, folder: &str, path: &str, each: impl Fn(&Tally, ItemRef<'_>)) {
     let mut pending = vec![(folder.to_owned(), path.to_owned())];
     while let Some((id, path)) = pending.pop() {
         let Ok(children) = job.point.children(Some(&id)).await else {
@@ -307,7 +331,7 @@ async fn count_below(job: &Job, folder: &str, path: &str, each: impl Fn(&Tally, 
         };
         for child in children {
             let child_path = join(&path, &child.name);
-            each(&job.ctx.tally, &child_path);
+            each(&job.ctx.tally, item_ref(&child_path, &child));
             if child.kind == ItemKind::Folder {
                 pending.push((child.id.clone(), child_path));
             }
@@ -319,19 +343,19 @@ async fn count_below(job: &Job, folder: &str, path: &str, each: impl Fn(&Tally, 
 /// every item of it is counted as failed, with the reason.
 async fn fail_selection(job: &Job, selection: &Selection, reason: &str) {
     match selection {
-        Selection::Document { item, .. } => job.ctx.tally.fail(&item.name, reason),
+        Selection::Document { item, .. } => job.ctx.tally.fail(document(&item.name, item), reason),
         Selection::Folder { folder, .. } => {
-            job.ctx.tally.fail(&folder.name, reason);
-            count_below(job, &folder.id, &folder.name, |tally, path| {
-                tally.fail(path, reason)
+            job.ctx.tally.fail(folder_ref(&folder.name), reason);
+            count_below(job, &folder.id, &folder.name, |tally, item| {
+                tally.fail(item, reason)
             })
             .await;
         }
         Selection::Object { point } => match point.root().await {
             Ok(Some(root)) => {
-                count_below(job, &root.id, "", |tally, path| tally.fail(path, reason)).await
+                count_below(job, &root.id, "", |tally, item| tally.fail(item, reason)).await
             }
-            _ => job.ctx.tally.fail(&point.object().name, reason),
+            _ => job.ctx.tally.fail(folder_ref(&point.object().name), reason),
         },
     }
 }
