@@ -19,40 +19,7 @@ use crate::support::BenchServer;
 /// The real server with default settings (SQLite, the default repository in a temporary data
 /// dir) and `engine` as the backup engine's configuration; an admin token.
 pub async fn start_server(engine: EngineConfig) -> BenchServer {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = m365backup::config::Settings::for_data_dir(dir.path());
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.bootstrap_admin_password = Some(m365backup_core::Secret::new("benchmark-password"));
-    settings.allowed_endpoints = vec!["http://127.0.0.1:*".into()];
-    settings.engine = engine;
-    let server = m365backup::server::start(&settings).await.unwrap();
-    let base = format!("https://127.0.0.1:{}", server.addr.port());
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let token: Value = http
-        .post(format!("{base}/v5/Token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "admin"),
-            ("password", "benchmark-password"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
-    BenchServer {
-        server,
-        settings,
-        base,
-        http,
-        token,
-        dir,
-    }
+    crate::support::start_server_with(|settings| settings.engine = engine).await
 }
 
 /// The engine's configuration: the defaults, or `BENCH_OBJECTS_AT_ONCE` objects at once and
