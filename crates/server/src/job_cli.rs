@@ -142,10 +142,17 @@ async fn find_job(store: &dyn Store, wanted: &str) -> anyhow::Result<Job> {
         .into_iter()
         .filter(|j| j.definition.name.eq_ignore_ascii_case(wanted.trim()))
         .collect();
-    match matching.len() {
-        1 => Ok(matching.into_iter().next().expect("one job")),
-        0 => anyhow::bail!("no job named or with id '{wanted}'"),
-        n => anyhow::bail!("{n} jobs are named '{wanted}': give the job's id"),
+    only_match(matching, "job", wanted)
+}
+
+/// The one thing (`what`: `job`, `organization`) a name or id given at the shell matched.
+pub(crate) fn only_match<T>(matching: Vec<T>, what: &str, wanted: &str) -> anyhow::Result<T> {
+    let count = matching.len();
+    let mut matching = matching.into_iter();
+    match (matching.next(), count) {
+        (Some(one), 1) => Ok(one),
+        (None, _) => anyhow::bail!("no {what} named or with id '{wanted}'"),
+        (_, n) => anyhow::bail!("{n} {what}s are named '{wanted}': give the {what}'s id"),
     }
 }
 

@@ -136,6 +136,8 @@ pub async fn run_export(args: ExportArgs, settings: &Settings) -> anyhow::Result
 
 /// A restore session opened for a pick, and what the pick selects in it.
 pub struct Opened {
+    /// The state store the session lives in (a restore's services use it too).
+    pub store: Arc<dyn Store>,
     pub restore: Arc<RestoreService>,
     pub session: RestoreSession,
     pub selections: Vec<Selection>,
@@ -171,7 +173,7 @@ pub async fn open_pick(pick: &Pick, settings: &Settings) -> anyhow::Result<Opene
     let session = restore
         .explore(organization.id, None, input, OPERATOR)
         .await?;
-    let browser = Browser::new(store, repositories);
+    let browser = Browser::new(store.clone(), repositories);
     let resolved = resolve(pick, &browser, &session).await;
     let (selections, source) = match resolved {
         Ok(r) => r,
@@ -181,6 +183,7 @@ pub async fn open_pick(pick: &Pick, settings: &Settings) -> anyhow::Result<Opene
         }
     };
     Ok(Opened {
+        store,
         restore,
         session,
         selections,
@@ -197,11 +200,7 @@ async fn find_organization(store: &dyn Store, wanted: &str) -> anyhow::Result<Or
             o.id.to_string().eq_ignore_ascii_case(wanted) || o.name.eq_ignore_ascii_case(wanted)
         })
         .collect();
-    match matching.len() {
-        1 => Ok(matching.into_iter().next().expect("one organization")),
-        0 => anyhow::bail!("no organization named or with id '{wanted}'"),
-        n => anyhow::bail!("{n} organizations are named '{wanted}': give the id"),
-    }
+    crate::job_cli::only_match(matching, "organization", wanted)
 }
 
 /// The selections a pick names in the session, and a description of where they come from.
@@ -522,8 +521,7 @@ async fn restore_to_m365(
     options: RestoreOptions,
     settings: &Settings,
 ) -> anyhow::Result<RestoreStats> {
-    let store = crate::server::open_store(settings).await?;
-    let services = crate::services::Services::build(settings, store)?;
+    let services = crate::services::Services::build(settings, opened.store.clone())?;
     let restorer = Restorer::new(
         Connections {
             organizations: services.organizations,

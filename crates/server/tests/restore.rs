@@ -103,6 +103,15 @@ async fn action(
     .await
 }
 
+/// The restore sessions the command line opened (`initiatedBy: cli`), newest first.
+async fn cli_sessions(s: &TestServer, token: &str) -> Vec<Value> {
+    let sessions = json(s.get("/v5/RestoreSessions?limit=100", token).await).await;
+    results(&sessions)
+        .into_iter()
+        .filter(|r| r["initiatedBy"] == "cli")
+        .collect()
+}
+
 /// Waits until every event of the session has ended; the events.
 async fn settled_events(s: &TestServer, token: &str, session: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -992,13 +1001,9 @@ async fn exports_from_the_command_line_equal_the_tenant() {
     assert!(!ok && stderr.contains("no library"), "{stderr}");
 
     // Each export is a session of `cli`, stopped, with one successful Save event.
-    let sessions = json(s.get("/v5/RestoreSessions?limit=100", &token).await).await;
-    let by_cli: Vec<Value> = results(&sessions)
-        .into_iter()
-        .filter(|r| r["initiatedBy"] == "cli")
-        .collect();
+    let by_cli = cli_sessions(&s, &token).await;
     // Six: the refused --force opened none; the two not found saved nothing.
-    assert_eq!(by_cli.len(), 6, "{sessions}");
+    assert_eq!(by_cli.len(), 6, "{by_cli:?}");
     assert!(by_cli.iter().all(|r| r["state"] == "Stopped"));
     let saved: Vec<&str> = by_cli
         .iter()
@@ -1085,12 +1090,8 @@ async fn restores_from_the_command_line_put_the_files_back() {
     let (ok, _, stderr) = restore(&["--to-folder", "x"]).await;
     assert!(!ok && stderr.contains("--to-folder"), "{stderr}");
 
-    let sessions = json(s.get("/v5/RestoreSessions?limit=100", &token).await).await;
-    let by_cli: Vec<Value> = results(&sessions)
-        .into_iter()
-        .filter(|r| r["initiatedBy"] == "cli")
-        .collect();
-    assert_eq!(by_cli.len(), 3, "{sessions}");
+    let by_cli = cli_sessions(&s, &token).await;
+    assert_eq!(by_cli.len(), 3, "{by_cli:?}");
     assert!(by_cli
         .iter()
         .all(|r| r["state"] == "Stopped" && r["result"] == "Success"));
