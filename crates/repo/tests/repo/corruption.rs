@@ -25,7 +25,9 @@ async fn a_flipped_byte_is_found_and_never_read_as_data(kind: Kind) {
     w.put_item(Item::folder("f", None, "Reports"))
         .await
         .unwrap();
-    let damaged_data = random_bytes(10, 3 * 1024 * 1024);
+    // Over twice the largest chunk (4 MiB), so it has at least three chunks whatever the
+    // repository's keyed cut points are (3 MiB was sometimes a single chunk).
+    let damaged_data = random_bytes(10, 9 * 1024 * 1024);
     let healthy_data = random_bytes(11, 2 * 1024 * 1024);
     let damaged = w
         .put_file(
