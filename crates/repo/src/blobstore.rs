@@ -32,6 +32,13 @@ const UPLOAD_SLOTS: usize = 2;
 const PACKS_PER_INDEX: usize = 8;
 /// Ids looked up in the catalog per query (at most this many chunks wait for their answer).
 const LOOKUP_BATCH: usize = 8;
+/// Chunks (plain bytes) between the chunker and their pack, across every stream being stored,
+/// in multiples of the largest chunk: enough to keep every worker busy, and what bounds the
+/// memory of many large files stored at once (each stream's own queues would otherwise stay
+/// full for the whole of a large file).
+const CHUNK_BUDGET_IN_MAX_CHUNKS: usize = 8;
+/// The budget counts kibibytes (a semaphore counts in u32).
+const BUDGET_UNIT: usize = 1024;
 /// Room for the blob that closes a pack and its header, so a pack never reallocates.
 const PACK_SLACK: usize = 5 * 1024 * 1024 + 1024 * 1024;
 
@@ -104,6 +111,9 @@ pub(crate) struct BlobStore {
     pack_size: usize,
     state: Mutex<PackState>,
     upload_slots: Arc<Semaphore>,
+    /// Plain chunk bytes in flight in `store_stream`, all streams together (see
+    /// [`CHUNK_BUDGET_IN_MAX_CHUNKS`]); a chunk holds its share from the chunker to its pack.
+    chunk_budget: Arc<Semaphore>,
     /// Serializes index writing, so a flush returns only once every earlier pack is indexed.
     index_lock: tokio::sync::Mutex<()>,
     /// Counts failed pack or index writes: a writer that saw any since it started cannot commit.
@@ -123,7 +133,9 @@ impl BlobStore {
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let budget_units = CHUNK_BUDGET_IN_MAX_CHUNKS * chunker.max_size().div_ceil(BUDGET_UNIT);
         Self {
+            chunk_budget: Arc::new(Semaphore::new(budget_units)),
             backend,
             keys,
             catalog,
@@ -184,16 +196,21 @@ impl BlobStore {
     {
         let keys = self.keys.clone();
         let parallel = self.workers + 1;
+        let budget = self.chunk_budget.clone();
         let hashed = self
             .chunker
             .chunks(input)
             .map_err(|e| RepoError::io("reading the content to back up", e))
-            .map_ok(move |chunk| {
+            // One chunk at a time per stream: a stream's waiting chunk is always younger than
+            // the ones holding its share, which finish without more, so streams cannot
+            // starve each other into a deadlock.
+            .and_then(move |chunk| take_budget(budget.clone(), chunk))
+            .map_ok(move |(chunk, share)| {
                 let keys = keys.clone();
                 async move {
-                    tokio::task::spawn_blocking(move || (keys.blob_id(&chunk), chunk))
+                    tokio::task::spawn_blocking(move || ((keys.blob_id(&chunk), chunk), share))
                         .await
-                        .map_err(|e| RepoError::Internal(format!("hash task: {e}")))
+                        .map_err(RepoError::task("hash"))
                 }
             })
             .try_buffered(parallel);
@@ -204,13 +221,13 @@ impl BlobStore {
             .and_then(move |batch| {
                 let this = this.clone();
                 async move {
-                    let ids: Vec<BlobId> = batch.iter().map(|(id, _)| *id).collect();
+                    let ids: Vec<BlobId> = batch.iter().map(|((id, _), _)| *id).collect();
                     let mut seen = InFlightRefs::default();
                     let known = this.known(&ids, &mut seen).await?;
                     let seen = std::sync::Arc::new(seen);
                     Ok(futures::stream::iter(batch.into_iter().zip(known).map(
                         move |(b, k)| {
-                            let in_flight = seen.0.contains(&b.0);
+                            let in_flight = seen.0.contains(&(b.0).0);
                             Ok::<_, RepoError>((b, k, in_flight))
                         },
                     )))
@@ -220,25 +237,26 @@ impl BlobStore {
         let keys = self.keys.clone();
         let mut encoded = Box::pin(
             looked_up
-                .map_ok(move |((id, chunk), known, in_flight)| {
+                .map_ok(move |(((id, chunk), share), known, in_flight)| {
                     let keys = keys.clone();
                     async move {
                         let plain_len = chunk.len() as u32;
                         if known {
-                            return Ok((id, plain_len, None, in_flight));
+                            return Ok((id, plain_len, None, in_flight, share));
                         }
                         let stored = tokio::task::spawn_blocking(move || {
                             keys.encode_blob(BlobKind::Data, &id, &chunk)
                         })
                         .await
-                        .map_err(|e| RepoError::Internal(format!("encode task: {e}")))?;
-                        Ok((id, plain_len, Some(stored), false))
+                        .map_err(RepoError::task("encode"))?;
+                        Ok((id, plain_len, Some(stored), false, share))
                     }
                 })
                 .try_buffered(parallel),
         );
         let mut content = Content::default();
-        while let Some((id, plain_len, stored, in_flight)) = encoded.try_next().await? {
+        // `_share` goes back to the budget at the end of each turn, once the blob is in a pack.
+        while let Some((id, plain_len, stored, in_flight, _share)) = encoded.try_next().await? {
             content.size += plain_len as u64;
             content.chunks.push(ChunkRef(id, plain_len));
             stats.read_bytes += plain_len as u64;
@@ -269,7 +287,7 @@ impl BlobStore {
         let keys = self.keys.clone();
         let (id, plain) = tokio::task::spawn_blocking(move || (keys.blob_id(&plain), plain))
             .await
-            .map_err(|e| RepoError::Internal(format!("hash task: {e}")))?;
+            .map_err(RepoError::task("hash"))?;
         if self.known(&[id], refs).await?[0] {
             return Ok(id);
         }
@@ -278,7 +296,7 @@ impl BlobStore {
         let plain_len = plain.len() as u32;
         let stored = tokio::task::spawn_blocking(move || keys.encode_blob(kind, &id, &plain))
             .await
-            .map_err(|e| RepoError::Internal(format!("encode task: {e}")))?;
+            .map_err(RepoError::task("encode"))?;
         if self.append(kind, id, &stored, plain_len).await? {
             stats.stored_bytes += stored.len() as u64;
         }
@@ -355,11 +373,11 @@ impl BlobStore {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| RepoError::Internal(format!("upload slots: {e}")))?;
+            .map_err(RepoError::task("upload slots"))?;
         let keys = self.keys.clone();
         let pack: FinishedPack = tokio::task::spawn_blocking(move || builder.finish(&keys))
             .await
-            .map_err(|e| RepoError::Internal(format!("pack task: {e}")))?;
+            .map_err(RepoError::task("pack"))?;
         let backend = self.backend.clone();
         let upload = tokio::spawn(async move {
             let ids: Vec<BlobId> = pack.entries.iter().map(|e| e.id).collect();
@@ -405,9 +423,7 @@ impl BlobStore {
         };
         let mut first_error = None;
         for upload in uploads {
-            let (ids, result) = upload
-                .await
-                .map_err(|e| RepoError::Internal(format!("upload task: {e}")))?;
+            let (ids, result) = upload.await.map_err(RepoError::task("upload"))?;
             match result {
                 Ok(pack) => self.lock().written.push(pack),
                 Err(e) => {
@@ -458,7 +474,7 @@ impl BlobStore {
         let keys = self.keys.clone();
         let sealed = tokio::task::spawn_blocking(move || keys.seal_file(INDEX_AAD, &json))
             .await
-            .map_err(|e| RepoError::Internal(format!("index task: {e}")))?;
+            .map_err(RepoError::task("index"))?;
         let id = IndexId(*blake3::hash(&sealed).as_bytes());
         self.backend
             .put(&index_key(&id), Bytes::from(sealed))
@@ -528,4 +544,17 @@ impl Drop for Abandon<'_> {
             }
         }
     }
+}
+
+/// Waits for `chunk`'s share of the repository's chunk budget.
+async fn take_budget(
+    budget: Arc<Semaphore>,
+    chunk: Bytes,
+) -> RepoResult<(Bytes, tokio::sync::OwnedSemaphorePermit)> {
+    let units = chunk.len().div_ceil(BUDGET_UNIT).max(1) as u32;
+    let share = budget
+        .acquire_many_owned(units)
+        .await
+        .map_err(RepoError::task("chunk budget"))?;
+    Ok((chunk, share))
 }

@@ -20,6 +20,11 @@ pub struct Chunker {
 }
 
 impl Chunker {
+    /// The largest chunk this chunker cuts.
+    pub fn max_size(&self) -> usize {
+        self.max
+    }
+
     pub fn new(params: &ChunkerParams, seed: u64) -> Self {
         let (mask_s, mask_l) = select_masks(params.avg_size as usize, Normalization::Level1);
         let (gear, gear_ls) = get_gear_with_seed(seed);

@@ -78,6 +78,13 @@ pub enum RepoError {
         #[source]
         source: std::io::Error,
     },
+    /// A background task of this process failed (panicked, or was cancelled at shutdown).
+    #[error("the {what} task failed")]
+    Task {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -117,9 +124,10 @@ impl RepoError {
             | RepoError::Damaged { .. }
             | RepoError::UnknownBlob(_) => ErrorClass::Damaged,
             RepoError::Io { source, .. } if is_no_space(source) => ErrorClass::Unavailable,
-            RepoError::Catalog(_) | RepoError::Io { .. } | RepoError::Internal(_) => {
-                ErrorClass::Internal
-            }
+            RepoError::Catalog(_)
+            | RepoError::Io { .. }
+            | RepoError::Task { .. }
+            | RepoError::Internal(_) => ErrorClass::Internal,
         }
     }
 
@@ -127,6 +135,17 @@ impl RepoError {
         RepoError::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// For `map_err` on a task's join (or a semaphore's acquire): keeps the error as source.
+    pub(crate) fn task<E>(what: &'static str) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |e| RepoError::Task {
+            what,
+            source: Box::new(e),
         }
     }
 
@@ -153,8 +172,16 @@ pub enum CatalogError {
     /// The object's latest restore point is not the one the writer started from.
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    Backend(String),
+    /// The state store failed (its driver's error is the source).
+    #[error("the catalog's database failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A catalog record does not read back (the source says why).
+    #[error("corrupt {what} in the catalog")]
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 pub type RepoResult<T> = Result<T, RepoError>;
