@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use m365backup_core::CoreError;
+use m365backup_core::{BoxError, Chain, CoreError};
 use serde::Serialize;
 
 /// The vendor's `RESTExceptionInfo`: every error body is `{"message": "..."}`.
@@ -34,7 +34,15 @@ pub enum ApiError {
         error: &'static str,
         description: String,
     },
-    Internal(String),
+    /// A fault of the server, kept whole for the log (the client learns only that it was ours).
+    Internal(BoxError),
+}
+
+impl ApiError {
+    /// A fault of the server, from any error (kept with its sources) or a message.
+    pub fn internal(e: impl Into<BoxError>) -> Self {
+        ApiError::Internal(e.into())
+    }
 }
 
 impl From<CoreError> for ApiError {
@@ -51,8 +59,8 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthenticated => ApiError::Unauthorized,
             CoreError::Unavailable(m) => ApiError::ServiceUnavailable(m),
             CoreError::Busy { retry_after } => ApiError::Busy(retry_after),
-            CoreError::Store(e) => ApiError::Internal(e.to_string()),
-            CoreError::Internal(m) => ApiError::Internal(m),
+            e @ CoreError::Store(_) => ApiError::internal(e),
+            e @ CoreError::Internal { .. } => ApiError::internal(e),
         }
     }
 }
@@ -110,9 +118,9 @@ impl IntoResponse for ApiError {
                 Json(serde_json::json!({ "error": error, "error_description": description })),
             )
                 .into_response(),
-            ApiError::Internal(detail) => {
+            ApiError::Internal(e) => {
                 // The detail is for the log; the client learns only that it was not its fault.
-                tracing::error!(%detail, "internal error");
+                tracing::error!(error = %Chain(&*e), "internal error");
                 message(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "The server failed to process the request.",

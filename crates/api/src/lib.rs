@@ -12,6 +12,7 @@ pub mod error;
 pub mod job_metrics;
 pub mod links;
 pub mod openapi;
+pub mod org_id;
 pub mod paging;
 pub mod paths;
 pub mod range;

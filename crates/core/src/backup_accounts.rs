@@ -290,7 +290,7 @@ impl BackupAccountService {
                     .open(&seal_context(org, &a.login_key()), &a.sealed_password)?;
                 let password = Secret::new(
                     String::from_utf8(plain.to_vec())
-                        .map_err(|_| CoreError::Internal("sealed password is not UTF-8".into()))?,
+                        .map_err(|e| CoreError::internal("opening a sealed password", e))?,
                 );
                 Ok(BackupAccountSession {
                     connection: account_connection(&org_connection, &a.login, password),

@@ -43,7 +43,7 @@ impl SecretSealer {
                     aad: context,
                 },
             )
-            .map_err(|_| CoreError::Internal("encryption failed".into()))?;
+            .map_err(|_| CoreError::internal("sealing a secret", "the cipher refused the input"))?;
         let mut blob = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         blob.push(VERSION);
         blob.extend_from_slice(&nonce);
@@ -53,8 +53,9 @@ impl SecretSealer {
 
     pub fn open(&self, context: &[u8], blob: &[u8]) -> CoreResult<Zeroizing<Vec<u8>>> {
         if blob.len() < 1 + NONCE_LEN || blob[0] != VERSION {
-            return Err(CoreError::Internal(
-                "sealed secret has an unknown format".into(),
+            return Err(CoreError::internal(
+                "opening a sealed secret",
+                "unknown format",
             ));
         }
         let (nonce, ciphertext) = blob[1..].split_at(NONCE_LEN);
@@ -68,7 +69,10 @@ impl SecretSealer {
             )
             .map(Zeroizing::new)
             .map_err(|_| {
-                CoreError::Internal("sealed secret does not open with this server key".into())
+                CoreError::internal(
+                    "opening a sealed secret",
+                    "it does not open with this server's key",
+                )
             })
     }
 }

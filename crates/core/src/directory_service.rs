@@ -314,5 +314,8 @@ impl DirectoryService {
 
 /// A listing key always maps to items of its own kind; anything else is a bug.
 fn mixed_up() -> CoreError {
-    CoreError::Internal("directory listing cache returned items of another kind".into())
+    CoreError::internal(
+        "reading the directory cache",
+        "the cache returned items of another kind",
+    )
 }

@@ -2,15 +2,65 @@
 
 use std::time::Duration;
 
+/// Any error, kept whole (with its own sources) where a layer wraps another's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A failure of the persistence layer, as the core sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken (e.g. an operator name that already exists).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The database failed; the text is for logs, never for clients.
-    #[error("database error: {0}")]
-    Backend(String),
+    /// The database failed (its driver's error is the source); for logs, never for clients.
+    #[error("database error while {doing}")]
+    Backend {
+        doing: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A stored value does not read back (the source says why); for logs, never for clients.
+    #[error("corrupt {what} in the database")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The configured database URL names no database this server speaks (redacted).
+    #[error("unsupported database URL scheme in '{0}': use sqlite:// or postgres://")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// The database failed while `doing` something.
+    pub fn backend(doing: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            doing,
+            source: source.into(),
+        }
+    }
+
+    /// The stored `what` does not read back.
+    pub fn corrupt(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Corrupt {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// An error and every source below it, `: `-separated, for a log line.
+pub struct Chain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +90,49 @@ pub enum CoreError {
     Unauthenticated,
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A fault of the server itself (not the client's): logged, answered 500.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A fault of the server itself (not the client's): logged with its sources, answered 500.
+    #[error("internal error while {doing}")]
+    Internal {
+        doing: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl CoreError {
+    /// A fault of the server while `doing` something; `source` is an error or a message.
+    pub fn internal(doing: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Internal {
+            doing,
+            source: source.into(),
+        }
+    }
 }
 
 pub type CoreResult<T> = Result<T, CoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_keep_their_source_and_chain_prints_it() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer went away");
+        let e = CoreError::from(StoreError::backend("querying", io));
+        let kept = std::error::Error::source(&e).expect("the driver's error is kept");
+        assert!(kept.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(
+            Chain(&e).to_string(),
+            "database error while querying: peer went away"
+        );
+    }
+
+    #[test]
+    fn internal_errors_name_what_failed_and_keep_why() {
+        let e = CoreError::internal("opening a sealed secret", "unknown format");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "internal error while opening a sealed secret: unknown format"
+        );
+    }
+}

@@ -25,5 +25,5 @@ pub mod signin_guard;
 pub mod store;
 pub mod token;
 
-pub use error::{CoreError, StoreError};
+pub use error::{BoxError, Chain, CoreError, StoreError};
 pub use secret::Secret;

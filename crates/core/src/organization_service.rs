@@ -356,9 +356,10 @@ impl OrganizationService {
                 connection_for(org.region, "exchangeOnlineSettings", e, &secrets.exchange)?
             }
             (None, None) => {
-                return Err(CoreError::Internal(format!(
-                    "organization {id} has no connection settings"
-                )))
+                return Err(CoreError::internal(
+                    "connecting to an organization",
+                    format!("organization {id} has no connection settings"),
+                ))
             }
         };
         Ok((org, connection))
@@ -376,12 +377,13 @@ impl OrganizationService {
             .ok_or_else(|| not_found(id))?;
         let plain = self.sealer.open(id.to_string().as_bytes(), &sealed)?;
         serde_json::from_slice(&plain)
-            .map_err(|e| CoreError::Internal(format!("sealed organization secrets: {e}")))
+            .map_err(|e| CoreError::internal("reading sealed organization secrets", e))
     }
 
     fn seal(&self, id: OrganizationId, secrets: &OrganizationSecrets) -> CoreResult<Vec<u8>> {
         let plain = zeroize::Zeroizing::new(
-            serde_json::to_vec(secrets).map_err(|e| CoreError::Internal(e.to_string()))?,
+            serde_json::to_vec(secrets)
+                .map_err(|e| CoreError::internal("sealing organization secrets", e))?,
         );
         self.sealer.seal(id.to_string().as_bytes(), &plain)
     }

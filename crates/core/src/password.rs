@@ -37,10 +37,10 @@ pub async fn hash_password(password: &Secret) -> CoreResult<String> {
         Argon2::default()
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| CoreError::Internal(format!("argon2 hash: {e}")))
+            .map_err(|e| CoreError::internal("hashing a password", e))
     })
     .await
-    .map_err(|e| CoreError::Internal(format!("hash task: {e}")))?
+    .map_err(|e| CoreError::internal("hashing a password", e))?
 }
 
 /// Verifies a password against a stored PHC hash. With `None` (unknown user) it verifies against

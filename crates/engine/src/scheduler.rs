@@ -178,7 +178,7 @@ impl Scheduler {
         tokio::spawn(async move {
             let this = Arc::new(self);
             if let Err(e) = this.recover(Some(this.node)).await {
-                tracing::error!(error = %e, "recovering interrupted sessions failed");
+                tracing::error!(error = %m365backup_core::Chain(&e), "recovering interrupted sessions failed");
             }
             this.run_loop().await;
         })
@@ -205,13 +205,13 @@ impl Scheduler {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "claiming due jobs failed");
+                        tracing::warn!(error = %m365backup_core::Chain(&e), "claiming due jobs failed");
                         break;
                     }
                 }
             }
             if let Err(e) = self.recover(None).await {
-                tracing::warn!(error = %e, "looking for abandoned sessions failed");
+                tracing::warn!(error = %m365backup_core::Chain(&e), "looking for abandoned sessions failed");
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -313,7 +313,7 @@ impl Scheduler {
                 tokio::time::sleep(every).await;
                 let now = Utc::now();
                 if let Err(e) = store.heartbeat(session, now).await {
-                    tracing::warn!(error = %e, "session heartbeat failed");
+                    tracing::warn!(error = %m365backup_core::Chain(&e), "session heartbeat failed");
                 }
                 if store.stop_requested(session).await.unwrap_or(false) {
                     tracing::info!("stop requested");
@@ -401,7 +401,9 @@ impl Scheduler {
         };
         match self.store.finish_run(&session, &end).await {
             Ok(()) => tracing::info!(status = ?outcome.status, "job run finished"),
-            Err(e) => tracing::error!(error = %e, "saving the end of a job run failed"),
+            Err(e) => {
+                tracing::error!(error = %m365backup_core::Chain(&e), "saving the end of a job run failed")
+            }
         }
     }
 }

@@ -303,7 +303,7 @@ impl Repository {
             (bad, problems)
         })
         .await
-        .map_err(|e| RepoError::Internal(format!("verify task: {e}")))
+        .map_err(RepoError::task("verify"))
     }
 
     /// Which files of which restore points use the given chunks.

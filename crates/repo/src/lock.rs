@@ -171,7 +171,7 @@ pub async fn acquire(
                 tokio::time::sleep(REFRESH_EVERY).await;
                 info.refreshed = Utc::now();
                 if let Err(e) = write_lock(&backend, &keys, &key, &info).await {
-                    tracing::warn!(error = %e, "refreshing a repository lock failed");
+                    tracing::warn!(error = %m365backup_core::Chain(&e), "refreshing a repository lock failed");
                 }
             }
         })

@@ -81,7 +81,7 @@ impl Repository {
         let guard = lock::acquire(&self.inner.backend, &self.inner.keys, true, "prune").await?;
         let result = self.prune_locked(options, progress).await;
         if let Err(e) = guard.release().await {
-            tracing::warn!(error = %e, "releasing the prune lock failed");
+            tracing::warn!(error = %m365backup_core::Chain(&e), "releasing the prune lock failed");
         }
         result
     }

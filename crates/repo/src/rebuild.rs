@@ -47,7 +47,7 @@ impl Repository {
                     serde_json::from_slice::<IndexFile>(&plain).map_err(|e| e.to_string())
                 })
                 .await
-                .map_err(|e| RepoError::Internal(format!("index task: {e}")))?
+                .map_err(RepoError::task("index"))?
                 .map_err(|reason| RepoError::damaged(format!("index file {id}"), reason))?;
                 Ok::<_, RepoError>((id, file))
             })

@@ -146,7 +146,7 @@ impl Repository {
             let secret = password.expose().to_owned();
             let opened = tokio::task::spawn_blocking(move || file.unwrap_key(&secret))
                 .await
-                .map_err(|e| RepoError::Internal(format!("key task: {e}")))?
+                .map_err(RepoError::task("key"))?
                 .map_err(|e| RepoError::damaged(format!("key file {}", entry.name), e))?;
             if let Some(key) = opened {
                 master = Some(key);
@@ -268,7 +268,7 @@ impl Repository {
         let pack = location.pack;
         tokio::task::spawn_blocking(move || keys.decode_blob_bytes(kind, &id, stored))
             .await
-            .map_err(|e| RepoError::Internal(format!("decode task: {e}")))?
+            .map_err(RepoError::task("decode"))?
             .map_err(|reason| RepoError::DamagedBlob {
                 blob: id,
                 pack,
@@ -306,7 +306,7 @@ impl Repository {
             serde_json::from_slice::<SnapshotDoc>(&plain).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| RepoError::Internal(format!("snapshot task: {e}")))?
+        .map_err(RepoError::task("snapshot"))?
         .map_err(|reason| RepoError::damaged(what, reason))
     }
 

@@ -67,8 +67,9 @@ impl ChangeBuffer {
                 Box::new(lines.map(|line| {
                     let line =
                         line.map_err(|e| RepoError::io("reading spilled item changes", e))?;
-                    serde_json::from_str(&line)
-                        .map_err(|e| RepoError::Internal(format!("spilled item change: {e}")))
+                    serde_json::from_str(&line).map_err(|e| {
+                        RepoError::io("reading spilled item changes", std::io::Error::from(e))
+                    })
                 })) as Box<dyn Iterator<Item = RepoResult<ItemChange>> + Send>
             })
             .collect();

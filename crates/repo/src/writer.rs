@@ -287,7 +287,7 @@ impl SnapshotWriter {
                 .delete(&crate::format::snapshot_key(&id))
                 .await
             {
-                tracing::warn!(snapshot = %id, error = %undo, "could not remove an uncommitted snapshot");
+                tracing::warn!(snapshot = %id, error = %m365backup_core::Chain(&undo), "could not remove an uncommitted snapshot");
             }
             return Err(match e {
                 CatalogError::Conflict(m) => RepoError::Conflict(m),
@@ -296,7 +296,7 @@ impl SnapshotWriter {
         }
         if let Some(lock) = self.lock.take() {
             if let Err(e) = lock.release().await {
-                tracing::warn!(error = %e, "releasing the repository lock failed");
+                tracing::warn!(error = %m365backup_core::Chain(&e), "releasing the repository lock failed");
             }
         }
         tracing::info!(object = %object_key, snapshot = %id, items = record.doc.summary.items, "restore point committed");
@@ -504,14 +504,16 @@ impl ChangeSource for FileChanges {
             let n = self
                 .lines
                 .read_line(&mut line)
-                .map_err(|e| CatalogError::Backend(format!("reading item changes back: {e}")))?;
+                .map_err(|e| CatalogError::Backend(Box::new(e)))?;
             if n == 0 {
                 break;
             }
-            batch.push(
-                serde_json::from_str(line.trim_end())
-                    .map_err(|e| CatalogError::Backend(format!("item change: {e}")))?,
-            );
+            batch.push(serde_json::from_str(line.trim_end()).map_err(|e| {
+                CatalogError::Corrupt {
+                    what: "spilled item change",
+                    source: Box::new(e),
+                }
+            })?);
         }
         Ok((!batch.is_empty()).then_some(batch))
     }

@@ -70,7 +70,7 @@ where
             ))));
         };
         if let Err(e) = SockRef::from(&stream).set_tcp_keepalive(&self.keepalive) {
-            tracing::debug!(error = %e, "could not turn TCP keepalive on");
+            tracing::debug!(error = %m365backup_core::Chain(&e), "could not turn TCP keepalive on");
         }
         let accepting = self.inner.accept(stream, service);
         let first_byte = self.first_byte;

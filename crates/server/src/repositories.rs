@@ -126,7 +126,9 @@ pub async fn start_node(settings: &Settings, parts: &StoreParts) -> anyhow::Resu
             tracing::info!(path = %r.storage.display(), "created the default backup repository")
         }
         Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "the default backup repository could not be created"),
+        Err(e) => {
+            tracing::error!(error = %m365backup_core::Chain(&e), "the default backup repository could not be created")
+        }
     }
     let heartbeat = {
         let proxies = parts.proxies.clone();
@@ -135,7 +137,7 @@ pub async fn start_node(settings: &Settings, parts: &StoreParts) -> anyhow::Resu
             loop {
                 tick.tick().await;
                 if let Err(e) = proxies.proxy_heartbeat(id, Utc::now()).await {
-                    tracing::warn!(error = %e, "proxy heartbeat failed");
+                    tracing::warn!(error = %m365backup_core::Chain(&e), "proxy heartbeat failed");
                 }
             }
         })

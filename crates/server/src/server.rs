@@ -226,13 +226,17 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
             match restore.stop_idle().await {
                 Ok(n) if n > 0 => tracing::info!(stopped = n, "idle restore sessions stopped"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "stopping idle restore sessions failed"),
+                Err(e) => {
+                    tracing::warn!(error = %m365backup_core::Chain(&e), "stopping idle restore sessions failed")
+                }
             }
             browser.forget_idle(m365backup_core::restore::service::IDLE_STOP);
             match auth.purge_expired_sessions().await {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+                Err(e) => {
+                    tracing::warn!(error = %m365backup_core::Chain(&e), "purging expired sessions failed")
+                }
             }
         }
     });

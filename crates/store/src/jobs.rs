@@ -15,9 +15,8 @@ pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
 pub(crate) fn enum_from<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> m365backup_core::store::StoreResult<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| {
-        m365backup_core::StoreError::Backend(format!("corrupt value '{text}' in database: {e}"))
-    })
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|e| m365backup_core::StoreError::corrupt(format!("value '{text}'"), e))
 }
 
 macro_rules! impl_job_store {
@@ -33,7 +32,7 @@ macro_rules! impl_job_store {
         use crate::jobs::{enum_from, enum_text};
 
         fn json_err(e: serde_json::Error) -> m365backup_core::StoreError {
-            m365backup_core::StoreError::Backend(format!("JSON in database: {e}"))
+            m365backup_core::StoreError::corrupt("JSON document", e)
         }
 
         fn opt_millis(v: Option<i64>) -> Option<DateTime<Utc>> {

@@ -34,10 +34,7 @@ pub async fn open(
             Ok(Arc::new(PgStore::connect(url).await?))
         }
         Some(url) if url.starts_with("sqlite:") => Ok(Arc::new(SqliteStore::open_url(url).await?)),
-        Some(other) => Err(StoreError::Backend(format!(
-            "unsupported database URL scheme in '{}': use sqlite:// or postgres://",
-            redact_url(other)
-        ))),
+        Some(other) => Err(StoreError::UnsupportedUrl(redact_url(other))),
         None => Ok(Arc::new(
             SqliteStore::open_file(&data_dir.join(DEFAULT_SQLITE_FILE)).await?,
         )),
@@ -84,10 +81,7 @@ pub async fn open_parts(
         Some(url) if url.starts_with("sqlite:") => {
             Ok(StoreParts::of(Arc::new(SqliteStore::open_url(url).await?)))
         }
-        Some(other) => Err(StoreError::Backend(format!(
-            "unsupported database URL scheme in '{}': use sqlite:// or postgres://",
-            redact_url(other)
-        ))),
+        Some(other) => Err(StoreError::UnsupportedUrl(redact_url(other))),
         None => Ok(StoreParts::of(Arc::new(
             SqliteStore::open_file(&data_dir.join(DEFAULT_SQLITE_FILE)).await?,
         ))),
@@ -120,7 +114,7 @@ pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_owned())
         }
-        _ => StoreError::Backend(e.to_string()),
+        _ => StoreError::backend("querying", e),
     }
 }
 

@@ -28,7 +28,7 @@ impl PgStore {
         MIGRATOR
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+            .map_err(|e| StoreError::backend("migrating the schema", e))?;
         Ok(Self {
             read: pool.clone(),
             write: pool,

@@ -24,7 +24,7 @@ macro_rules! impl_store {
 
         fn parse_id<T: std::str::FromStr>(raw: &str) -> StoreResult<T> {
             raw.parse().map_err(|_| {
-                m365backup_core::StoreError::Backend(format!("corrupt id in database: {raw}"))
+                m365backup_core::StoreError::corrupt("id", format!("'{raw}' is not an id"))
             })
         }
 
@@ -258,14 +258,13 @@ macro_rules! impl_store {
 
         fn organization_document(org: &Organization) -> StoreResult<String> {
             serde_json::to_string(org).map_err(|e| {
-                m365backup_core::StoreError::Backend(format!("organization document: {e}"))
+                m365backup_core::StoreError::backend("writing an organization document", e)
             })
         }
 
         fn organization_from_document(document: &str) -> StoreResult<Organization> {
-            serde_json::from_str(document).map_err(|e| {
-                m365backup_core::StoreError::Backend(format!("corrupt organization document: {e}"))
-            })
+            serde_json::from_str(document)
+                .map_err(|e| m365backup_core::StoreError::corrupt("organization document", e))
         }
 
         #[async_trait]

@@ -42,11 +42,11 @@ macro_rules! impl_repository_stores {
         type CatalogResult<T> = Result<T, CatalogError>;
 
         fn cat(e: sqlx::Error) -> CatalogError {
-            CatalogError::Backend(e.to_string())
+            CatalogError::Backend(Box::new(e))
         }
 
-        fn corrupt(what: &str, e: impl std::fmt::Display) -> CatalogError {
-            CatalogError::Backend(format!("corrupt {what} in the catalog: {e}"))
+        fn corrupt(what: &'static str, e: impl Into<m365backup_core::BoxError>) -> CatalogError {
+            CatalogError::Corrupt { what, source: e.into() }
         }
 
         fn snapshot_from_row(row: &<$db as sqlx::Database>::Row) -> CatalogResult<SnapshotRecord> {
@@ -85,10 +85,10 @@ macro_rules! impl_repository_stores {
                         let length: i64 = row.try_get("length").map_err(cat)?;
                         let plain: i64 = row.try_get("plain_length").map_err(cat)?;
                         found.insert(
-                            BlobId::from_slice(&blob).ok_or_else(|| corrupt("blob id", "length"))?,
+                            BlobId::from_slice(&blob).ok_or_else(|| corrupt("blob id", "wrong length"))?,
                             BlobLocation {
-                                pack: PackId::from_slice(&pack).ok_or_else(|| corrupt("pack id", "length"))?,
-                                kind: BlobKind::from_code(kind as u8).ok_or_else(|| corrupt("blob kind", kind))?,
+                                pack: PackId::from_slice(&pack).ok_or_else(|| corrupt("pack id", "wrong length"))?,
+                                kind: BlobKind::from_code(kind as u8).ok_or_else(|| corrupt("blob kind", format!("unknown code {kind}")))?,
                                 offset: offset as u64,
                                 length: length as u32,
                                 plain_length: plain as u32,
@@ -477,9 +477,8 @@ macro_rules! impl_repository_stores {
         }
 
         fn record_from_document(document: &str) -> StoreResult<RepositoryRecord> {
-            serde_json::from_str(document).map_err(|e| {
-                m365backup_core::StoreError::Backend(format!("corrupt repository document: {e}"))
-            })
+            serde_json::from_str(document)
+                .map_err(|e| m365backup_core::StoreError::corrupt("repository document", e))
         }
 
         fn record_document(record: &RepositoryRecord) -> String {
@@ -575,7 +574,7 @@ macro_rules! impl_repository_stores {
             let port: i32 = row.try_get("port").map_err(get)?;
             let threads: i32 = row.try_get("threads").map_err(get)?;
             Ok(Proxy {
-                id: id.parse().map_err(|_| m365backup_core::StoreError::Backend(format!("corrupt proxy id {id}")))?,
+                id: id.parse().map_err(|_| m365backup_core::StoreError::corrupt("proxy id", format!("'{id}' is not an id")))?,
                 host_name: row.try_get("host_name").map_err(get)?,
                 description: row.try_get("description").map_err(get)?,
                 port: port as u16,

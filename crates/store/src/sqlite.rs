@@ -44,7 +44,7 @@ impl SqliteStore {
         MIGRATOR
             .run(&write)
             .await
-            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+            .map_err(|e| StoreError::backend("migrating the schema", e))?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.read_only(true))
@@ -64,9 +64,8 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
         if db.as_os_str().is_empty() || db.to_str() == Some(":memory:") {
             return Ok(());
         }
-        let private = |e: std::io::Error| {
-            StoreError::Backend(format!("making {} private: {e}", db.display()))
-        };
+        let private =
+            |e: std::io::Error| StoreError::backend("making the database file private", e);
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)

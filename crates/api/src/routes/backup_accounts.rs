@@ -1,7 +1,7 @@
 //! `/v5/Organizations/{organizationId}/BackupAccounts`: the founding resource. GET lists the
 //! organization's backup accounts (never a password); PUT sets the whole list.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use m365backup_core::backup_accounts::{BackupAccountInput, StoredBackupAccount};
@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiResult, ErrorBody};
-use crate::links::{Link, Links};
-use crate::routes::organizations::parse_organization_id;
+use crate::links::{Href, Link, Links};
+use crate::org_id::OrgId;
 use crate::state::AppState;
 
 /// `groupMember` as clients send it: what `.../Groups/{groupId}/Members` returned.
@@ -65,7 +65,7 @@ pub struct LinksOnly {
 }
 
 fn collection_url(base: &str, org: &str) -> String {
-    format!("{base}/v5/organizations/{org}/backupaccounts")
+    Href::organization(base, org).at("backupaccounts").into()
 }
 
 /// The organization's backup accounts.
@@ -84,11 +84,10 @@ fn collection_url(base: &str, org: &str) -> String {
 pub async fn list_backup_accounts(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(org): OrgId,
 ) -> ApiResult<Json<Vec<BackupAccountView>>> {
-    let org = parse_organization_id(&organization_id)?;
     let accounts = state.backup_accounts.list(org).await?;
-    let org_url = format!("{base}/v5/organizations/{org}");
+    let org_url = Href::organization(&base, org);
     Ok(Json(
         accounts
             .into_iter()
@@ -134,10 +133,9 @@ pub async fn list_backup_accounts(
 pub async fn set_backup_accounts(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(org): OrgId,
     JsonBody(body): JsonBody<Vec<BackupAccountBody>>,
 ) -> ApiResult<(StatusCode, Json<LinksOnly>)> {
-    let org = parse_organization_id(&organization_id)?;
     let entries = body
         .into_iter()
         .map(|b| BackupAccountInput {

@@ -14,9 +14,9 @@ use utoipa::ToSchema;
 
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Link, Links};
+use crate::org_id::OrgId;
 use crate::paging::{page, wildcard_match, Page, PageRequest, QueryParams};
-use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -73,7 +73,7 @@ pub struct UserView {
 }
 
 fn org_url(base: &str, org: &str) -> String {
-    format!("{base}/v5/organizations/{org}")
+    Href::organization(base, org).into()
 }
 
 fn group_view(base: &str, org: &str, g: &DirectoryGroup) -> GroupView {
@@ -164,10 +164,9 @@ fn not_found(kind: &str, raw: &str) -> ApiError {
 pub async fn list_groups(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(org): OrgId,
     Query(raw): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<GroupView>>> {
-    let org = parse_organization_id(&organization_id)?;
     let q = QueryParams::new(raw);
     let req = PageRequest::parse(&q)?;
     let (display, name, location) = (
@@ -220,9 +219,9 @@ pub async fn list_groups(
 pub async fn get_group(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path((organization_id, group_id)): Path<(String, String)>,
+    OrgId(org): OrgId,
+    Path((_organization_id, group_id)): Path<(String, String)>,
 ) -> ApiResult<Json<GroupView>> {
-    let org = parse_organization_id(&organization_id)?;
     let gid = parse_composite_id(&group_id).ok_or_else(|| not_found("Group", &group_id))?;
     let group = state.directory.group(org, gid).await?;
     Ok(Json(group_view(&base, &org.to_string(), &group)))
@@ -248,10 +247,10 @@ pub async fn get_group(
 pub async fn list_members(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path((organization_id, group_id)): Path<(String, String)>,
+    OrgId(org): OrgId,
+    Path((_organization_id, group_id)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<GroupMemberView>>> {
-    let org = parse_organization_id(&organization_id)?;
     let gid = parse_composite_id(&group_id).ok_or_else(|| not_found("Group", &group_id))?;
     let req = PageRequest::parse(&QueryParams::new(raw))?;
     let snapshot = state.directory.members(org, gid, req.set_id).await?;
@@ -297,10 +296,9 @@ pub async fn list_members(
 pub async fn list_users(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(org): OrgId,
     Query(raw): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<UserView>>> {
-    let org = parse_organization_id(&organization_id)?;
     let q = QueryParams::new(raw);
     let req = PageRequest::parse(&q)?;
     let name = q.get("name");
@@ -343,9 +341,9 @@ pub async fn list_users(
 pub async fn get_user(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path((organization_id, user_id)): Path<(String, String)>,
+    OrgId(org): OrgId,
+    Path((_organization_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Json<UserView>> {
-    let org = parse_organization_id(&organization_id)?;
     let uid = parse_composite_id(&user_id).ok_or_else(|| not_found("User", &user_id))?;
     let users = state.directory.users(org, None).await?;
     let user = users

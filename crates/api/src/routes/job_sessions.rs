@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Links};
 use crate::paging::{stored_page, Page, PageRequest, QueryParams};
 use crate::routes::jobs::parse_job_id;
 use crate::state::AppState;
@@ -72,12 +72,9 @@ impl JobSessionView {
                 bottleneck: st.bottleneck,
             },
             links: Links::from([
-                ("self", Link::new(format!("{base}/v5/jobsessions/{}", s.id))),
-                ("job", Link::new(format!("{base}/v5/jobs/{}", s.job_id))),
-                (
-                    "log",
-                    Link::new(format!("{base}/v5/jobsessions/{}/logitems", s.id)),
-                ),
+                ("self", Href::job_session(base, s.id).link()),
+                ("job", Href::job(base, s.job_id).link()),
+                ("log", Href::job_session(base, s.id).at("logitems").link()),
             ]),
         }
     }
@@ -106,10 +103,7 @@ impl LogItemView {
             title: l.title.clone(),
             creation_time: crate::dates::iso8601(l.creation_time),
             end_time: l.end_time.map(crate::dates::iso8601),
-            links: Links::from([(
-                "jobsessions",
-                Link::new(format!("{base}/v5/jobsessions/{}", l.session_id)),
-            )]),
+            links: Links::from([("jobsessions", Href::job_session(base, l.session_id).link())]),
         }
     }
 }
@@ -132,8 +126,8 @@ async fn sessions_page(
         .sessions(job, req.offset as u64, req.limit as u64)
         .await?;
     let url = match job {
-        Some(j) => format!("{base}/v5/jobs/{j}/jobsessions"),
-        None => format!("{base}/v5/jobsessions"),
+        Some(j) => Href::job(base, j).at("jobsessions"),
+        None => Href::collection(base, "jobsessions"),
     };
     let views = page
         .items
@@ -240,7 +234,7 @@ pub async fn list_log_items(
         .iter()
         .map(|l| LogItemView::new(l, &base))
         .collect();
-    let url = format!("{base}/v5/jobsessions/{session}/logitems");
+    let url = Href::job_session(&base, session).at("logitems");
     Ok(Json(stored_page(views, page.total, &req, &url)))
 }
 

@@ -5,7 +5,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use m365backup_core::ids::OrganizationId;
 use m365backup_core::jobs::model::{
     BackupItem, BackupItemId, BackupType, ItemScope, Job, JobId, JobStatus, VersionPolicy,
 };
@@ -23,9 +22,9 @@ use crate::bearer::Operator;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Link, Links};
+use crate::org_id::OrgId;
 use crate::paging::QueryParams;
-use crate::routes::organizations::parse_organization_id;
 use crate::routes::restore_sessions::{explore, single_action};
 use crate::state::AppState;
 
@@ -116,7 +115,8 @@ pub struct JobView {
 
 impl JobView {
     pub fn new(job: &Job, proxy_id: Uuid, base: &str) -> Self {
-        let href = |suffix: &str| Link::new(format!("{base}/v5/jobs/{}{suffix}", job.id));
+        let own = Href::job(base, job.id);
+        let href = |suffix: &str| Link::new(format!("{own}{suffix}"));
         let d = &job.definition;
         Self {
             id: job.id.to_string(),
@@ -135,11 +135,11 @@ impl JobView {
                 ("self", href("")),
                 (
                     "organization",
-                    Link::new(format!("{base}/v5/organizations/{}", job.organization_id)),
+                    Href::organization(base, job.organization_id).link(),
                 ),
                 (
                     "backupRepository",
-                    Link::new(format!("{base}/v5/backuprepositories/{}", d.repository_id)),
+                    Href::backup_repository(base, d.repository_id).link(),
                 ),
                 ("jobsessions", href("/jobsessions")),
                 ("selectedItems", href("/selecteditems")),
@@ -215,11 +215,8 @@ impl BackupItemView {
                 _ => Default::default(),
             },
             links: Links::from([
-                ("job", Link::new(format!("{base}/v5/jobs/{job}"))),
-                (
-                    "list",
-                    Link::new(format!("{base}/v5/jobs/{job}/{list_path}")),
-                ),
+                ("job", Href::job(base, job).link()),
+                ("list", Href::job(base, job).at(list_path).link()),
             ]),
         }
     }
@@ -542,9 +539,8 @@ pub async fn list_jobs(
 pub async fn list_organization_jobs(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(org): Path<String>,
+    OrgId(org): OrgId,
 ) -> ApiResult<Json<Vec<JobView>>> {
-    let org: OrganizationId = parse_organization_id(&org)?;
     let jobs = state.jobs.list(Some(org)).await?;
     Ok(Json(
         jobs.iter()
@@ -575,10 +571,9 @@ pub async fn list_organization_jobs(
 pub async fn create_job(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(org): Path<String>,
+    OrgId(org): OrgId,
     JsonBody(body): JsonBody<JobBody>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let org = parse_organization_id(&org)?;
     let job = state.jobs.create(org, body.into_input()?).await?;
     Ok((
         StatusCode::CREATED,

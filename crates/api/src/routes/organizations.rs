@@ -2,10 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use m365backup_core::ids::OrganizationId;
 use m365backup_core::organization_service::{
     ConnectionInput, ConnectionSecrets, OrganizationInput,
 };
@@ -16,8 +15,9 @@ use utoipa::ToSchema;
 
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
-use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::error::{ApiResult, ErrorBody};
+use crate::links::{Href, Link, Links};
+use crate::org_id::OrgId;
 use crate::state::AppState;
 
 /// Connection settings as returned: never a password, secret or certificate.
@@ -79,7 +79,8 @@ pub struct OrganizationView {
 
 impl OrganizationView {
     pub fn new(org: Organization, base: &str) -> Self {
-        let href = |suffix: &str| Link::new(format!("{base}/v5/organizations/{}{suffix}", org.id));
+        let own = Href::organization(base, org.id);
+        let href = |suffix: &str| Link::new(format!("{own}{suffix}"));
         let links = Links::from([
             ("self", href("")),
             ("jobs", href("/jobs")),
@@ -148,9 +149,8 @@ pub async fn list_organizations(
 pub async fn get_organization(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(id): OrgId,
 ) -> ApiResult<Json<OrganizationView>> {
-    let id = parse_organization_id(&organization_id)?;
     let org = state.organizations.get(id).await?;
     Ok(Json(OrganizationView::new(org, &base)))
 }
@@ -282,10 +282,9 @@ pub async fn add_organization(
 )]
 pub async fn edit_organization(
     State(state): State<AppState>,
-    Path(organization_id): Path<String>,
+    OrgId(id): OrgId,
     JsonBody(body): JsonBody<OrganizationBody>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_organization_id(&organization_id)?;
     state.organizations.edit(id, body.into()).await?;
     state.directory.forget(id);
     Ok(StatusCode::NO_CONTENT)
@@ -306,19 +305,9 @@ pub async fn edit_organization(
 )]
 pub async fn remove_organization(
     State(state): State<AppState>,
-    Path(organization_id): Path<String>,
+    OrgId(id): OrgId,
 ) -> ApiResult<StatusCode> {
-    let id = parse_organization_id(&organization_id)?;
     state.organizations.remove(id).await?;
     state.directory.forget(id);
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn not_found(raw: &str) -> ApiError {
-    ApiError::NotFound(format!("Organization '{raw}' was not found."))
-}
-
-/// A malformed id names no organization: 404, as for an unknown one.
-pub fn parse_organization_id(raw: &str) -> ApiResult<OrganizationId> {
-    raw.parse().map_err(|_| not_found(raw))
 }

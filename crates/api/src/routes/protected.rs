@@ -20,9 +20,9 @@ use uuid::Uuid;
 use crate::client::BaseUrl;
 use crate::dates::iso8601;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Links};
+use crate::org_id::OrgId;
 use crate::paging::{page_of, wildcard_match, Page, PageRequest, QueryParams};
-use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
 
 fn repository_id(raw: &str) -> ApiResult<Uuid> {
@@ -91,19 +91,16 @@ pub async fn organization_data(
         .map(|org| OrganizationDataView {
             display_name: names.get(&org).cloned().unwrap_or_default(),
             links: Links::from([
-                (
-                    "organization",
-                    Link::new(format!("{base}/v5/organizations/{org}")),
-                ),
+                ("organization", Href::organization(&base, &org).link()),
                 (
                     "backupRepository",
-                    Link::new(format!("{base}/v5/backuprepositories/{id}")),
+                    Href::backup_repository(&base, id).link(),
                 ),
             ]),
             organization_id: org,
         })
         .collect();
-    let url = format!("{base}/v5/backuprepositories/{id}/organizationdata");
+    let url = Href::backup_repository(&base, id).at("organizationdata");
     Ok(Json(page_of(views, &req, &url)))
 }
 
@@ -174,10 +171,7 @@ pub async fn site_data(
     let views = sites
         .into_iter()
         .map(|((org, site), (title, url, at))| SiteDataView {
-            links: Links::from([(
-                "organization",
-                Link::new(format!("{base}/v5/organizations/{org}")),
-            )]),
+            links: Links::from([("organization", Href::organization(&base, &org).link())]),
             id: site,
             title,
             url,
@@ -185,7 +179,7 @@ pub async fn site_data(
             organization_id: org,
         })
         .collect();
-    let url = format!("{base}/v5/backuprepositories/{id}/sitedata");
+    let url = Href::backup_repository(&base, id).at("sitedata");
     Ok(Json(page_of(views, &req, &url)))
 }
 
@@ -230,7 +224,7 @@ pub async fn user_data(
         .map(|u| UserDataView {
             links: Links::from([(
                 "organization",
-                Link::new(format!("{base}/v5/organizations/{}", u.organization_id)),
+                Href::organization(&base, &u.organization_id).link(),
             )]),
             account_id: u.user_id.to_string(),
             email: u.login,
@@ -241,7 +235,7 @@ pub async fn user_data(
             organization_id: u.organization_id,
         })
         .collect();
-    let url = format!("{base}/v5/backuprepositories/{id}/userdata");
+    let url = Href::backup_repository(&base, id).at("userdata");
     Ok(Json(page_of(views, &req, &url)))
 }
 
@@ -334,9 +328,8 @@ pub struct LicensingInformationView {
 )]
 pub async fn licensing_information(
     State(state): State<AppState>,
-    Path(organization): Path<String>,
+    OrgId(org): OrgId,
 ) -> ApiResult<Json<LicensingInformationView>> {
-    let org = parse_organization_id(&organization)?;
     state.organizations.get(org).await?;
     let users = counted_users(&state, Some(org)).await?;
     let since = Utc::now() - chrono::Duration::days(NEW_USER_DAYS);
@@ -408,10 +401,10 @@ pub async fn licensed_users(
             let id = composite_id(u.user_id, None);
             LicensedUserView {
                 links: Links::from([
-                    ("self", Link::new(format!("{base}/v5/licensedusers/{id}"))),
+                    ("self", Href::licensed_user(&base, &id).link()),
                     (
                         "organization",
-                        Link::new(format!("{base}/v5/organizations/{}", u.organization_id)),
+                        Href::organization(&base, &u.organization_id).link(),
                     ),
                 ]),
                 id,
@@ -427,7 +420,7 @@ pub async fn licensed_users(
     Ok(Json(page_of(
         views,
         &req,
-        &format!("{base}/v5/licensedusers"),
+        Href::collection(&base, "licensedusers").as_str(),
     )))
 }
 
@@ -456,7 +449,7 @@ pub async fn remove_licensed_user(
         .find(|u| u.user_id == id)
         .ok_or_else(not_found)?;
     let org: OrganizationId = found.organization_id.parse().map_err(|_| {
-        ApiError::Internal("a restore point names an organization that is not a GUID".into())
+        ApiError::internal("a restore point names an organization that is not a GUID")
     })?;
     state.licensing.revoke(org, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Link, Links};
 use crate::routes::repositories::{repository_view, BackupRepositoryView};
 use crate::state::AppState;
 
@@ -35,7 +35,8 @@ pub struct ProxyView {
 
 impl ProxyView {
     fn new(p: Proxy, is_default: bool, base: &str) -> Self {
-        let href = |suffix: &str| Link::new(format!("{base}/v5/proxies/{}{suffix}", p.id));
+        let own = Href::proxy(base, p.id);
+        let href = |suffix: &str| Link::new(format!("{own}{suffix}"));
         Self {
             id: p.id.to_string(),
             status: if p.is_online(Utc::now()) {

@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Links};
+use crate::org_id::OrgId;
 use crate::paging::QueryParams;
-use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
 
 /// A backup repository as the vendor shows it; `path` is the folder or `s3://bucket/prefix`.
@@ -65,19 +65,13 @@ pub struct BackupRepositoryView {
 impl BackupRepositoryView {
     pub fn new(r: RepositoryRecord, status: RepositoryStatus, base: &str) -> Self {
         let mut links = Links::from([
-            (
-                "self",
-                Link::new(format!("{base}/v5/backuprepositories/{}", r.id)),
-            ),
-            (
-                "proxy",
-                Link::new(format!("{base}/v5/proxies/{}", r.proxy_id)),
-            ),
+            ("self", Href::backup_repository(base, r.id).link()),
+            ("proxy", Href::proxy(base, r.proxy_id).link()),
         ]);
         if let Some(os) = r.object_storage_id {
             links.insert(
                 "objectStorage",
-                Link::new(format!("{base}/v5/objectstoragerepositories/{os}")),
+                Href::object_storage_repository(base, os).link(),
             );
         }
         let t = &r.retention;
@@ -530,9 +524,7 @@ pub async fn repository_action(
             )))
         }
     };
-    answer
-        .map(Json)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    answer.map(Json).map_err(ApiError::internal)
 }
 
 /// `{"readData": true}` or `{"readDataSubset": "10%"}`; nothing reads no content.
@@ -677,13 +669,10 @@ async fn object_storage_view(
         bucket,
         folder,
         links: Links::from([
-            (
-                "self",
-                Link::new(format!("{base}/v5/objectstoragerepositories/{id}")),
-            ),
+            ("self", Href::object_storage_repository(base, id).link()),
             (
                 "backupRepository",
-                Link::new(format!("{base}/v5/backuprepositories/{}", r.id)),
+                Href::backup_repository(base, r.id).link(),
             ),
         ]),
     })
@@ -775,9 +764,8 @@ pub struct UsedRepositoryView {
 pub async fn used_repositories(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(org): OrgId,
 ) -> ApiResult<Json<Vec<UsedRepositoryView>>> {
-    let org = parse_organization_id(&organization_id)?;
     state.organizations.get(org).await?;
     let mut out = Vec::new();
     for (r, bytes) in state
@@ -802,7 +790,7 @@ pub async fn used_repositories(
             },
             links: Links::from([(
                 "backupRepository",
-                Link::new(format!("{base}/v5/backuprepositories/{}", r.id)),
+                Href::backup_repository(&base, r.id).link(),
             )]),
         });
     }

@@ -311,7 +311,7 @@ async fn track_save(
             .finish_event(event, status, text, succeeded, failed)
             .await
         {
-            tracing::warn!(error = %e, "a save's event could not be finished");
+            tracing::warn!(error = %m365backup_core::Chain(&e), "a save's event could not be finished");
         }
     });
     Ok(())

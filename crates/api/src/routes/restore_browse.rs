@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::client::BaseUrl;
 use crate::dates::iso8601;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Link, Links};
 use crate::paging::{page_of, Page, PageRequest, QueryParams};
 use crate::routes::restore_sessions::parse_session_id;
 use crate::state::AppState;
@@ -49,7 +49,7 @@ fn parent_id(q: &QueryParams) -> Option<String> {
 }
 
 fn rs(base: &str, s: &RestoreSession) -> String {
-    format!("{base}/v5/restoresessions/{}/organization", s.id)
+    Href::restore_session(base, s.id).at("organization").into()
 }
 
 #[derive(Serialize, ToSchema)]

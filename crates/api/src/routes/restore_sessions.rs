@@ -23,9 +23,9 @@ use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::dates::{iso8601, parse_v5_datetime};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Link, Links};
+use crate::org_id::OrgId;
 use crate::paging::{stored_page, Page, PageRequest, QueryParams};
-use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -59,7 +59,7 @@ pub struct RestoreSessionView {
 
 impl RestoreSessionView {
     pub fn new(s: &RestoreSession, base: &str) -> Self {
-        let own = format!("{base}/v5/restoresessions/{}", s.id);
+        let own = Href::restore_session(base, s.id);
         Self {
             id: s.id.to_string(),
             name: s.name(),
@@ -146,10 +146,9 @@ pub async fn organization_action(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     Operator(principal): Operator,
-    Path(organization): Path<String>,
+    OrgId(org): OrgId,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Response> {
-    let org: OrganizationId = parse_organization_id(&organization)?;
     let (action, options) = single_action(body)?;
     if action != "explore" {
         return Err(ApiError::BadRequest(format!(
@@ -214,7 +213,7 @@ pub async fn list_restore_sessions(
         views,
         page.total,
         &req,
-        &format!("{base}/v5/restoresessions"),
+        Href::collection(&base, "restoresessions").as_str(),
     )))
 }
 
@@ -302,7 +301,7 @@ pub async fn session_organization(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionOrganizationView>> {
     let s = state.restore.working(parse_session_id(&id)?).await?;
-    let rs = format!("{base}/v5/restoresessions/{}/organization", s.id);
+    let rs = Href::restore_session(&base, s.id).at("organization");
     let links = match s.kind {
         RestoreKind::Veod => Links::from([
             ("self", Link::new(rs.clone())),
@@ -369,7 +368,7 @@ impl RestoreEventView {
             target: e.target.clone(),
             links: Links::from([(
                 "restoreSession",
-                Link::new(format!("{base}/v5/restoresessions/{}", e.session_id)),
+                Href::restore_session(base, e.session_id).link(),
             )]),
         }
     }
@@ -410,7 +409,7 @@ pub async fn list_restore_events(
         views,
         page.total,
         &req,
-        &format!("{base}/v5/restoresessions/{id}/events"),
+        Href::restore_session(&base, id).at("events").as_str(),
     )))
 }
 

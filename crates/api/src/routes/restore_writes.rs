@@ -250,7 +250,7 @@ pub async fn restore(
                 .record_item_event(event.session_id, EventType::Restore, item, status, text, at)
                 .await
             {
-                tracing::warn!(error = %e, "a restored item's event could not be recorded");
+                tracing::warn!(error = %m365backup_core::Chain(&e), "a restored item's event could not be recorded");
                 break;
             }
         }
@@ -259,13 +259,11 @@ pub async fn restore(
             .finish_event(event, status, text, stats.succeeded(), stats.unsuccessful())
             .await
         {
-            tracing::warn!(error = %e, "a restore's event could not be finished");
+            tracing::warn!(error = %m365backup_core::Chain(&e), "a restore's event could not be finished");
         }
         stats
     });
-    let stats = running
-        .await
-        .map_err(|e| ApiError::Internal(format!("the restore stopped: {e}")))?;
+    let stats = running.await.map_err(ApiError::internal)?;
     Ok(Json(statistics(&stats, with_lists)).into_response())
 }
 

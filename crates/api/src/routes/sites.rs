@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 
 use crate::client::BaseUrl;
 use crate::error::{ApiResult, ErrorBody};
-use crate::links::{Link, Links};
+use crate::links::{Href, Link, Links};
+use crate::org_id::OrgId;
 use crate::paging::{page, Page, PageRequest, QueryParams};
-use crate::routes::organizations::parse_organization_id;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -33,16 +33,13 @@ pub struct SiteView {
 }
 
 fn site_view(base: &str, org: &str, s: &DirectorySite) -> SiteView {
-    let sites = format!("{base}/v5/organizations/{org}/sites");
+    let sites = Href::organization(base, org).at("sites");
     let id = s.id();
     SiteView {
         links: Links::from([
             ("self", Link::new(format!("{sites}/{id}"))),
             ("children", Link::new(format!("{sites}?parentId={id}"))),
-            (
-                "organization",
-                Link::new(format!("{base}/v5/organizations/{org}")),
-            ),
+            ("organization", Href::organization(base, org).link()),
         ]),
         id,
         url: s.url.clone(),
@@ -78,10 +75,9 @@ fn site_view(base: &str, org: &str, s: &DirectorySite) -> SiteView {
 pub async fn list_sites(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path(organization_id): Path<String>,
+    OrgId(org): OrgId,
     Query(raw): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Page<SiteView>>> {
-    let org = parse_organization_id(&organization_id)?;
     let q = QueryParams::new(raw);
     let req = PageRequest::parse(&q)?;
     let parent = q
@@ -103,7 +99,7 @@ pub async fn list_sites(
         })
         .collect();
     let org_str = org.to_string();
-    let url = format!("{base}/v5/organizations/{org_str}/sites");
+    let url = Href::organization(&base, &org_str).at("sites");
     let filters: Vec<(&str, &str)> = parent.map(|p| ("parentId", p)).into_iter().collect();
     Ok(Json(page(
         &selected,
@@ -132,9 +128,9 @@ pub async fn list_sites(
 pub async fn get_site(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
-    Path((organization_id, site_id)): Path<(String, String)>,
+    OrgId(org): OrgId,
+    Path((_organization_id, site_id)): Path<(String, String)>,
 ) -> ApiResult<Json<SiteView>> {
-    let org = parse_organization_id(&organization_id)?;
     let site = state.directory.site(org, &site_id).await?;
     Ok(Json(site_view(&base, &org.to_string(), &site)))
 }

@@ -329,7 +329,7 @@ impl JobRunner for BackupEngine {
         let outcome = outcome(&results, cancel.is_cancelled(), &counters);
         if results.iter().any(|(_, r)| r.committed) {
             if let Err(e) = self.store.record_backup_time(org, Utc::now()).await {
-                tracing::warn!(error = %e, "saving the organization's backup time failed");
+                tracing::warn!(error = %m365backup_core::Chain(&e), "saving the organization's backup time failed");
             }
         }
         let (mut stats, _) = maker.reading(&counters, &pool.report());

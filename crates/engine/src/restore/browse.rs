@@ -199,7 +199,7 @@ impl Browser {
             let repo = match self.repositories.open(id).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(repository = %id, error = %e, "a repository cannot be opened for a restore session");
+                    tracing::warn!(repository = %id, error = %m365backup_core::Chain(&e), "a repository cannot be opened for a restore session");
                     continue;
                 }
             };

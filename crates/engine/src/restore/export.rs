@@ -134,7 +134,7 @@ pub fn document_export(
             }
         })
         .inspect_err(
-            move |e| tracing::warn!(document = %LogText(&name), error = %e, "a save stopped"),
+            move |e| tracing::warn!(document = %LogText(&name), error = %m365backup_core::Chain(&e), "a save stopped"),
         );
     Ok(Export {
         stream: body.boxed(),

@@ -168,7 +168,7 @@ impl Backend {
                 local::durable_put(&root, &key_owned, &bytes)
             })
             .await
-            .map_err(|e| RepoError::Internal(format!("write task: {e}")))?
+            .map_err(RepoError::task("write"))?
             .map_err(|e| {
                 let fault = if crate::error::is_no_space(&e) {
                     StorageFault::NoSpace

@@ -76,7 +76,9 @@ fn repo_error(e: RepoError) -> CoreError {
         ErrorClass::NotFound => CoreError::NotFound(message),
         ErrorClass::Conflict => CoreError::Conflict(message),
         ErrorClass::Unavailable => CoreError::Unavailable(message),
-        ErrorClass::Damaged | ErrorClass::Internal => CoreError::Internal(message),
+        ErrorClass::Damaged | ErrorClass::Internal => {
+            CoreError::internal("using a backup repository", e)
+        }
     }
 }
 
@@ -335,7 +337,7 @@ impl RepositoryService {
         })?;
         let plain = self.sealer.open(&secrets_context(id), &sealed)?;
         RepositorySecrets::from_plaintext(&plain)
-            .map_err(|e| CoreError::Internal(format!("repository secrets: {e}")))
+            .map_err(|e| CoreError::internal("reading a repository's sealed secrets", e))
     }
 
     /// The repository's password, for safekeeping offline (CLI only).
@@ -459,7 +461,7 @@ impl RepositoryService {
             path.to_path_buf()
         } else {
             std::env::current_dir()
-                .map_err(|e| CoreError::Internal(format!("current directory: {e}")))?
+                .map_err(|e| CoreError::internal("finding the current directory", e))?
                 .join(path)
         };
         let record = self
@@ -503,7 +505,7 @@ impl RepositoryService {
                     tracing::info!(repository = %record.name, ?report, "retention applied")
                 }
                 Err(e) => {
-                    tracing::warn!(repository = %record.name, error = %e, "retention did not run; retrying later")
+                    tracing::warn!(repository = %record.name, error = %m365backup_core::Chain(&e), "retention did not run; retrying later")
                 }
             }
         }
@@ -526,7 +528,7 @@ impl RepositoryService {
                     },
                 )
                 .await
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+                .map_err(|e| CoreError::internal("listing restore points", e))?;
             if !snaps.is_empty() {
                 let bytes = snaps.iter().map(|s| s.doc.stats.stored_bytes).sum();
                 out.push((record, bytes));
@@ -571,7 +573,7 @@ impl RepositoryService {
                     },
                 )
                 .await
-                .map_err(|e| CoreError::Internal(e.to_string()))?;
+                .map_err(|e| CoreError::internal("listing restore points", e))?;
             for s in snaps {
                 let entry = by_key
                     .entry((record.id, s.doc.object.key()))
