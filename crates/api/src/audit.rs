@@ -10,6 +10,7 @@
 //! Nothing of a request body is recorded, so no password, token or application secret can be.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::Method;
@@ -122,7 +123,11 @@ pub fn is_change(method: &Method) -> bool {
 }
 
 /// Middleware on the protected routes (inside the bearer check): records every successful change.
-pub async fn record_changes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn record_changes(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if !is_change(req.method()) {
         return next.run(req).await;
     }
