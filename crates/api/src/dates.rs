@@ -12,7 +12,7 @@ pub fn iso8601(t: DateTime<Utc>) -> String {
 /// `yyyy-MM-dd HH:mm:ss[.SSS]`, `yyyy.MM.dd HH:mm[:ss]`, or a date alone; times without an
 /// offset are read in `tz` (the server's time zone).
 pub fn parse_v5_datetime(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    use chrono::{NaiveDateTime, TimeZone};
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
@@ -30,15 +30,17 @@ pub fn parse_v5_datetime(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> 
     let naive = NAIVE
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
-        .or_else(|| {
-            ["%Y-%m-%d", "%Y.%m.%d", "%m/%d/%Y"]
-                .iter()
-                .find_map(|f| NaiveDate::parse_from_str(raw, f).ok())
-                .and_then(|d| d.and_hms_opt(23, 59, 59))
-        })?;
+        .or_else(|| parse_v5_day(raw).and_then(|d| d.and_hms_opt(23, 59, 59)))?;
     tz.from_local_datetime(&naive)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// A date alone, as v5 clients write it: `yyyy-MM-dd`, `yyyy.MM.dd` or `MM/dd/yyyy`.
+pub fn parse_v5_day(raw: &str) -> Option<chrono::NaiveDate> {
+    ["%Y-%m-%d", "%Y.%m.%d", "%m/%d/%Y"]
+        .iter()
+        .find_map(|f| chrono::NaiveDate::parse_from_str(raw.trim(), f).ok())
 }
 
 #[cfg(test)]

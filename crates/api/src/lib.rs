@@ -3,6 +3,7 @@
 //! [`build`] assembles the complete HTTP service; the server binary only adds TLS and a listener.
 //! Every route lives in [`routes`], one module per resource.
 
+pub mod audit;
 pub mod bearer;
 pub mod body;
 pub mod ci_json;
@@ -178,6 +179,13 @@ pub fn routes_and_openapi(state: &AppState) -> (Router<AppState>, utoipa::openap
         .routes(routes!(routes::repositories::list_object_storage))
         .routes(routes!(routes::repositories::get_object_storage))
         .routes(routes!(routes::repositories::used_repositories))
+        .routes(routes!(routes::audit::list_audit_items))
+        // Layers added later run first: the bearer check, then the audit trail's record.
+        // Its state is shared, not cloned per request: most requests only pass through it.
+        .route_layer(from_fn_with_state(
+            std::sync::Arc::new(state.clone()),
+            audit::record_changes,
+        ))
         .route_layer(from_fn_with_state(state.clone(), bearer::require_bearer));
     let public = OpenApiRouter::new().routes(routes!(routes::token::issue_token));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

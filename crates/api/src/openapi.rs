@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         (name = "Users", description = "Users of an organization"),
         (name = "Proxies", description = "Backup workers: each server node"),
         (name = "BackupRepositories", description = "Where backups live: local folders and object storage"),
+        (name = "AuditItems", description = "(ours, not the vendor's) The audit trail: who changed what or read tenant data, when, and from where"),
     )
 )]
 pub struct ApiDoc;

@@ -119,6 +119,17 @@ pub fn stored_page<T>(
     req: &PageRequest,
     collection_url: &str,
 ) -> Page<T> {
+    filtered_stored_page(results, total, req, collection_url, &[])
+}
+
+/// [`stored_page`] of a filtered list: the page links keep the `filters` parameters.
+pub fn filtered_stored_page<T>(
+    results: Vec<T>,
+    total: u64,
+    req: &PageRequest,
+    collection_url: &str,
+    filters: &[(&str, String)],
+) -> Page<T> {
     Page {
         offset: req.offset,
         limit: req.limit,
@@ -128,7 +139,7 @@ pub fn stored_page<T>(
             req,
             usize::try_from(total).unwrap_or(usize::MAX),
             collection_url,
-            &[],
+            filters,
         ),
     }
 }

@@ -45,6 +45,8 @@ impl Default for ApiSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Arc<AuthService>,
+    /// The audit trail (`/v5/AuditItems`), recorded by [`crate::audit`].
+    pub audit: Arc<m365backup_core::audit::AuditService>,
     pub organizations: Arc<OrganizationService>,
     pub directory: Arc<DirectoryService>,
     pub backup_accounts: Arc<BackupAccountService>,

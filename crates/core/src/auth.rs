@@ -39,6 +39,7 @@ impl Default for AuthSettings {
 pub struct IssuedTokens {
     pub access_token: Secret,
     pub refresh_token: Secret,
+    pub operator_id: OperatorId,
     pub user_name: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -129,7 +130,13 @@ impl AuthService {
         {
             RefreshOutcome::Rotated(principal) => {
                 attempt.succeeded();
-                Ok(self.issued(access, refresh, principal.operator_name, issued_at))
+                Ok(self.issued(
+                    access,
+                    refresh,
+                    principal.operator_id,
+                    principal.operator_name,
+                    issued_at,
+                ))
             }
             RefreshOutcome::Replayed(session) => {
                 tracing::warn!(%client, session = %session, "refresh token replayed; session revoked");
@@ -185,7 +192,7 @@ impl AuthService {
             created_at: issued_at,
         };
         self.store.insert_session(&session).await?;
-        Ok(self.issued(access, refresh, user_name, issued_at))
+        Ok(self.issued(access, refresh, operator_id, user_name, issued_at))
     }
 
     fn new_tokens(&self) -> (Secret, Secret, SessionTokens, DateTime<Utc>) {
@@ -205,12 +212,14 @@ impl AuthService {
         &self,
         access: Secret,
         refresh: Secret,
+        operator_id: OperatorId,
         user_name: String,
         issued_at: DateTime<Utc>,
     ) -> IssuedTokens {
         IssuedTokens {
             access_token: access,
             refresh_token: refresh,
+            operator_id,
             user_name,
             issued_at,
             expires_at: issued_at + self.settings.access_token_lifetime,

@@ -3,6 +3,7 @@
 //! This crate knows nothing about HTTP or SQL. Persistence is reached through the traits in
 //! [`store`], implemented by the `m365backup-store` crate; the HTTP layer lives in `m365backup-api`.
 
+pub mod audit;
 pub mod auth;
 pub mod backup_accounts;
 pub mod crypto;

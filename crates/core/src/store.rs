@@ -138,6 +138,7 @@ pub trait Store:
     + crate::jobs::store::JobStore
     + crate::licensing::LicensingStore
     + crate::restore::store::RestoreStore
+    + crate::audit::AuditStore
     + Send
     + Sync
 {

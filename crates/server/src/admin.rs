@@ -4,6 +4,7 @@ use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
 use clap::Subcommand;
+use m365backup_core::audit::AuditKind;
 use m365backup_core::auth::OperatorService;
 use m365backup_core::Secret;
 
@@ -23,16 +24,31 @@ pub enum AdminCommand {
 
 pub async fn run(command: AdminCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = crate::server::open_store(settings).await?;
-    let operators = OperatorService::new(store);
+    let operators = OperatorService::new(store.clone());
+    let audit = |kind, command: &'static str, resource: String| {
+        crate::cli_audit::record(store.clone(), kind, command, resource, String::new())
+    };
     match command {
         AdminCommand::Add { name } => {
             let password = read_new_password()?;
             let op = operators.add(&name, &password).await?;
+            audit(
+                AuditKind::OperatorAdded,
+                "admin add",
+                format!("operator {} ({})", op.name, op.id),
+            )
+            .await?;
             println!("Added operator '{}'.", op.name);
         }
         AdminCommand::Passwd { name } => {
             let password = read_new_password()?;
             operators.set_password(&name, &password).await?;
+            audit(
+                AuditKind::OperatorPasswordChanged,
+                "admin passwd",
+                format!("operator {name}"),
+            )
+            .await?;
             println!("Password of '{name}' changed; its existing tokens are revoked.");
         }
         AdminCommand::List => {
@@ -42,6 +58,12 @@ pub async fn run(command: AdminCommand, settings: &Settings) -> anyhow::Result<(
         }
         AdminCommand::Remove { name } => {
             operators.remove(&name).await?;
+            audit(
+                AuditKind::OperatorRemoved,
+                "admin remove",
+                format!("operator {name}"),
+            )
+            .await?;
             println!("Removed operator '{name}'.");
         }
     }

@@ -97,6 +97,9 @@ pub struct ServeArgs {
     /// Job runs at once on this node [default: 4].
     #[arg(long, env = "M365BACKUP_MAX_CONCURRENT_JOBS")]
     pub max_concurrent_jobs: Option<usize>,
+    /// Days audit items are kept; 0 keeps them forever [default: 365].
+    #[arg(long, env = "M365BACKUP_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -139,6 +142,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     time_zone: Option<String>,
     max_concurrent_jobs: Option<usize>,
+    audit_retention_days: Option<u64>,
     log_format: Option<LogFormat>,
 }
 
@@ -164,6 +168,8 @@ pub struct Settings {
     pub engine: m365backup_engine::backup::EngineConfig,
     pub api: ApiSettings,
     pub auth: AuthSettings,
+    /// How long audit items are kept; `None`: forever.
+    pub audit_retention: Option<Duration>,
     pub log_format: LogFormat,
     /// Password for the `admin` operator created on first start (`M365BACKUP_ADMIN_PASSWORD`);
     /// random and printed once when absent. Environment only: flags show up in `ps`.
@@ -214,6 +220,7 @@ pub const DATABASE_URL_ENV: &str = "M365BACKUP_DATABASE_URL";
 pub const METRICS_TOKEN_ENV: &str = "M365BACKUP_METRICS_TOKEN";
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:4443";
 pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 365;
 
 impl Settings {
     pub fn resolve(state: &StateArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
@@ -335,6 +342,14 @@ impl Settings {
             None => system_time_zone(),
         };
         let request_timeout = connections.request_timeout;
+        let audit_retention = match serve
+            .audit_retention_days
+            .or(file.audit_retention_days)
+            .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS)
+        {
+            0 => None,
+            days => Some(Duration::from_secs(days.saturating_mul(24 * 60 * 60))),
+        };
         Ok(Settings {
             server_key_file: state
                 .server_key_file
@@ -373,6 +388,7 @@ impl Settings {
                 request_timeout,
             },
             auth,
+            audit_retention,
             log_format: serve.log_format.or(file.log_format).unwrap_or_default(),
             demo: serve.demo,
             bootstrap_admin_password: std::env::var(ADMIN_PASSWORD_ENV)

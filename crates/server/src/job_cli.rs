@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use m365backup_core::audit::AuditKind;
 use m365backup_core::jobs::model::{Job, JobSession, JobSessionId, SessionStatus};
 use m365backup_core::jobs::service::JobAction;
 use m365backup_core::store::Store;
@@ -73,6 +74,14 @@ pub async fn run_job(command: JobCommand, settings: &Settings) -> anyhow::Result
                 crate::repositories::service(settings, &parts)?,
             );
             jobs.act(job.id, JobAction::Start).await?;
+            crate::cli_audit::record(
+                store.clone(),
+                AuditKind::JobStarted,
+                "job start",
+                format!("/v5/Jobs/{}", job.id),
+                format!("job {}", job.definition.name),
+            )
+            .await?;
             println!(
                 "Job '{}' queued; the server starts it within seconds.",
                 job.definition.name

@@ -1,6 +1,7 @@
 //! The `m365backup` server binary as a library, so integration tests start the real server.
 
 pub mod admin;
+pub mod cli_audit;
 pub mod config;
 pub mod demo;
 pub mod fsutil;

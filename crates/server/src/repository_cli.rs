@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use m365backup_core::audit::AuditKind;
 use m365backup_core::Secret;
 use m365backup_repo::check::ReadData;
 use m365backup_repo::progress::Progress;
@@ -232,6 +233,15 @@ fn storage(args: &CreateArgs) -> anyhow::Result<(StorageSettings, Option<Secret>
 pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Result<()> {
     let parts = crate::server::open_store_parts(settings).await?;
     let service = crate::repositories::service(settings, &parts)?;
+    let audit = |kind, command: &'static str, id: uuid::Uuid, details: String| {
+        crate::cli_audit::record(
+            parts.store.clone(),
+            kind,
+            command,
+            format!("/v5/BackupRepositories/{id}"),
+            details,
+        )
+    };
     match command {
         RepositoryCommand::List => {
             for r in service.list().await? {
@@ -259,6 +269,13 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
                     retention: parse_retention(&args)?,
                 })
                 .await?;
+            audit(
+                AuditKind::RepositoryCreated,
+                "repository create",
+                record.id,
+                format!("repository {}", record.name),
+            )
+            .await?;
             println!(
                 "Added repository {} '{}' at {}.",
                 record.id,
@@ -289,6 +306,13 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
             let report = service.check(record.id, read, &bar).await;
             bar.finish();
             let report = report?;
+            audit(
+                AuditKind::RepositoryChecked,
+                "repository check",
+                record.id,
+                format!("repository {}", record.name),
+            )
+            .await?;
             println!(
                 "{} restore points, {} packs, {} chunks; {} packs read.",
                 report.snapshots, report.packs, report.blobs, report.packs_read
@@ -324,6 +348,21 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
             let report = repo.prune(&options, &bar).await;
             bar.finish();
             let report = report?;
+            audit(
+                AuditKind::RepositoryRetentionApplied,
+                "repository prune",
+                record.id,
+                format!(
+                    "repository {}{}",
+                    record.name,
+                    if no_retention {
+                        " (unused data only)"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .await?;
             println!(
                 "Removed {} restore points ({} rewritten, {} item versions); deleted {} packs, repacked {}, removed {} unindexed; freed {} bytes.",
                 report.restore_points_removed,
@@ -341,6 +380,13 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
             let report = service.rebuild_catalog(record.id, &bar).await;
             bar.finish();
             let report = report?;
+            audit(
+                AuditKind::RepositoryCatalogRebuilt,
+                "repository rebuild-catalog",
+                record.id,
+                format!("repository {}", record.name),
+            )
+            .await?;
             println!(
                 "Catalog rebuilt: {} index files, {} packs, {} chunks, {} restore points.",
                 report.index_files, report.packs, report.blobs, report.snapshots
@@ -352,6 +398,14 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
         RepositoryCommand::RecoveryPassword { repository } => {
             let record = service.find(&repository).await?;
             let password = service.recovery_password(record.id).await?;
+            // Recorded before it is shown: no record, no password.
+            audit(
+                AuditKind::RepositoryPasswordShown,
+                "repository recovery-password",
+                record.id,
+                format!("repository {}", record.name),
+            )
+            .await?;
             // Printed on request, deliberately never logged.
             println!("{}", password.expose());
         }

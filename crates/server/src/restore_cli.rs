@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use m365backup_core::audit::AuditKind;
 use m365backup_core::organizations::Organization;
 use m365backup_core::restore::model::{EventStatus, EventType, RestoreKind, RestoreSession};
 use m365backup_core::restore::service::{EventItem, ExploreInput, RestoreService};
@@ -121,7 +122,13 @@ pub async fn run_export(args: ExportArgs, settings: &Settings) -> anyhow::Result
         args.output.display()
     );
     let opened = open_pick(&args.pick, settings).await?;
-    let outcome = export_to(&opened, &args.output).await;
+    let outcome = async {
+        // Recorded before anything is read: no record, no export.
+        let details = format!("{} to {}", opened.source, args.output.display());
+        audit(&opened, AuditKind::ItemsSaved, "export", details).await?;
+        export_to(&opened, &args.output).await
+    }
+    .await;
     opened.restore.stop(opened.session.id).await.ok();
     let stats = outcome?;
     println!(
@@ -143,6 +150,23 @@ pub struct Opened {
     pub selections: Vec<Selection>,
     /// Where the selection comes from, for the event (`<OneDrive or site>[/path]`).
     pub source: String,
+}
+
+/// Records a command's work on the items an opened session selects.
+async fn audit(
+    opened: &Opened,
+    kind: AuditKind,
+    command: &str,
+    details: String,
+) -> anyhow::Result<()> {
+    crate::cli_audit::record(
+        opened.store.clone(),
+        kind,
+        command,
+        format!("/v5/RestoreSessions/{}", opened.session.id),
+        details,
+    )
+    .await
 }
 
 /// Opens a restore session at the pick's point in time and resolves what it names.
@@ -443,7 +467,29 @@ fn progress_bar(totals: ExportStats) -> ProgressBar {
 pub async fn run_restore(args: RestoreArgs, settings: &Settings) -> anyhow::Result<()> {
     let options = restore_options(&args)?;
     let opened = open_pick(&args.pick, settings).await?;
-    let outcome = restore_to_m365(&opened, options, settings).await;
+    let outcome = async {
+        // Recorded before anything is written: no record, no restore.
+        let (kind, target) = match &options.destination {
+            Destination::Original => (AuditKind::ItemsRestored, "the original location".into()),
+            Destination::OneDrive(user) => {
+                (AuditKind::ItemsCopied, format!("the OneDrive of {user}"))
+            }
+            Destination::Site { site, library } => (
+                AuditKind::ItemsCopied,
+                format!(
+                    "site {site}{}",
+                    library
+                        .as_deref()
+                        .map(|l| format!(", library {l}"))
+                        .unwrap_or_default()
+                ),
+            ),
+        };
+        let details = format!("{} to {target}", opened.source);
+        audit(&opened, kind, "restore", details).await?;
+        restore_to_m365(&opened, options, settings).await
+    }
+    .await;
     opened.restore.stop(opened.session.id).await.ok();
     let stats = outcome?;
     println!(

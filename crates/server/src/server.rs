@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::Handle;
 use m365backup_api::AppState;
+use m365backup_core::audit::AuditService;
 use m365backup_core::auth::{AuthService, BootstrapOutcome, OperatorService, BOOTSTRAP_ADMIN};
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::jobs::service::JobService;
@@ -27,7 +28,8 @@ use crate::services::Services;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often expired operator sessions are purged and idle restore sessions stopped.
+/// How often expired operator sessions are purged, idle restore sessions stopped and audit
+/// items past their retention removed.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 pub struct RunningServer {
@@ -182,8 +184,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     ));
     let scheduler_stop = scheduler.shutdown_token();
     let scheduling = scheduler.spawn();
+    let audit = Arc::new(AuditService::new(store.clone()));
     let state = AppState {
         auth: auth.clone(),
+        audit: audit.clone(),
         organizations: organizations.clone(),
         directory,
         backup_accounts: backup_accounts.clone(),
@@ -219,6 +223,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     let serving = crate::listener::serve(listener, app, tls, &settings.connections, handle.clone());
     tracing::info!(%addr, scheme = settings.api.scheme, "m365backup API listening");
 
+    let audit_retention = settings.audit_retention;
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         loop {
@@ -236,6 +241,13 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %m365backup_core::Chain(&e), "purging expired sessions failed")
+                }
+            }
+            if let Some(keep) = audit_retention {
+                match audit.purge_older_than(keep).await {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "old audit items removed"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging old audit items failed"),
                 }
             }
         }

@@ -1095,6 +1095,33 @@ async fn restores_from_the_command_line_put_the_files_back() {
     assert!(by_cli
         .iter()
         .all(|r| r["state"] == "Stopped" && r["result"] == "Success"));
+    // Each run is in the audit trail, newest first, with its session and where it wrote.
+    let trail = json(
+        s.get("/v5/AuditItems?kind=ItemsRestored,ItemsCopied", &token)
+            .await,
+    )
+    .await;
+    let items = results(&trail);
+    let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["ItemsCopied", "ItemsRestored", "ItemsRestored"],
+        "{trail}"
+    );
+    assert!(items
+        .iter()
+        .all(|i| i["via"] == "Cli" && i["action"] == "m365backup restore"));
+    assert_eq!(
+        items[0]["resource"],
+        format!("/v5/RestoreSessions/{}", by_cli[0]["id"].as_str().unwrap())
+    );
+    assert!(
+        items[0]["details"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Projects to the OneDrive of {other}")),
+        "{trail}"
+    );
     s.stop().await;
     sim.shutdown().await;
 }

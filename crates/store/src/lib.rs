@@ -13,6 +13,7 @@ use std::sync::Arc;
 use m365backup_core::store::Store;
 use m365backup_core::StoreError;
 
+mod audit;
 mod jobs;
 mod postgres;
 mod queries;

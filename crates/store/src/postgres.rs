@@ -55,3 +55,8 @@ mod repository_stores {
         "SELECT document FROM repositories WHERE id = $1 FOR UPDATE"
     );
 }
+// The audit trail.
+mod audit_store {
+    use super::PgStore;
+    crate::audit::impl_audit_store!(PgStore);
+}

@@ -106,3 +106,8 @@ mod repository_stores {
         "SELECT document FROM repositories WHERE id = $1"
     );
 }
+// The audit trail.
+mod audit_store {
+    use super::SqliteStore;
+    crate::audit::impl_audit_store!(SqliteStore);
+}

@@ -3,8 +3,9 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
+use m365backup_core::audit::AuditKind;
 use m365backup_core::jobs::model::{
     BackupItem, BackupItemId, BackupType, ItemScope, Job, JobId, JobStatus, VersionPolicy,
 };
@@ -18,6 +19,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::audit::AuditNote;
 use crate::bearer::Operator;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
@@ -573,12 +575,14 @@ pub async fn create_job(
     BaseUrl(base): BaseUrl,
     OrgId(org): OrgId,
     JsonBody(body): JsonBody<JobBody>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+) -> ApiResult<Response> {
     let job = state.jobs.create(org, body.into_input()?).await?;
-    Ok((
+    let note = AuditNote::created(format!("/v5/Jobs/{}", job.id))
+        .details(format!("job {}", job.definition.name));
+    Ok(note.on((
         StatusCode::CREATED,
         Json(JobView::new(&job, state.proxy_id, &base)),
-    ))
+    )))
 }
 
 /// One job.
@@ -685,11 +689,11 @@ pub async fn job_action(
 ) -> ApiResult<Response> {
     let id = parse_job_id(&id)?;
     let (name, options) = single_action(body)?;
-    let action = match name.as_str() {
-        "start" => JobAction::Start,
-        "stop" => JobAction::Stop,
-        "enable" => JobAction::Enable,
-        "disable" => JobAction::Disable,
+    let (action, kind) = match name.as_str() {
+        "start" => (JobAction::Start, AuditKind::JobStarted),
+        "stop" => (JobAction::Stop, AuditKind::JobStopped),
+        "enable" => (JobAction::Enable, AuditKind::JobEnabled),
+        "disable" => (JobAction::Disable, AuditKind::JobDisabled),
         "explore" => {
             let job = state.jobs.get(id).await?;
             return explore(
@@ -709,7 +713,7 @@ pub async fn job_action(
         }
     };
     state.jobs.act(id, action).await?;
-    Ok(StatusCode::OK.into_response())
+    Ok(AuditNote::kind(kind).on(StatusCode::OK))
 }
 
 // ---- selected and excluded items ----------------------------------------------------------------

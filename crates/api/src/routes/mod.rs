@@ -1,5 +1,6 @@
 //! One module per v5 resource.
 
+pub mod audit;
 pub mod backup_accounts;
 pub mod directory;
 pub mod job_sessions;

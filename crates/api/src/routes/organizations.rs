@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use m365backup_core::organization_service::{
     ConnectionInput, ConnectionSecrets, OrganizationInput,
@@ -13,6 +14,7 @@ use m365backup_core::Secret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::AuditNote;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiResult, ErrorBody};
@@ -260,9 +262,11 @@ pub async fn add_organization(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     JsonBody(body): JsonBody<OrganizationBody>,
-) -> ApiResult<(StatusCode, Json<OrganizationView>)> {
+) -> ApiResult<Response> {
     let org = state.organizations.add(body.into()).await?;
-    Ok((StatusCode::CREATED, Json(OrganizationView::new(org, &base))))
+    let note = AuditNote::created(format!("/v5/Organizations/{}", org.id))
+        .details(format!("organization {}", org.name));
+    Ok(note.on((StatusCode::CREATED, Json(OrganizationView::new(org, &base)))))
 }
 
 /// Edits an organization; left-out secrets are kept, changed credentials are checked again.

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use chrono::NaiveTime;
+use m365backup_core::audit::AuditKind;
 use m365backup_core::error::CoreError;
 use m365backup_core::Secret;
 use m365backup_repo::check::{CheckReport, ReadData};
@@ -20,6 +22,7 @@ use m365backup_repo::retention::RetentionType;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::AuditNote;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -345,7 +348,7 @@ pub async fn add_repository(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
     JsonBody(body): JsonBody<RepositoryBody>,
-) -> ApiResult<(StatusCode, Json<BackupRepositoryView>)> {
+) -> ApiResult<Response> {
     let retention = body.retention(RetentionSettings::default())?;
     let name = body
         .name
@@ -391,10 +394,12 @@ pub async fn add_repository(
             retention,
         })
         .await?;
-    Ok((
+    let note = AuditNote::created(format!("/v5/BackupRepositories/{}", record.id))
+        .details(format!("repository {}", record.name));
+    Ok(note.on((
         StatusCode::CREATED,
         Json(repository_view(&state, record, &base).await),
-    ))
+    )))
 }
 
 /// Edits name, description and retention.
@@ -492,7 +497,7 @@ pub async fn repository_action(
     State(state): State<AppState>,
     Path(repository_id): Path<String>,
     JsonBody(body): JsonBody<serde_json::Map<String, serde_json::Value>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Response> {
     let id = parse_id(&repository_id)?;
     state.repositories.get(id).await?;
     let mut entries = body.into_iter();
@@ -505,18 +510,27 @@ pub async fn repository_action(
         }
     };
     let service = &state.repositories;
-    let answer = match verb.to_ascii_lowercase().as_str() {
-        "applyretention" => serde_json::to_value(service.apply_retention(id, &Quiet).await?),
+    let (kind, answer) = match verb.to_ascii_lowercase().as_str() {
+        "applyretention" => (
+            AuditKind::RepositoryRetentionApplied,
+            serde_json::to_value(service.apply_retention(id, &Quiet).await?),
+        ),
         "rebuildcatalog" => {
             let r = service.rebuild_catalog(id, &Quiet).await?;
-            Ok(serde_json::json!({
-                "indexFiles": r.index_files, "packs": r.packs, "blobs": r.blobs,
-                "restorePoints": r.snapshots, "skipped": r.skipped,
-            }))
+            (
+                AuditKind::RepositoryCatalogRebuilt,
+                Ok(serde_json::json!({
+                    "indexFiles": r.index_files, "packs": r.packs, "blobs": r.blobs,
+                    "restorePoints": r.snapshots, "skipped": r.skipped,
+                })),
+            )
         }
         "check" => {
             let read = read_data_option(&options)?;
-            Ok(check_json(&service.check(id, read, &Quiet).await?))
+            (
+                AuditKind::RepositoryChecked,
+                Ok(check_json(&service.check(id, read, &Quiet).await?)),
+            )
         }
         _ => {
             return Err(ApiError::BadRequest(format!(
@@ -524,7 +538,8 @@ pub async fn repository_action(
             )))
         }
     };
-    answer.map(Json).map_err(ApiError::internal)
+    let answer = answer.map_err(ApiError::internal)?;
+    Ok(AuditNote::kind(kind).on(Json(answer)))
 }
 
 /// `{"readData": true}` or `{"readDataSubset": "10%"}`; nothing reads no content.

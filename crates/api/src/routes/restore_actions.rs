@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use m365backup_core::audit::AuditKind;
 use m365backup_core::restore::model::{EventStatus, EventType, RestoreKind, RestoreSession};
 use m365backup_core::restore::service::EventItem;
 use m365backup_engine::restore::browse::RestorePoint;
@@ -22,6 +23,7 @@ use m365backup_repo::ItemKind;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::audit::AuditNote;
 use crate::bearer::Operator;
 use crate::body::JsonBody;
 use crate::error::{message, ApiError, ApiResult, ErrorBody};
@@ -114,9 +116,15 @@ async fn act(
     options: Value,
     operator: &str,
 ) -> ApiResult<Response> {
-    match action.as_str() {
-        "save" => save(state, headers, request, options).await,
-        "restoretooriginallocation" | "restoreto" => {
+    // Read before the action consumes the request; recorded when it succeeds.
+    let what = format!("{} of {}", describe(&request.selections), request.source);
+    let (kind, answer) = match action.as_str() {
+        "save" => (
+            AuditKind::ItemsSaved,
+            save(state, headers, request, options).await,
+        ),
+        "restoretooriginallocation" | "restoreto" => (
+            AuditKind::ItemsRestored,
             restore(
                 state,
                 &request.session,
@@ -125,9 +133,10 @@ async fn act(
                 options,
                 operator,
             )
-            .await
-        }
-        "copyto" => {
+            .await,
+        ),
+        "copyto" => (
+            AuditKind::ItemsCopied,
             restore(
                 state,
                 &request.session,
@@ -136,12 +145,13 @@ async fn act(
                 options,
                 operator,
             )
-            .await
-        }
-        other => Err(ApiError::BadRequest(format!(
+            .await,
+        ),
+        other => return Err(ApiError::BadRequest(format!(
             "'{other}' is not a restore action: use save, restoretoOriginallocation, restoreTo or copyTo"
         ))),
-    }
+    };
+    Ok(AuditNote::kind(kind).details(what).on(answer?))
 }
 
 // ---- save ----------------------------------------------------------------------------------

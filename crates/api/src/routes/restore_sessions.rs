@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
+use m365backup_core::audit::AuditKind;
 use m365backup_core::ids::OrganizationId;
 use m365backup_core::jobs::model::JobId;
 use m365backup_core::restore::model::{
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::audit::AuditNote;
 use crate::bearer::Operator;
 use crate::body::JsonBody;
 use crate::client::BaseUrl;
@@ -169,11 +171,17 @@ pub async fn explore(
 ) -> ApiResult<Response> {
     let input = explore_input(options, state)?;
     let session = state.restore.explore(org, job, input, operator).await?;
-    Ok((
+    let note = AuditNote::kind(AuditKind::RestoreSessionStarted)
+        .resource(format!("/v5/RestoreSessions/{}", session.id))
+        .details(format!(
+            "{} at {}",
+            session.name(),
+            iso8601(session.point_in_time)
+        ));
+    Ok(note.on((
         StatusCode::CREATED,
         Json(RestoreSessionView::new(&session, base)),
-    )
-        .into_response())
+    )))
 }
 
 pub fn parse_session_id(raw: &str) -> ApiResult<RestoreSessionId> {

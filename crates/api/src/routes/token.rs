@@ -119,7 +119,9 @@ pub async fn issue_token(
                 form.get("password")
                     .ok_or_else(|| invalid_request("password is required"))?,
             );
-            state.auth.sign_in(username, &password, client).await?
+            let outcome = state.auth.sign_in(username, &password, client).await;
+            crate::audit::record_sign_in(&state, username, client, &outcome).await;
+            outcome?
         }
         "refresh_token" => {
             let token = form
