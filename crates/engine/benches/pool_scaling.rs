@@ -18,6 +18,9 @@
 //! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 60;
 //! BENCH_PROFILE=fast|realistic for one profile; BENCH_N for one N).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -4,6 +4,9 @@
 //! file fetched once with the right bytes and a verified quickXorHash, drives only some
 //! credentials may read, and `410` resyncs.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
