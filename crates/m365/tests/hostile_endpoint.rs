@@ -121,7 +121,7 @@ fn client(base: &str, tenant: &str) -> GraphClient {
         client_id: "app".into(),
         client_secret: Secret::new("s3cret"),
     };
-    GraphClient::with_http(http_client(), endpoints, credentials).with_retry(RetryPolicy {
+    GraphClient::with_http(http_client().unwrap(), endpoints, credentials).with_retry(RetryPolicy {
         throttle_retries: 1,
         max_wait: Duration::from_secs(5),
         network_retries: 0,
