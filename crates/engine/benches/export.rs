@@ -6,6 +6,9 @@
 //! Env: `BENCH_EXPORT_MIB` (documents' total, default 1024), `BENCH_BIG_GIB` (the large file,
 //! default 5), `BENCH_DIR` (where the repository goes), `BENCH_ONLY=throughput,memory`.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;

@@ -18,6 +18,9 @@
 //! `cargo bench -p m365backup-engine --bench pool_scaling` (env: BENCH_SECS per N, default 60;
 //! BENCH_PROFILE=fast|realistic for one profile; BENCH_N for one N).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -91,7 +94,8 @@ async fn stream_files(size: u64) -> (f64, m365backup_engine::probe::ProbeReport)
             initial_rate: 1000.0,
             ..PoolConfig::default()
         },
-    );
+    )
+    .unwrap();
     let options = ProbeOptions {
         workers: 16,
         keep_file_list: false,
@@ -220,7 +224,7 @@ fn against_limit(profile: Profile, n: usize, m: &Measured) -> (f64, f64) {
 /// A common tool: one account, 8 requests at a time, exponential backoff on 429/503.
 async fn naive(sim: Arc<RunningSim>, account: BackupAccountSession) {
     let (endpoints, credentials) = m365backup_m365::gateway::client_parts(&account.connection);
-    let client = Arc::new(m365backup_m365::GraphClient::new(endpoints, credentials));
+    let client = Arc::new(m365backup_m365::GraphClient::new(endpoints, credentials).unwrap());
     let urls: Vec<String> = sim
         .tenant()
         .drives
@@ -314,7 +318,8 @@ async fn run_profile(profile: Profile, secs: u64, only: Option<usize>) {
             accounts(&sim, n),
             support::app_connection(&sim),
             PoolConfig::default(),
-        );
+        )
+        .unwrap();
         let options = ProbeOptions {
             workers: (4 * n).max(8),
             keep_file_list: false,

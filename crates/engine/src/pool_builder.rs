@@ -9,13 +9,14 @@ use m365backup_m365::gateway::client_parts;
 use m365backup_m365::graph::{http_client, GraphClient};
 use m365backup_m365::pool::{AccountPool, PoolConfig};
 
+/// Fails when the HTTP client cannot start (no CA certificates on the system, for one).
 pub fn build_pool(
     organization: &str,
     accounts: Vec<BackupAccountSession>,
     fallback: TenantConnection,
     config: PoolConfig,
-) -> Arc<AccountPool> {
-    let http = http_client();
+) -> reqwest::Result<Arc<AccountPool>> {
+    let http = http_client()?;
     let client = |connection: &TenantConnection| {
         let (endpoints, credentials) = client_parts(connection);
         GraphClient::with_http(http.clone(), endpoints, credentials)

@@ -4,6 +4,9 @@
 //! file fetched once with the right bytes and a verified quickXorHash, drives only some
 //! credentials may read, and `410` resyncs.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +45,7 @@ fn backup_account(sim: &RunningSim, i: usize) -> BackupAccountSession {
 }
 
 fn pool(sim: &RunningSim, accounts: Vec<BackupAccountSession>) -> Arc<AccountPool> {
-    build_pool("org", accounts, app_connection(sim), PoolConfig::default())
+    build_pool("org", accounts, app_connection(sim), PoolConfig::default()).unwrap()
 }
 
 /// Every live file of the tenant: (drive, item) → expected SHA-256.
@@ -171,7 +174,8 @@ async fn a_throttled_accounts_work_moves_and_retry_after_is_honoured_exactly() {
                 username: format!("backup1@{}", sim.tenant().domain),
                 password: Secret::new(generated_password("backup1", SEED)),
             },
-        );
+        )
+        .unwrap();
         c
     };
     let mut blocked_for = Duration::ZERO;
@@ -405,7 +409,8 @@ async fn drives_no_credential_may_read_are_reported() {
         (1..=2).map(|i| backup_account(&sim, i)).collect(),
         own,
         PoolConfig::default(),
-    );
+    )
+    .unwrap();
     let report = run(pool).await;
     let t = sim.tenant();
     let (u3, _) = t

@@ -25,12 +25,13 @@ pub struct M365Gateway {
     clients: Mutex<HashMap<String, GraphClient>>,
 }
 
-impl Default for M365Gateway {
-    fn default() -> Self {
-        Self {
-            http: crate::graph::http_client(),
+impl M365Gateway {
+    /// Fails when the HTTP client cannot start (see [`crate::graph::http_client`]).
+    pub fn new() -> reqwest::Result<Self> {
+        Ok(Self {
+            http: crate::graph::http_client()?,
             clients: Mutex::default(),
-        }
+        })
     }
 }
 

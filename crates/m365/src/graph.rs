@@ -37,7 +37,8 @@ impl Default for RetryPolicy {
 }
 
 /// The HTTP client every Microsoft 365 call goes through: timeouts and the decorated User-Agent.
-pub fn http_client() -> reqwest::Client {
+/// Fails when TLS cannot be set up (no CA certificates on the system, for one).
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(crate::USER_AGENT)
         // Redirects are followed by hand: `/content` answers 302 to a pre-authenticated URL
@@ -46,7 +47,6 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .build()
-        .expect("a TLS backend is compiled in")
 }
 
 /// A short reason for a transport failure. Never the URL: download URLs carry credentials.
@@ -105,8 +105,8 @@ pub struct GraphClient {
 }
 
 impl GraphClient {
-    pub fn new(endpoints: Endpoints, credentials: Credentials) -> Self {
-        Self::with_http(http_client(), endpoints, credentials)
+    pub fn new(endpoints: Endpoints, credentials: Credentials) -> reqwest::Result<Self> {
+        Ok(Self::with_http(http_client()?, endpoints, credentials))
     }
 
     /// A client sharing `http`'s connection pool (one pool for many accounts of a tenant).

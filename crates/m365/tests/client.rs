@@ -1,6 +1,9 @@
 //! The Microsoft 365 client against m365sim: sign-in errors typed, tokens cached, paging
 //! followed, Retry-After honoured, decorated User-Agent.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use m365backup_core::Secret;
@@ -61,7 +64,8 @@ async fn sign_in_errors_are_typed_with_microsofts_reason() {
     let client = GraphClient::new(
         endpoints(&sim),
         user(&sim, "user1@contoso3.onmicrosoft.com", "bad"),
-    );
+    )
+    .unwrap();
     match client.tokens().sign_in().await {
         Err(M365Error::SignIn {
             error,
@@ -78,7 +82,7 @@ async fn sign_in_errors_are_typed_with_microsofts_reason() {
         }
         other => panic!("{other:?}"),
     }
-    let client = GraphClient::new(endpoints(&sim), app(&sim, "bad"));
+    let client = GraphClient::new(endpoints(&sim), app(&sim, "bad")).unwrap();
     assert!(
         matches!(client.tenant_info().await, Err(M365Error::SignIn { codes, .. }) if codes == vec![7000215])
     );
@@ -86,7 +90,7 @@ async fn sign_in_errors_are_typed_with_microsofts_reason() {
         authority: "http://127.0.0.1:9".into(),
         graph: "http://127.0.0.1:9/v1.0".into(),
     };
-    let client = GraphClient::new(nowhere, app(&sim, "x"));
+    let client = GraphClient::new(nowhere, app(&sim, "x")).unwrap();
     assert!(matches!(
         client.tenant_info().await,
         Err(M365Error::Unreachable { .. })
@@ -102,7 +106,7 @@ async fn pages_are_followed_and_tokens_reused() {
     })
     .await;
     let secret = sim.tenant().app.client_secret.clone();
-    let client = GraphClient::new(endpoints(&sim), app(&sim, &secret));
+    let client = GraphClient::new(endpoints(&sim), app(&sim, &secret)).unwrap();
     let users = client.users().await.unwrap();
     assert_eq!(
         users.len(),
@@ -144,7 +148,7 @@ async fn retry_after_is_honoured() {
     };
     let sim = sim(throttling).await;
     let secret = sim.tenant().app.client_secret.clone();
-    let client = GraphClient::new(endpoints(&sim), app(&sim, &secret));
+    let client = GraphClient::new(endpoints(&sim), app(&sim, &secret)).unwrap();
     let t0 = Instant::now();
     for _ in 0..4 {
         client.tenant_info().await.unwrap();
@@ -156,10 +160,12 @@ async fn retry_after_is_honoured() {
         t0.elapsed()
     );
     // With retries off, the throttle surfaces with its Retry-After.
-    let impatient = GraphClient::new(endpoints(&sim), app(&sim, &secret)).with_retry(RetryPolicy {
-        throttle_retries: 0,
-        ..Default::default()
-    });
+    let impatient = GraphClient::new(endpoints(&sim), app(&sim, &secret))
+        .unwrap()
+        .with_retry(RetryPolicy {
+            throttle_retries: 0,
+            ..Default::default()
+        });
     let mut saw = None;
     for _ in 0..3 {
         if let Err(M365Error::Throttled {

@@ -3,6 +3,9 @@
 //! error text that is not Microsoft's. Nothing panics, nothing is followed off the Graph host,
 //! nothing unbounded is read, and foreign text is not passed on.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +121,7 @@ fn client(base: &str, tenant: &str) -> GraphClient {
         client_id: "app".into(),
         client_secret: Secret::new("s3cret"),
     };
-    GraphClient::with_http(http_client(), endpoints, credentials).with_retry(RetryPolicy {
+    GraphClient::with_http(http_client().unwrap(), endpoints, credentials).with_retry(RetryPolicy {
         throttle_retries: 1,
         max_wait: Duration::from_secs(5),
         network_retries: 0,

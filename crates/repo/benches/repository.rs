@@ -12,6 +12,9 @@
 //! Sizes: `BENCH_WRITE_MIB` (1024), `BENCH_S3_MIB` (512), `BENCH_DEDUP_MIB` (1024),
 //! `BENCH_MEMORY_GIB` (10). `BENCH_ONLY=write,s3,dedup,memory` runs a subset.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;

@@ -155,7 +155,7 @@ impl BlobStore {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PackState> {
-        self.state.lock().expect("pack state lock")
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Which of `ids` the repository already has (in flight here, or in the catalog); the ones
@@ -470,11 +470,12 @@ impl BlobStore {
         let file = IndexFile {
             packs: packs.to_vec(),
         };
-        let json = serde_json::to_vec(&file).expect("index serializes");
+        let json = serde_json::to_vec(&file).map_err(RepoError::encode("index"))?;
         let keys = self.keys.clone();
         let sealed = tokio::task::spawn_blocking(move || keys.seal_file(INDEX_AAD, &json))
             .await
-            .map_err(RepoError::task("index"))?;
+            .map_err(RepoError::task("index"))?
+            .map_err(|e| RepoError::io("compressing an index", e))?;
         let id = IndexId(*blake3::hash(&sealed).as_bytes());
         self.backend
             .put(&index_key(&id), Bytes::from(sealed))

@@ -41,7 +41,7 @@ impl Keys {
         Self {
             cipher: XChaCha20Poly1305::new(Key::from_slice(enc.as_ref())),
             id_key,
-            chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
+            chunker_seed: u64::from_le_bytes(std::array::from_fn(|i| seed[i])),
         }
     }
 
@@ -65,6 +65,9 @@ impl Keys {
     }
 
     /// Encrypts in place everything after the nonce already at the start of `buf`, appending the tag.
+    // XChaCha20-Poly1305 refuses only messages over 256 GiB; chunks, pack headers and files
+    // are megabytes, so this cannot fail.
+    #[allow(clippy::expect_used)]
     fn seal_tail(&self, aad: &[u8], buf: &mut Vec<u8>) {
         let nonce = *XNonce::from_slice(&buf[..NONCE_LEN]);
         let tag = self
@@ -164,9 +167,9 @@ impl Keys {
     }
 
     /// Seals a whole file (index, snapshot, lock): `zstd(plaintext)` sealed with `aad`.
-    pub fn seal_file(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let compressed = zstd::bulk::compress(plaintext, 3).expect("zstd compresses in memory");
-        self.seal(aad, &compressed)
+    pub fn seal_file(&self, aad: &[u8], plaintext: &[u8]) -> std::io::Result<Vec<u8>> {
+        let compressed = zstd::bulk::compress(plaintext, 3)?;
+        Ok(self.seal(aad, &compressed))
     }
 
     pub fn open_file(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, String> {

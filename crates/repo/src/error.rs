@@ -85,6 +85,13 @@ pub enum RepoError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// One of our own records did not serialize (the source says why).
+    #[error("cannot encode the {what}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -127,6 +134,7 @@ impl RepoError {
             RepoError::Catalog(_)
             | RepoError::Io { .. }
             | RepoError::Task { .. }
+            | RepoError::Encode { .. }
             | RepoError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -147,6 +155,11 @@ impl RepoError {
             what,
             source: Box::new(e),
         }
+    }
+
+    /// For `map_err` on serializing one of our records: keeps the error as source.
+    pub(crate) fn encode(what: &'static str) -> impl FnOnce(serde_json::Error) -> Self {
+        move |source| RepoError::Encode { what, source }
     }
 
     pub(crate) fn damaged(what: impl Into<String>, reason: impl Into<String>) -> Self {

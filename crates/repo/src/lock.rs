@@ -91,10 +91,11 @@ impl Drop for LockGuard {
 }
 
 async fn write_lock(backend: &Backend, keys: &Keys, key: &str, info: &LockInfo) -> RepoResult<()> {
-    let json = serde_json::to_vec(info).expect("locks serialize");
-    backend
-        .put(key, Bytes::from(keys.seal_file(LOCK_AAD, &json)))
-        .await
+    let json = serde_json::to_vec(info).map_err(RepoError::encode("lock"))?;
+    let sealed = keys
+        .seal_file(LOCK_AAD, &json)
+        .map_err(|e| RepoError::io("compressing the lock", e))?;
+    backend.put(key, Bytes::from(sealed)).await
 }
 
 /// Every lock in the repository, with its file name; unreadable ones are reported as stale

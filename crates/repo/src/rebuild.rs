@@ -186,7 +186,7 @@ impl Repository {
                         o = Some(a);
                     }
                     std::cmp::Ordering::Equal => {
-                        if a.version_key() != b.version_key() {
+                        if a.version_key()? != b.version_key()? {
                             out.push(&ItemChange::Put(b))?;
                         }
                         o = old.next().await.transpose()?;

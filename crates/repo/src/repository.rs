@@ -90,13 +90,15 @@ impl Repository {
             KdfParams::with_cost(memory, iterations),
         )
         .map_err(RepoError::Internal)?;
-        let key_json = serde_json::to_vec_pretty(&key_file).expect("key files serialize");
+        let key_json =
+            serde_json::to_vec_pretty(&key_file).map_err(RepoError::encode("key file"))?;
         let key_id = blake3::hash(&key_json).to_hex();
         // The key first: a `config` is only ever there with a key that opens the repository.
         backend
             .put(&format!("{KEYS_DIR}/{key_id}"), Bytes::from(key_json))
             .await?;
-        let config_json = serde_json::to_vec_pretty(&config).expect("config serializes");
+        let config_json =
+            serde_json::to_vec_pretty(&config).map_err(RepoError::encode("config"))?;
         backend.put(CONFIG_KEY, Bytes::from(config_json)).await?;
         tracing::info!(location = %backend.display(), id = %config.id, "repository created");
         Ok(Self::assemble(
@@ -312,9 +314,13 @@ impl Repository {
 
     /// Writes a snapshot document; returns its id.
     pub(crate) async fn write_snapshot(&self, doc: &SnapshotDoc) -> RepoResult<SnapshotId> {
-        let plain = serde_json::to_vec(doc).expect("snapshots serialize");
+        let plain = serde_json::to_vec(doc).map_err(RepoError::encode("restore point"))?;
         let id = SnapshotId(self.inner.keys.blob_id(&plain).0);
-        let sealed = self.inner.keys.seal_file(SNAPSHOT_AAD, &plain);
+        let sealed = self
+            .inner
+            .keys
+            .seal_file(SNAPSHOT_AAD, &plain)
+            .map_err(|e| RepoError::io("compressing a restore point", e))?;
         self.inner
             .backend
             .put(&snapshot_key(&id), Bytes::from(sealed))

@@ -46,7 +46,7 @@ impl ChangeBuffer {
         {
             let mut out = BufWriter::new(&mut file);
             for change in std::mem::take(&mut self.memory).into_values() {
-                serde_json::to_writer(&mut out, &change).expect("changes serialize");
+                serde_json::to_writer(&mut out, &change).map_err(|e| io(e.into()))?;
                 out.write_all(b"\n").map_err(io)?;
             }
             out.flush().map_err(io)?;

@@ -3,6 +3,10 @@
 //! started once per test process on a free loopback port and killed with it. `scripts/test`
 //! installs both; `M365BACKUP_S3S_FS` and `M365BACKUP_AZURITE_BLOB` name other binaries.
 
+// Only tests and benchmarks build this module (feature `test-services`, enabled by
+// dev-dependencies alone): a server that fails to start should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

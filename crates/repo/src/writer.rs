@@ -329,8 +329,9 @@ impl SnapshotWriter {
             match order {
                 // Unchanged: carried over as it is.
                 std::cmp::Ordering::Less => {
-                    let item = old.take().expect("present");
-                    pages.push(&self.repo, item, stats, refs).await?;
+                    if let Some(item) = old.take() {
+                        pages.push(&self.repo, item, stats, refs).await?;
+                    }
                     old = parent_items.next().await.transpose()?;
                 }
                 // New.
@@ -344,19 +345,20 @@ impl SnapshotWriter {
                 }
                 // Changed (unless the new state is the same) or deleted.
                 std::cmp::Ordering::Equal => {
-                    let before = old.take().expect("present");
-                    match change.take().expect("present") {
-                        ItemChange::Put(new) => {
-                            if before.version_key() != new.version_key() {
+                    match (old.take(), change.take()) {
+                        (Some(before), Some(ItemChange::Put(new))) => {
+                            if before.version_key()? != new.version_key()? {
                                 changed += 1;
                                 catalog_changes.push(&ItemChange::Put(new.clone()))?;
                             }
                             pages.push(&self.repo, new, stats, refs).await?;
                         }
-                        ItemChange::Remove(id) => {
+                        (_, Some(ItemChange::Remove(id))) => {
                             deleted += 1;
                             catalog_changes.push(&ItemChange::Remove(id))?;
                         }
+                        // The order said both are there.
+                        _ => {}
                     }
                     old = parent_items.next().await.transpose()?;
                     change = changes.next().transpose()?;
@@ -435,7 +437,7 @@ impl PageWriter {
         }
         let page = std::mem::take(&mut self.page);
         self.page_bytes = 0;
-        let json = serde_json::to_vec(&page).expect("pages serialize");
+        let json = serde_json::to_vec(&page).map_err(RepoError::encode("item page"))?;
         let id = repo
             .inner
             .blobs
@@ -474,7 +476,7 @@ impl ChangeFile {
 
     pub fn push(&mut self, change: &ItemChange) -> RepoResult<()> {
         let io = |e| RepoError::io("writing item changes to a temporary file", e);
-        serde_json::to_writer(&mut self.out, change).expect("changes serialize");
+        serde_json::to_writer(&mut self.out, change).map_err(|e| io(e.into()))?;
         self.out.write_all(b"\n").map_err(io)?;
         self.count += 1;
         Ok(())

@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p m365backup --bench api_throughput` (env: BENCH_SECS, BENCH_CONNECTIONS).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::routing::get;
 
 mod support;

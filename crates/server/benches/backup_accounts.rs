@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p m365backup --bench backup_accounts` (env: BENCH_SECS, BENCH_CONNECTIONS).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use m365sim::tenant::generated_password;

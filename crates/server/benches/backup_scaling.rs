@@ -44,6 +44,9 @@
 //! on every Graph answer), `BENCH_VERBOSE` (per-account lines), `BENCH_OBJECTS_AT_ONCE`,
 //! `BENCH_DOWNLOADS_PER_OBJECT` (the engine's settings).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 #[path = "../../engine/tests/support/mod.rs"]

@@ -18,6 +18,9 @@
 //! `cargo bench -p m365backup --bench restore_rate` (env: BENCH_FILES, BENCH_MIB for the
 //! folder's size, e.g. 400 and 100 for a quick run; BENCH_N for one N).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Instant;
 
 use m365sim::tenant::generated_password;

@@ -2,7 +2,7 @@
 //! `M365BACKUP_*` environment variables, then by command-line flags. Every option is listed in
 //! README.md ("Configuration").
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -218,7 +218,7 @@ pub enum TlsSource {
 pub const ADMIN_PASSWORD_ENV: &str = "M365BACKUP_ADMIN_PASSWORD";
 pub const DATABASE_URL_ENV: &str = "M365BACKUP_DATABASE_URL";
 pub const METRICS_TOKEN_ENV: &str = "M365BACKUP_METRICS_TOKEN";
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:4443";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4443);
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 365;
 
@@ -370,10 +370,7 @@ impl Settings {
                 ..Default::default()
             },
             engine: Default::default(),
-            listen: serve
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            listen: serve.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
             tls,
             plain_http,
             api: ApiSettings {
@@ -398,13 +395,14 @@ impl Settings {
         })
     }
 
-    /// Settings for a test or an embedded server: defaults, with the given data dir.
-    pub fn for_data_dir(data_dir: &Path) -> Self {
+    /// Settings for a test or an embedded server: defaults, with the given data dir (fails as
+    /// [`Settings::resolve`] does, e.g. on an unreadable config file there).
+    pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
         let state = StateArgs {
             data_dir: Some(data_dir.to_owned()),
             ..StateArgs::default()
         };
-        Self::resolve(&state, &ServeArgs::default()).expect("defaults are valid")
+        Self::resolve(&state, &ServeArgs::default())
     }
 }
 

@@ -5,6 +5,8 @@
 //! site-collection administrator of every site and OneDrive except `site4` and user50's
 //! OneDrive, so the organization's own (app-only) credentials have work to do too.
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
 use m365backup_core::ids::OrganizationId;
 use m365backup_core::organization_service::{
@@ -20,6 +22,17 @@ pub const DEMO_GROUP_ID: &str = "6e570850-9ce9-40ed-b81d-41772dabcead";
 pub const DEMO_DOMAIN: &str = "office365.onmicrosoft.com";
 const DEMO_SEED: u64 = 365;
 const DEMO_ACCOUNTS: usize = 4;
+
+/// The GUID strings above, parsed at compile time (a typo fails the build).
+const DEMO_ORGANIZATION: OrganizationId = OrganizationId(parse_guid(DEMO_ORGANIZATION_ID));
+const DEMO_GROUP: uuid::Uuid = parse_guid(DEMO_GROUP_ID);
+
+const fn parse_guid(s: &str) -> uuid::Uuid {
+    match uuid::Uuid::try_parse(s) {
+        Ok(id) => id,
+        Err(_) => panic!("not a GUID"),
+    }
+}
 
 /// The demo tenant: a realistic small tenant plus the founding document's accounts and group.
 pub fn tenant_spec() -> TenantSpec {
@@ -39,18 +52,14 @@ pub fn tenant_spec() -> TenantSpec {
         .collect();
     TenantSpec {
         seed: DEMO_SEED,
-        tenant_id: Some(
-            "3b8e5a55-5d2b-4a63-9a5f-6d0d3c6e7f01"
-                .parse()
-                .expect("valid GUID"),
-        ),
+        tenant_id: Some(uuid::uuid!("3b8e5a55-5d2b-4a63-9a5f-6d0d3c6e7f01")),
         domain: Some(DEMO_DOMAIN.into()),
         display_name: Some("Office 365 Demo".into()),
         users: 50,
         sites: 4,
         files_per_drive: 12,
         extra_groups: vec![GroupSpec {
-            id: Some(DEMO_GROUP_ID.parse().expect("valid GUID")),
+            id: Some(DEMO_GROUP),
             display_name: "Backup Workers".into(),
             kind: GroupKind::Security,
             members: accounts
@@ -67,11 +76,7 @@ pub fn tenant_spec() -> TenantSpec {
             },
             AdminGrant::everywhere(m365sim::tenant::BACKUP_ACCOUNTS_GROUP),
         ]),
-        app_client_id: Some(
-            "8d3f2c1b-0a9e-4f7d-8c6b-5a4e3d2c1b0a"
-                .parse()
-                .expect("valid GUID"),
-        ),
+        app_client_id: Some(uuid::uuid!("8d3f2c1b-0a9e-4f7d-8c6b-5a4e3d2c1b0a")),
         app_client_secret: Some("demo-app-secret".into()),
         ..TenantSpec::default()
     }
@@ -84,7 +89,7 @@ pub async fn start_sim() -> anyhow::Result<RunningSim> {
         throttling: ThrottleConfig::default(),
         ..SimConfig::default()
     };
-    m365sim::start(config, "127.0.0.1:0".parse().expect("valid address")).await
+    m365sim::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
 
 /// Registers (or re-points) the demo organization at the running simulator.
@@ -113,7 +118,7 @@ pub async fn register(organizations: &OrganizationService, sim: &RunningSim) -> 
             },
         }),
     };
-    let id: OrganizationId = DEMO_ORGANIZATION_ID.parse().expect("valid GUID");
+    let id = DEMO_ORGANIZATION;
     // The simulator has a new port at every start: point the organization at it.
     let action = match organizations.get(id).await {
         Ok(_) => {

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use m365backup_core::audit::AuditKind;
 use m365backup_core::jobs::model::{Job, JobSession, JobSessionId, SessionStatus};
 use m365backup_core::jobs::service::JobAction;
 use m365backup_core::store::Store;
 
 use crate::config::Settings;
+use crate::progress_style;
 
 #[derive(Subcommand, Debug)]
 pub enum JobCommand {
@@ -191,11 +192,9 @@ async fn wait_for_session(store: &dyn Store, job: &Job) -> anyhow::Result<JobSes
 /// A progress bar fed by the session until it ends; an error unless it ended `Success`.
 async fn follow(store: &dyn Store, id: JobSessionId) -> anyhow::Result<()> {
     let bar = ProgressBar::new(100);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos:>3}% {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    bar.set_style(progress_style::bar(
+        "{elapsed_precise} [{bar:30}] {pos:>3}% {msg}",
+    ));
     let s = loop {
         let s = store
             .get_session(id)

@@ -9,6 +9,7 @@ pub mod job_cli;
 pub mod listener;
 pub mod logging;
 pub mod probe;
+pub mod progress_style;
 pub mod repositories;
 pub mod repository_cli;
 pub mod restore_cli;

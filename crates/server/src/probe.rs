@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar};
 use m365backup_core::ids::OrganizationId;
 use m365backup_engine::pool_builder::build_pool;
 use m365backup_engine::probe::{probe, ProbeOptions, ProbeProgress};
 use m365backup_m365::pool::PoolConfig;
 
 use crate::config::Settings;
+use crate::progress_style;
 use crate::services::Services;
 
 #[derive(Args, Debug)]
@@ -53,7 +54,8 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
             initial_rate: args.initial_rate,
             ..PoolConfig::default()
         },
-    );
+    )
+    .context("starting the HTTP client for Microsoft 365")?;
     println!(
         "Probing {} ({}) with {using}, {workers} downloads at a time.",
         organization.name, org
@@ -70,9 +72,7 @@ pub async fn run(args: ProbeArgs, settings: &Settings) -> anyhow::Result<()> {
 
     let progress = Arc::new(ProbeProgress::default());
     let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"),
-    );
+    bar.set_style(progress_style::spinner("{spinner} {elapsed_precise} {msg}"));
     let ticker = {
         let (bar, progress, pool) = (bar.clone(), progress.clone(), pool.clone());
         tokio::spawn(async move {

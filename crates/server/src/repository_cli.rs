@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use m365backup_core::audit::AuditKind;
 use m365backup_core::Secret;
 use m365backup_repo::check::ReadData;
@@ -20,6 +20,7 @@ use m365backup_repo::registry::{
 use m365backup_repo::retention::RetentionType;
 
 use crate::config::Settings;
+use crate::progress_style;
 
 pub const PASSWORD_ENV: &str = "M365BACKUP_REPOSITORY_PASSWORD";
 pub const S3_SECRET_ENV: &str = "M365BACKUP_S3_SECRET_ACCESS_KEY";
@@ -108,30 +109,30 @@ impl Bar {
     }
 
     fn finish(&self) {
-        self.0.lock().expect("bar").finish_and_clear();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish_and_clear();
     }
 }
 
 impl Progress for Bar {
     fn phase(&self, name: &str, total: Option<u64>) {
-        let mut bar = self.0.lock().expect("bar");
+        let mut bar = self.0.lock().unwrap_or_else(|p| p.into_inner());
         bar.finish_and_clear();
         *bar = match total {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} ({elapsed})")
-                    .expect("template")
-                    .progress_chars("=> "),
-            ),
-            None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"),
-            ),
+            Some(n) => ProgressBar::new(n).with_style(progress_style::bar(
+                "{msg:>16} [{bar:40}] {pos}/{len} ({elapsed})",
+            )),
+            None => ProgressBar::new_spinner()
+                .with_style(progress_style::spinner("{spinner} {msg} ({elapsed})")),
         };
         bar.set_message(name.to_owned());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
     }
 
     fn advance(&self, n: u64) {
-        self.0.lock().expect("bar").inc(n);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).inc(n);
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use m365backup_core::audit::AuditKind;
 use m365backup_core::organizations::Organization;
 use m365backup_core::restore::model::{EventStatus, EventType, RestoreKind, RestoreSession};
@@ -32,6 +32,7 @@ use m365backup_repo::{ItemKind, ObjectKind};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::Settings;
+use crate::progress_style;
 
 /// What to take from the backups: an organization's OneDrive or site, optionally one folder or
 /// document of it, at a point in time.
@@ -251,7 +252,7 @@ async fn resolve(
         let site = pick
             .site
             .as_deref()
-            .expect("clap requires --onedrive or --site");
+            .context("--onedrive or --site is required")?;
         let libraries: Vec<RestorePoint> = points
             .iter()
             .filter(|p| p.object().kind == ObjectKind::SiteLibrary && site_matches(p, site))
@@ -288,12 +289,11 @@ async fn resolve(
             source,
         ));
     };
-    anyhow::ensure!(
-        objects.len() == 1,
-        "--path needs one library: add --library (the site has {})",
-        objects.len()
-    );
-    let point = objects.into_iter().next().expect("one object");
+    let count = objects.len();
+    let mut objects = objects.into_iter();
+    let (Some(point), None) = (objects.next(), objects.next()) else {
+        anyhow::bail!("--path needs one library: add --library (the site has {count})");
+    };
     let selection = walk(point, path).await?;
     Ok((
         selection.into_iter().collect(),
@@ -453,13 +453,9 @@ fn part_path(output: &Path) -> PathBuf {
 
 fn progress_bar(totals: ExportStats) -> ProgressBar {
     let bar = ProgressBar::new(totals.bytes);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    bar.set_style(progress_style::bar(
+        "{elapsed_precise} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+    ));
     bar.set_message(format!("{} document(s)", totals.documents));
     bar
 }
@@ -592,9 +588,7 @@ async fn restore_to_m365(
         .await?;
     let progress = prepared.progress();
     let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").expect("valid template"),
-    );
+    bar.set_style(progress_style::spinner("{spinner} {elapsed_precise} {msg}"));
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let running = tokio::spawn(prepared.run());
     let stats = loop {

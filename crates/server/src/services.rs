@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use m365backup_core::backup_accounts::BackupAccountService;
 use m365backup_core::directory::TenantGateway;
 use m365backup_core::directory_service::DirectoryService;
@@ -40,7 +41,8 @@ impl Services {
         let sealer = Arc::new(crate::server_key::load_or_create(
             &settings.server_key_file,
         )?);
-        let gateway: Arc<dyn TenantGateway> = Arc::new(M365Gateway::default());
+        let gateway: Arc<dyn TenantGateway> =
+            Arc::new(M365Gateway::new().context("starting the HTTP client for Microsoft 365")?);
         let endpoints = EndpointPolicy::with_allowed(&settings.allowed_endpoints)
             .map_err(|e| anyhow::anyhow!("allowed_endpoints: {e}"))?;
         let organizations = Arc::new(OrganizationService::new(

@@ -1,5 +1,8 @@
 //! `m365backup admin ...` run as a real process against both stores.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::Write;

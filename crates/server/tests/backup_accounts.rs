@@ -1,6 +1,9 @@
 //! The founding endpoint, `PUT`/`GET /v5/Organizations/{id}/BackupAccounts`, over HTTPS against
 //! simulated tenants, on both stores.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{

@@ -2,6 +2,9 @@
 //! `Failed` ("interrupted"), the repository checks clean, and the next run resumes from the
 //! last committed restore point of every object, losing no file.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -183,7 +186,7 @@ async fn a_killed_server_resumes_without_losing_files() {
 
     // Every file of the tenant, byte-exact, in the latest restore points; no object has more
     // restore points than the runs that committed it.
-    let settings = Settings::for_data_dir(&server.data_dir());
+    let settings = Settings::for_data_dir(&server.data_dir()).unwrap();
     let parts = m365backup::server::open_store_parts(&settings)
         .await
         .unwrap();

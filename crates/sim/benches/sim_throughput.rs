@@ -8,6 +8,9 @@
 //!
 //! `cargo bench -p m365sim --bench sim_throughput` (env: BENCH_SECS, BENCH_CONNECTIONS).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

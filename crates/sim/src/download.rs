@@ -59,7 +59,8 @@ impl DownloadTicket {
 }
 
 pub struct UrlSigner {
-    key: [u8; 32],
+    /// One block of SHA-256 (64 bytes): HMAC takes a key of that size as it is.
+    key: [u8; 64],
 }
 
 impl Default for UrlSigner {
@@ -70,13 +71,13 @@ impl Default for UrlSigner {
 
 impl UrlSigner {
     pub fn new() -> Self {
-        let mut key = [0u8; 32];
+        let mut key = [0u8; 64];
         rand::rngs::OsRng.fill_bytes(&mut key);
         Self { key }
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new(&self.key.into());
         mac.update(payload);
         mac
     }

@@ -419,10 +419,11 @@ async fn put_fragment(
         )
         .inner("fragmentOverlap"));
     }
-    if writing.writer.is_none() {
-        writing.writer = Some(sim.blobs.writer().await.map_err(internal)?);
-    }
-    let writer = writing.writer.as_mut().expect("just made");
+    let writer = match writing.writer.take() {
+        Some(writer) => writer,
+        None => sim.blobs.writer().await.map_err(internal)?,
+    };
+    let writer = writing.writer.insert(writer);
     take_fragment(writer, body, length).await?;
     if entry.cancelled.load(Ordering::Relaxed) {
         return Err(session_not_found());
@@ -444,7 +445,11 @@ async fn put_fragment(
         }
         return Ok((StatusCode::ACCEPTED, Json(entry.status())).into_response());
     }
-    let writer = writing.writer.take().expect("made above");
+    let Some(writer) = writing.writer.take() else {
+        return Err(internal(std::io::Error::other(
+            "the session's writer is gone",
+        )));
+    };
     let blob = sim.blobs.finish(writer).await.map_err(internal)?;
     writing.blob = Some(blob.clone());
     drop(writing);
@@ -495,7 +500,10 @@ fn commit(
             state
                 .replace_content(item, blob.size, content, spec.times.modified, now, spec.by)
                 .map_err(|e| GraphError::from_change(e, item))?;
-            (state.live(item).expect("just written"), false)
+            let index = state
+                .live(item)
+                .ok_or_else(|| GraphError::not_found(item))?;
+            (index, false)
         }
     };
     let body = item_json(sim, drive, &state, index, &HashMap::new(), false);

@@ -4,6 +4,9 @@
 //! one lookup per chunk, 1 MiB chunks on average (1,024/s), or 64 KiB for small-file-heavy data
 //! (16,384/s).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

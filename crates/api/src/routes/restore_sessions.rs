@@ -97,15 +97,15 @@ pub struct ExploreBody {
 
 /// The one action of a body like `{"explore": {...}}`: its name (lower case) and options.
 pub fn single_action(body: Value) -> ApiResult<(String, Value)> {
-    match body {
-        Value::Object(map) if map.len() == 1 => {
-            let (k, v) = map.into_iter().next().expect("one entry");
-            Ok((k.to_ascii_lowercase(), v))
+    if let Value::Object(map) = body {
+        let mut entries = map.into_iter();
+        if let (Some((k, v)), None) = (entries.next(), entries.next()) {
+            return Ok((k.to_ascii_lowercase(), v));
         }
-        _ => Err(ApiError::BadRequest(
-            "the body must be one action, e.g. {\"explore\":{...}}".into(),
-        )),
     }
+    Err(ApiError::BadRequest(
+        "the body must be one action, e.g. {\"explore\":{...}}".into(),
+    ))
 }
 
 /// Reads `explore` options.

@@ -109,7 +109,8 @@ impl BackupEngine {
             accounts,
             connection,
             self.config.pool.clone(),
-        );
+        )
+        .map_err(|e| format!("the HTTP client cannot start: {e}"))?;
         if pool.sign_in_all().await == 0 {
             return Err(
                 "no backup account and not the organization's own credentials could sign in".into(),

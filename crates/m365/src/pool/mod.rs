@@ -182,12 +182,13 @@ pub fn live_pools() -> Vec<Arc<AccountPool>> {
 }
 
 impl AccountPool {
-    /// A pool over `(login, client)` pairs, one per account, registered for `/metrics`.
+    /// A pool over `(login, client)` pairs, one per account, registered for `/metrics`. Fails
+    /// when the HTTP client for downloads cannot start (see [`crate::graph::http_client`]).
     pub fn new(
         organization: impl Into<String>,
         accounts: Vec<(String, GraphClient)>,
         config: PoolConfig,
-    ) -> Arc<Self> {
+    ) -> reqwest::Result<Arc<Self>> {
         Self::with_organization(organization, accounts, None, config)
     }
 
@@ -198,7 +199,8 @@ impl AccountPool {
         accounts: Vec<(String, GraphClient)>,
         own: Option<(String, GraphClient)>,
         config: PoolConfig,
-    ) -> Arc<Self> {
+    ) -> reqwest::Result<Arc<Self>> {
+        let downloads = crate::graph::http_client()?;
         let now = Instant::now();
         let backup = accounts.into_iter().map(|a| (a, false));
         let accounts: Vec<Arc<PooledAccount>> = backup
@@ -227,13 +229,13 @@ impl AccountPool {
             rotation: AtomicUsize::new(0),
             config,
             wake: tokio::sync::Notify::new(),
-            downloads: crate::graph::http_client(),
+            downloads,
         });
         REGISTRY
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Arc::downgrade(&pool));
-        pool
+        Ok(pool)
     }
 
     /// Signs every account in now; failures are quarantined. The number of usable accounts

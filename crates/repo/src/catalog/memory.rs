@@ -47,7 +47,7 @@ impl MemoryCatalog {
     }
 
     fn with<T>(&self, repo: RepoKey, f: impl FnOnce(&mut RepoRows) -> T) -> T {
-        let mut repos = self.repos.lock().expect("catalog lock");
+        let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
         f(repos.entry(repo).or_default())
     }
 }
@@ -308,7 +308,10 @@ impl Catalog for MemoryCatalog {
     }
 
     async fn clear(&self, repo: RepoKey) -> CatalogResult<()> {
-        self.repos.lock().expect("catalog lock").remove(&repo);
+        self.repos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&repo);
         Ok(())
     }
 }

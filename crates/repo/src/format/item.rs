@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::Keys;
+use crate::error::{RepoError, RepoResult};
 use crate::ids::BlobId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,9 +135,9 @@ impl Item {
     }
 
     /// Identifies this exact state of the item: the BLAKE3 hash of its JSON record.
-    pub fn version_key(&self) -> String {
-        let json = serde_json::to_vec(self).expect("items serialize");
-        blake3::hash(&json).to_hex()[..32].to_owned()
+    pub fn version_key(&self) -> RepoResult<String> {
+        let json = serde_json::to_vec(self).map_err(RepoError::encode("item"))?;
+        Ok(blake3::hash(&json).to_hex()[..32].to_owned())
     }
 
     /// Every chunk the item refers to (current content and earlier versions).

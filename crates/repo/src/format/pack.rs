@@ -100,8 +100,11 @@ pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackEntry>, String> {
         return Err("not a pack (magic number missing)".into());
     }
     let len_at = pack.len() - TRAILER_LEN;
-    let header_len =
-        u32::from_le_bytes(pack[len_at..len_at + 4].try_into().expect("4 bytes")) as usize;
+    let header_len = u32::from_le_bytes(
+        pack[len_at..len_at + 4]
+            .try_into()
+            .map_err(|_| "short trailer")?,
+    ) as usize;
     if header_len > len_at {
         return Err("header length runs past the start of the pack".into());
     }
@@ -117,10 +120,10 @@ pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackEntry>, String> {
         .map(|e| {
             let entry = PackEntry {
                 kind: BlobKind::from_code(e[0]).ok_or("unknown blob kind")?,
-                id: BlobId::from_slice(&e[1..33]).expect("32 bytes"),
-                offset: u64::from_le_bytes(e[33..41].try_into().expect("8 bytes")),
-                length: u32::from_le_bytes(e[41..45].try_into().expect("4 bytes")),
-                plain_length: u32::from_le_bytes(e[45..49].try_into().expect("4 bytes")),
+                id: BlobId::from_slice(&e[1..33]).ok_or("short entry")?,
+                offset: u64::from_le_bytes(e[33..41].try_into().map_err(|_| "short entry")?),
+                length: u32::from_le_bytes(e[41..45].try_into().map_err(|_| "short entry")?),
+                plain_length: u32::from_le_bytes(e[45..49].try_into().map_err(|_| "short entry")?),
             };
             if entry.offset + entry.length as u64 > header_start as u64 {
                 return Err("an entry points past the blobs".to_string());

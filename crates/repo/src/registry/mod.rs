@@ -154,12 +154,12 @@ struct SealedForm {
 }
 
 impl RepositorySecrets {
-    pub(crate) fn to_plaintext(&self) -> zeroize::Zeroizing<Vec<u8>> {
+    pub(crate) fn to_plaintext(&self) -> serde_json::Result<zeroize::Zeroizing<Vec<u8>>> {
         let form = SealedForm {
             password: self.password.expose().to_owned(),
             storage_secret: self.storage_secret.as_ref().map(|s| s.expose().to_owned()),
         };
-        let json = zeroize::Zeroizing::new(serde_json::to_vec(&form).expect("secrets serialize"));
+        let json = serde_json::to_vec(&form).map(zeroize::Zeroizing::new);
         let SealedForm {
             mut password,
             storage_secret,

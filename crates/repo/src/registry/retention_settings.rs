@@ -60,6 +60,9 @@ pub struct RetentionSettings {
     pub daily_type: DailyType,
 }
 
+/// 18:00 (checked at compile time).
+const DAILY_TIME: NaiveTime = NaiveTime::from_hms_opt(18, 0, 0).expect("a valid time");
+
 impl Default for RetentionSettings {
     /// The vendor's defaults: snapshot-based, three years, applied every day at 18:00.
     fn default() -> Self {
@@ -70,7 +73,7 @@ impl Default for RetentionSettings {
             monthly_retention_period: 1,
             yearly_retention_period: YearlyRetentionPeriod::Years3,
             retention_frequency_type: RetentionFrequencyType::Daily,
-            daily_time: NaiveTime::from_hms_opt(18, 0, 0).expect("valid time"),
+            daily_time: DAILY_TIME,
             daily_type: DailyType::Everyday,
         }
     }

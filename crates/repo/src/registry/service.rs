@@ -114,7 +114,7 @@ impl Drop for Busy<'_> {
         self.service
             .busy
             .lock()
-            .expect("busy lock")
+            .unwrap_or_else(|p| p.into_inner())
             .remove(&self.id);
     }
 }
@@ -266,9 +266,12 @@ impl RepositoryService {
             password,
             storage_secret: new.storage_secret,
         };
-        let sealed = self
-            .sealer
-            .seal(&secrets_context(id), &secrets.to_plaintext())?;
+        let sealed = self.sealer.seal(
+            &secrets_context(id),
+            &secrets
+                .to_plaintext()
+                .map_err(|e| CoreError::internal("encoding a repository's secrets", e))?,
+        )?;
         self.store
             .insert_repository(&record, &sealed)
             .await
@@ -319,7 +322,11 @@ impl RepositoryService {
         }
         let mut open = self.open.lock().await;
         if open.get(&id).is_some_and(|r| r.active_writers() > 0)
-            || self.busy.lock().expect("busy lock").contains(&id)
+            || self
+                .busy
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&id)
         {
             return Err(CoreError::Conflict(format!(
                 "Backup repository '{}' is in use.",
@@ -367,12 +374,12 @@ impl RepositoryService {
         let failed_recently = self
             .unreachable
             .lock()
-            .expect("unreachable lock")
+            .unwrap_or_else(|p| p.into_inner())
             .get(&record.id)
             .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(60));
         let is_available = !failed_recently && {
             let opened = self.open(record.id).await.is_ok();
-            let mut unreachable = self.unreachable.lock().expect("unreachable lock");
+            let mut unreachable = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
             if opened {
                 unreachable.remove(&record.id);
             } else {
@@ -400,7 +407,12 @@ impl RepositoryService {
     }
 
     fn mark_busy(&self, id: uuid::Uuid, what: &str) -> CoreResult<Busy<'_>> {
-        if !self.busy.lock().expect("busy lock").insert(id) {
+        if !self
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+        {
             return Err(CoreError::Conflict(format!(
                 "Another maintenance task runs on this repository; {what} must wait."
             )));

@@ -140,7 +140,7 @@ pub async fn run(
     let account = engine_support::backup_account(sim, 1, seed);
     let (endpoints, credentials) = m365backup_m365::gateway::client_parts(&account.connection);
     let driver = Arc::new(Driver {
-        client: GraphClient::new(endpoints, credentials),
+        client: GraphClient::new(endpoints, credentials).unwrap(),
         downloads: reqwest::Client::new(),
         gate: Gate::new(pacing),
         repo,

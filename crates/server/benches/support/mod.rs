@@ -83,7 +83,7 @@ pub async fn start_server_with(
     adjust: impl FnOnce(&mut m365backup::config::Settings),
 ) -> BenchServer {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = m365backup::config::Settings::for_data_dir(dir.path());
+    let mut settings = m365backup::config::Settings::for_data_dir(dir.path()).unwrap();
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.bootstrap_admin_password = Some(m365backup_core::Secret::new("benchmark-password"));
     // Benchmarks run their simulated tenants on loopback ports.

@@ -87,7 +87,7 @@ impl TestServer {
     /// Starts with default settings changed by `adjust`.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = Settings::for_data_dir(data_dir.path());
+        let mut settings = Settings::for_data_dir(data_dir.path()).unwrap();
         settings.listen = "127.0.0.1:0".parse().unwrap();
         settings.bootstrap_admin_password = Some(Secret::new(ADMIN_PASSWORD));
         // Tests run their simulated tenants on loopback ports.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
@@ -17,6 +17,12 @@ use super::*;
 use crate::content::ContentSource;
 
 /// Folder names, by position: plain, accented with `#`, with `%`, long Cyrillic, very long.
+/// Generated dates fall within the year after this (checked at compile time).
+const EPOCH: DateTime<Utc> = NaiveDate::from_ymd_opt(2024, 1, 1)
+    .expect("a valid date")
+    .and_time(NaiveTime::from_hms_opt(8, 0, 0).expect("a valid time"))
+    .and_utc();
+
 const FOLDER_NAMES: [&str; 5] = [
     "Folder {n}",
     "Projets été #{n}",
@@ -150,10 +156,7 @@ impl Tenant {
         let org_name = domain.split('.').next().unwrap_or("contoso").to_owned();
         let sharepoint_host = format!("{org_name}.sharepoint.com");
         let my_host = format!("{org_name}-my.sharepoint.com");
-        let epoch = Utc
-            .with_ymd_and_hms(2024, 1, 1, 8, 0, 0)
-            .single()
-            .expect("valid date");
+        let epoch = EPOCH;
         let when = |rng: &mut ChaCha8Rng| epoch + Duration::seconds(rng.gen_range(0..365 * 86_400));
         let app = AppRegistration {
             client_id: spec.app_client_id.unwrap_or_else(|| random_uuid(&mut rng)),

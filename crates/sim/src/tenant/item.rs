@@ -99,7 +99,7 @@ impl Permission {
             .chain_update(item_id.as_bytes())
             .chain_update(grant.subject().as_bytes())
             .finalize();
-        let id = uuid::Builder::from_random_bytes(d[..16].try_into().expect("16 bytes"))
+        let id = uuid::Builder::from_random_bytes(std::array::from_fn(|i| d[i]))
             .into_uuid()
             .to_string();
         Self { id, grant }

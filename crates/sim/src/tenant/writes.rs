@@ -123,10 +123,14 @@ impl DriveState {
 
     /// The first `name n.ext` free under folder `p`.
     fn free_name(&self, p: usize, name: &str) -> String {
-        (1..)
-            .map(|n| numbered(name, n))
-            .find(|candidate| self.child(p, candidate).is_none())
-            .expect("some number is free")
+        let mut n = 1;
+        loop {
+            let candidate = numbered(name, n);
+            if self.child(p, &candidate).is_none() {
+                return candidate;
+            }
+            n += 1;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -336,10 +336,7 @@ impl Throttler {
         let (ledgers, rng) = &mut *guard;
         let principals = call.principals();
         for p in &principals {
-            let ledger = ledgers
-                .entry(*p)
-                .or_insert_with(|| Ledger::new(&cfg, p, now));
-            ledger.stats.requests += 1;
+            ledger_of(ledgers, &cfg, p, now).stats.requests += 1;
         }
         let outcome = if !cfg.enabled {
             Ok(None)
@@ -352,7 +349,7 @@ impl Throttler {
         match outcome {
             Ok(rate_limit) => {
                 for p in &principals {
-                    let s = &mut ledgers.get_mut(p).expect("inserted above").stats;
+                    let s = &mut ledger_of(ledgers, &cfg, p, now).stats;
                     s.admitted += 1;
                     s.units += call.units;
                 }
@@ -362,7 +359,7 @@ impl Throttler {
                 let service_unavailable =
                     cfg.fraction_503 > 0.0 && rng.gen::<f64>() < cfg.fraction_503;
                 for p in &principals {
-                    let s = &mut ledgers.get_mut(p).expect("inserted above").stats;
+                    let s = &mut ledger_of(ledgers, &cfg, p, now).stats;
                     if service_unavailable {
                         s.throttled503 += 1;
                     } else {
@@ -393,16 +390,14 @@ impl Throttler {
             .collect();
         for p in &principals {
             let (rate, burst) = bucket_of(cfg, p);
-            ledgers
-                .get_mut(p)
-                .expect("present")
+            ledger_of(ledgers, cfg, p, now)
                 .bucket
                 .refill(now, rate, burst);
         }
         // Already blocked: refuse, and extend the block (continued traffic during a throttle).
         let mut wait: Option<Duration> = None;
         for p in &principals {
-            let ledger = ledgers.get_mut(p).expect("present");
+            let ledger = ledger_of(ledgers, cfg, p, now);
             if let Some(left) = ledger.bucket.check_blocked(now, cfg.extension_secs) {
                 ledger.stats.early += 1;
                 wait = wait.max(Some(left));
@@ -412,7 +407,7 @@ impl Throttler {
         if wait.is_none() {
             for p in &principals {
                 let (rate, _) = bucket_of(cfg, p);
-                let b = &mut ledgers.get_mut(p).expect("present").bucket;
+                let b = &mut ledger_of(ledgers, cfg, p, now).bucket;
                 wait = wait.max(b.check_cost(now, cost, rate));
             }
         }
@@ -422,7 +417,7 @@ impl Throttler {
         let mut rate_limit: Option<RateLimitInfo> = None;
         for p in &principals {
             let (rate, burst) = bucket_of(cfg, p);
-            let b = &mut ledgers.get_mut(p).expect("present").bucket;
+            let b = &mut ledger_of(ledgers, cfg, p, now).bucket;
             b.spend(cost);
             // Like Microsoft, the headers describe the app's budget, not a user's.
             if matches!(p, Principal::App(_)) && b.tokens().floor() <= 0.2 * burst {
@@ -458,7 +453,7 @@ impl Throttler {
         let draws = Self::draws(call);
         let charge = |ledgers: &mut HashMap<Principal, Ledger>| {
             for (p, budget, amount) in &draws {
-                let ledger = ledgers.get_mut(p).expect("present");
+                let ledger = ledger_of(ledgers, cfg, p, now);
                 ledger
                     .meter(*budget, cfg, self.licenses)
                     .window
@@ -466,19 +461,15 @@ impl Throttler {
             }
         };
         let caller = call.caller();
-        let told = ledgers
-            .get_mut(&caller)
-            .expect("present")
-            .told
-            .arrive(now, cfg);
+        let told = ledger_of(ledgers, cfg, &caller, now).told.arrive(now, cfg);
         if let Some(wait) = told {
-            ledgers.get_mut(&caller).expect("present").stats.early += 1;
+            ledger_of(ledgers, cfg, &caller, now).stats.early += 1;
             charge(ledgers); // refused calls count as usage
             return Err(wait);
         }
         let mut wait: Option<Duration> = None;
         for (p, budget, amount) in &draws {
-            let ledger = ledgers.get_mut(p).expect("present");
+            let ledger = ledger_of(ledgers, cfg, p, now);
             let w = ledger.meter(*budget, cfg, self.licenses).wait_for(
                 now,
                 *amount,
@@ -489,9 +480,7 @@ impl Throttler {
         }
         charge(ledgers);
         if let Some(wait) = wait {
-            ledgers
-                .get_mut(&caller)
-                .expect("present")
+            ledger_of(ledgers, cfg, &caller, now)
                 .told
                 .tell(now, whole_secs(wait));
             return Err(wait);
@@ -501,10 +490,11 @@ impl Throttler {
             return Ok(None);
         }
         let (_, limit) = Budget::AppMinute.scaled(cfg, self.licenses);
-        let meter = ledgers
-            .get_mut(&Principal::App(call.app))
-            .expect("present")
-            .meter(Budget::AppMinute, cfg, self.licenses);
+        let meter = ledger_of(ledgers, cfg, &Principal::App(call.app), now).meter(
+            Budget::AppMinute,
+            cfg,
+            self.licenses,
+        );
         let used = meter.window.used(now);
         Ok((used >= 0.8 * limit).then(|| RateLimitInfo {
             limit: limit.round() as u64,
@@ -532,9 +522,7 @@ impl Throttler {
         principals.extend(user.map(Principal::User));
         let caller = user.map_or(Principal::App(app), Principal::User);
         for p in &principals {
-            ledgers
-                .entry(*p)
-                .or_insert_with(|| Ledger::new(&cfg, p, now));
+            ledger_of(ledgers, &cfg, p, now);
         }
         let per_hour = match direction {
             Direction::Egress => cfg.user_egress_bytes_per_hour,
@@ -543,7 +531,7 @@ impl Throttler {
         let mut wait = None;
         if cfg.enabled {
             if let Some(u) = user.map(Principal::User) {
-                let ledger = ledgers.get_mut(&u).expect("present");
+                let ledger = ledger_of(ledgers, &cfg, &u, now);
                 wait = match cfg.profile {
                     Profile::Fast => {
                         let (rate, burst) = fast::transfer_bucket(per_hour);
@@ -564,7 +552,7 @@ impl Throttler {
             }
         }
         if let Some(wait) = wait {
-            let ledger = ledgers.get_mut(&caller).expect("present");
+            let ledger = ledger_of(ledgers, &cfg, &caller, now);
             ledger.stats.throttled429 += 1;
             if cfg.profile == Profile::Realistic && ledger.told.until.is_none_or(|u| u <= now) {
                 ledger.told.tell(now, whole_secs(wait));
@@ -575,7 +563,7 @@ impl Throttler {
             };
         }
         for p in &principals {
-            let ledger = ledgers.get_mut(p).expect("present");
+            let ledger = ledger_of(ledgers, &cfg, p, now);
             match direction {
                 Direction::Egress => ledger.stats.bytes += bytes,
                 Direction::Ingress => ledger.stats.ingress_bytes += bytes,
@@ -605,6 +593,19 @@ impl Throttler {
             .0
             .clear();
     }
+}
+
+/// The ledger of `p`, opened on its first call (every principal of a call has one before its
+/// budgets are checked, so this never opens one halfway through a call).
+fn ledger_of<'a>(
+    ledgers: &'a mut HashMap<Principal, Ledger>,
+    cfg: &ThrottleConfig,
+    p: &Principal,
+    now: Instant,
+) -> &'a mut Ledger {
+    ledgers
+        .entry(*p)
+        .or_insert_with(|| Ledger::new(cfg, p, now))
 }
 
 fn bucket_of(cfg: &ThrottleConfig, p: &Principal) -> (f64, f64) {

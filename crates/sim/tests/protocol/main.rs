@@ -6,6 +6,9 @@
 //! (`handle.rs`), Graph writes (`writes.rs`), uploads (`uploads.rs`) and what a restore meets
 //! (`restore_faults.rs`).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod access;
 mod faults;
 mod handle;

@@ -42,7 +42,8 @@ impl Connections {
             }
             None => {
                 let accounts = self.backup_accounts.sessions(org).await?;
-                let pool = build_pool(&org.to_string(), accounts, connection, self.pool.clone());
+                let pool = build_pool(&org.to_string(), accounts, connection, self.pool.clone())
+                    .map_err(|e| CoreError::internal("starting the HTTP client", e))?;
                 if pool.sign_in_all().await == 0 {
                     return Err(CoreError::Unavailable(format!(
                         "No backup account and not the organization's own credentials could sign in: {}",
@@ -98,12 +99,14 @@ async fn single_account_pool(
 ) -> CoreResult<Arc<AccountPool>> {
     let connection = account_connection(connection, login, password.clone());
     let (endpoints, credentials) = client_parts(&connection);
-    let client = GraphClient::with_http(http_client(), endpoints, credentials);
+    let http = http_client().map_err(|e| CoreError::internal("starting the HTTP client", e))?;
+    let client = GraphClient::with_http(http, endpoints, credentials);
     let pool = AccountPool::new(
         org.to_string(),
         vec![(login.to_owned(), client)],
         config.clone(),
-    );
+    )
+    .map_err(|e| CoreError::internal("starting the HTTP client", e))?;
     if pool.sign_in_all().await == 0 {
         return Err(CoreError::Invalid(format!(
             "userName '{login}' could not sign in: {}",
