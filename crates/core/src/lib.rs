@@ -24,6 +24,7 @@ pub mod secret;
 pub mod signin_guard;
 pub mod store;
 pub mod token;
+pub mod token_cache;
 
 pub use error::{CoreError, StoreError};
 pub use secret::Secret;
