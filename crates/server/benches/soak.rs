@@ -9,7 +9,7 @@
 //! - a backup: the job runs again and again, a few files of the tenant added or changed before
 //!   each run so every run has new data to back up;
 //! - an export: a restore session on the latest restore point, a whole OneDrive saved as a ZIP
-//!   (`{"save": null}`), the session stopped; again and again.
+//!   (`{"save": null}`), the session stopped; again every `SOAK_EXPORT_MS`.
 //!
 //! Reported: the operations of each kind, the errors (anything else than the expected answer:
 //! must be 0; the first few are printed), p50/p99/max latency of each kind, and the server's
@@ -19,7 +19,8 @@
 //! then stopped with SIGTERM and must exit cleanly. Exits non-zero if there was any error.
 //!
 //! `cargo bench -p m365backup --bench soak` (env: SOAK_SECONDS (600), SOAK_WARMUP_SECS (60),
-//! SOAK_READ_RPS (200), SOAK_CONNECTIONS (8), SOAK_SIGNIN_MS (1000), SOAK_SAMPLE_SECS (5)).
+//! SOAK_READ_RPS (200), SOAK_CONNECTIONS (8), SOAK_SIGNIN_MS (1000), SOAK_EXPORT_MS (2000),
+//! SOAK_SAMPLE_SECS (5)).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -45,7 +46,8 @@ async fn main() {
     let warmup_secs = env_or("SOAK_WARMUP_SECS", 60.min(secs / 5));
     let read_rps = env_or("SOAK_READ_RPS", 200).max(1);
     let connections = env_or("SOAK_CONNECTIONS", 8).max(1);
-    let signin_every = Duration::from_millis(env_or("SOAK_SIGNIN_MS", 1000));
+    let signin_every = Duration::from_millis(env_or("SOAK_SIGNIN_MS", 1000).max(1));
+    let export_every = Duration::from_millis(env_or("SOAK_EXPORT_MS", 2000).max(1));
     let sample_every = Duration::from_secs(env_or("SOAK_SAMPLE_SECS", 5).max(1));
 
     let sim = start_sim().await;
@@ -65,8 +67,9 @@ async fn main() {
     let idle_rss = server.rss_mib();
     println!(
         "soak: {secs} s on loopback: {read_rps} reads/s over {connections} connections, a \
-         sign-in cycle every {} ms, a backup and an export running again and again",
-        signin_every.as_millis()
+         sign-in cycle every {} ms, a backup running again and again, an export every {} ms",
+        signin_every.as_millis(),
+        export_every.as_millis()
     );
 
     let run = Arc::new(Run::default());
@@ -102,7 +105,7 @@ async fn main() {
         let (first_backup, first) = (first_backup.clone(), first_export.clone());
         tasks.push(tokio::spawn(async move {
             first_backup.notified().await;
-            exports(&run, &api, &admin, &org, &first).await
+            exports(&run, &api, &admin, &org, export_every, &first).await
         }));
     }
 
@@ -174,6 +177,14 @@ async fn main() {
         slope(&after_warmup) * 60.0,
         after_warmup.len()
     );
+    // The trend, one sample a minute (or the samples there are).
+    let step = ((60.0 / sample_every.as_secs_f64()) as usize).max(1);
+    let trend: Vec<String> = samples
+        .iter()
+        .step_by(step)
+        .map(|(t, mib)| format!("{t:.0}s {mib:.1}"))
+        .collect();
+    println!("  RSS trend (MiB): {}", trend.join(", "));
     let exit = server.stop();
     println!("  server stopped with SIGTERM: {exit}");
     sim.shutdown().await;
@@ -405,20 +416,22 @@ impl Api {
         }
     }
 
+    /// [`Api::call`], the body as JSON.
     async fn json(
         &self,
         method: Method,
         path: &str,
         token: &str,
         body: Option<&Value>,
+        expect: StatusCode,
     ) -> Result<Value, Failure> {
-        let expect = if method == Method::POST && body.is_some_and(|b| b.get("explore").is_some()) {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
         let bytes = self.call(method, path, token, body, expect).await?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{path}: not JSON: {e}"))
+    }
+
+    async fn get_json(&self, path: &str, token: &str) -> Result<Value, Failure> {
+        self.json(Method::GET, path, token, None, StatusCode::OK)
+            .await
     }
 
     async fn created(&self, token: &str, path: &str, body: &Value) -> String {
@@ -601,7 +614,7 @@ async fn backups(
 async fn backup_once(api: &Api, token: &str, job: &str) -> Result<(), Failure> {
     let sessions = format!("/v5/Jobs/{job}/JobSessions?limit=1");
     let latest = |page: &Value| page["results"].get(0).cloned();
-    let before = latest(&api.json(Method::GET, &sessions, token, None).await?)
+    let before = latest(&api.get_json(&sessions, token).await?)
         .and_then(|s| s["id"].as_str().map(str::to_owned));
     api.call(
         Method::POST,
@@ -613,7 +626,7 @@ async fn backup_once(api: &Api, token: &str, job: &str) -> Result<(), Failure> {
     .await?;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let Some(s) = latest(&api.json(Method::GET, &sessions, token, None).await?) else {
+        let Some(s) = latest(&api.get_json(&sessions, token).await?) else {
             continue;
         };
         let status = s["status"].as_str().unwrap_or("");
@@ -643,10 +656,23 @@ fn change_tenant(sim: &m365sim::SharedSim, round: usize) {
     }
 }
 
-/// Exports again and again: a restore session, one OneDrive as a ZIP, the session stopped.
-async fn exports(run: &Run, api: &Api, token: &str, org: &str, first: &tokio::sync::Notify) {
+/// An export every `every`: a restore session, one OneDrive as a ZIP, the session stopped.
+async fn exports(
+    run: &Run,
+    api: &Api,
+    token: &str,
+    org: &str,
+    every: Duration,
+    first: &tokio::sync::Notify,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut round = 0usize;
     while !run.stopping() {
+        tick.tick().await;
+        if run.stopping() {
+            break;
+        }
         let t0 = Instant::now();
         match export_once(api, token, org, round).await {
             Ok(bytes) => {
@@ -669,15 +695,14 @@ async fn export_once(api: &Api, token: &str, org: &str, round: usize) -> Result<
             &format!("/v5/Organizations/{org}/Action"),
             token,
             Some(&json!({"explore": {"type": "veod"}})),
+            StatusCode::CREATED,
         )
         .await?;
     let id = session["id"].as_str().unwrap_or_default().to_owned();
     let drives = api
-        .json(
-            Method::GET,
+        .get_json(
             &format!("/v5/RestoreSessions/{id}/Organization/OneDrives"),
             token,
-            None,
         )
         .await?;
     let drives = drives["results"].as_array().cloned().unwrap_or_default();

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{json, Backend, TestServer, ADMIN_PASSWORD};
-use m365backup_core::token_cache::REVALIDATE_AFTER;
 
 on_both_stores! {
     logout_and_refresh_revoke_at_once;
@@ -220,6 +219,7 @@ async fn another_node_refuses_a_revoked_token_within_two_seconds() {
         401,
         "at once on the node that revoked"
     );
+    // Polled: B had the token in memory, and asks the store again within REVALIDATE_AFTER.
     let refused_after = loop {
         if on_b(&access).await == 401 {
             break revoked.elapsed();
@@ -231,7 +231,10 @@ async fn another_node_refuses_a_revoked_token_within_two_seconds() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     busy.stop().await;
-    assert!(refused_after <= REVALIDATE_AFTER + Duration::from_millis(500));
+    assert!(
+        refused_after < Duration::from_secs(2),
+        "node B refused the token only after {refused_after:?}"
+    );
     assert_eq!(on_b(&other).await, 200, "only the revoked token is refused");
     b.shutdown().await.unwrap();
     a.stop().await;
