@@ -15,6 +15,7 @@ use crate::password::{hash_password, validate_new_password, verify_password, Has
 use crate::signin_guard::{Attempt, GuardPolicy, SignInGuard};
 use crate::store::{NewSession, Principal, RefreshOutcome, SessionTokens, Store};
 use crate::token::{generate_token, TokenDigest};
+use crate::token_cache::{TokenCache, REVALIDATE_AFTER};
 use crate::Secret;
 
 #[derive(Clone, Debug)]
@@ -51,6 +52,8 @@ const BAD_REFRESH: &str = "The refresh token is invalid, expired or revoked.";
 
 pub struct AuthService {
     store: Arc<dyn Store>,
+    /// Tokens the store vouched for; every revocation below drops them (see [`TokenCache`]).
+    tokens: TokenCache,
     guard: SignInGuard,
     hash_slots: HashSlots,
     settings: AuthSettings,
@@ -66,6 +69,7 @@ impl AuthService {
         let guard = SignInGuard::new(settings.guard.clone());
         Self {
             store,
+            tokens: TokenCache::default(),
             guard,
             hash_slots: HashSlots::per_core(),
             settings,
@@ -123,11 +127,16 @@ impl AuthService {
         let attempt = self.begin_attempt(None, client)?;
         let (access, refresh, tokens, issued_at) = self.new_tokens();
         let presented = TokenDigest::of(refresh_token);
-        match self
+        let outcome = self
             .store
             .rotate_refresh_token(&presented, &tokens, issued_at)
-            .await?
-        {
+            .await;
+        // A rotation replaces the session's access token, a replay deletes the session; a
+        // failed call may have done either.
+        if !matches!(outcome, Ok(RefreshOutcome::Unknown)) {
+            self.tokens.revoke_all();
+        }
+        match outcome? {
             RefreshOutcome::Rotated(principal) => {
                 attempt.succeeded();
                 Ok(self.issued(
@@ -150,27 +159,44 @@ impl AuthService {
         }
     }
 
-    /// Resolves a bearer access token, or `Unauthenticated`.
+    /// Resolves a bearer access token, or `Unauthenticated`: from memory when the store
+    /// vouched for the token less than [`REVALIDATE_AFTER`] ago and nothing was revoked since.
     pub async fn authenticate(&self, access_token: &str) -> CoreResult<Principal> {
         if access_token.is_empty() || access_token.len() > 512 {
             return Err(CoreError::Unauthenticated);
         }
         let digest = TokenDigest::of(&Secret::new(access_token));
-        self.store
+        let miss = match self.tokens.lookup(&digest) {
+            Ok(principal) => return Ok(principal),
+            Err(miss) => miss,
+        };
+        let valid = self
+            .store
             .principal_for_access_token(&digest, Utc::now())
             .await?
-            .ok_or(CoreError::Unauthenticated)
+            .ok_or(CoreError::Unauthenticated)?;
+        self.tokens
+            .remember(digest, valid.principal.clone(), valid.expires_at, miss);
+        Ok(valid.principal)
     }
 
-    /// Logout: both tokens of the session die.
+    /// Logout: both tokens of the session die, on this node at once.
     pub async fn sign_out(&self, principal: &Principal) -> CoreResult<()> {
-        self.store.delete_session(principal.session_id).await?;
+        let deleted = self.store.delete_session(principal.session_id).await;
+        self.tokens.revoke_all();
+        deleted?;
         tracing::info!(operator = %principal.operator_name, "operator signed out");
         Ok(())
     }
 
     pub async fn purge_expired_sessions(&self) -> CoreResult<u64> {
-        Ok(self.store.purge_expired_sessions(Utc::now()).await?)
+        let purged = self.store.purge_expired_sessions(Utc::now()).await;
+        // Purged sessions' access tokens have normally expired already, unless access tokens
+        // were configured to outlive refresh tokens.
+        if !matches!(purged, Ok(0)) {
+            self.tokens.revoke_all();
+        }
+        Ok(purged?)
     }
 
     fn begin_attempt(&self, name: Option<&str>, client: IpAddr) -> CoreResult<Attempt<'_>> {
@@ -259,16 +285,20 @@ impl OperatorService {
         Ok(operator)
     }
 
-    /// Changes the password; every token of the operator dies with the old one.
+    /// Changes the password; every token of the operator dies with the old one. Returns once
+    /// no server sharing the store still accepts those tokens (see [`revocation_seen_everywhere`]).
     pub async fn set_password(&self, name: &str, password: &Secret) -> CoreResult<()> {
         let name = OperatorName::parse(name)?;
         validate_new_password(password)?;
         let hash = hash_password(password).await?;
-        if self
+        let changed = self
             .store
             .set_operator_password(&name.normalized(), &hash)
-            .await?
-        {
+            .await;
+        if !matches!(changed, Ok(false)) {
+            revocation_seen_everywhere().await;
+        }
+        if changed? {
             Ok(())
         } else {
             Err(CoreError::NotFound(format!(
@@ -282,7 +312,8 @@ impl OperatorService {
         Ok(self.store.list_operators().await?)
     }
 
-    /// Removes an operator, but never the last one: the server would be unmanageable.
+    /// Removes an operator, but never the last one: the server would be unmanageable. Like
+    /// [`OperatorService::set_password`], returns once its tokens are refused everywhere.
     pub async fn remove(&self, name: &str) -> CoreResult<()> {
         let name = OperatorName::parse(name)?;
         if self
@@ -301,7 +332,11 @@ impl OperatorService {
                 "cannot remove the last operator".into(),
             ));
         }
-        self.store.delete_operator(&name.normalized()).await?;
+        let removed = self.store.delete_operator(&name.normalized()).await;
+        if !matches!(removed, Ok(false)) {
+            revocation_seen_everywhere().await;
+        }
+        removed?;
         Ok(())
     }
 
@@ -329,6 +364,15 @@ impl OperatorService {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Waits out [`REVALIDATE_AFTER`] after a revocation committed by an [`OperatorService`].
+/// These changes are made outside the serving process (the `m365backup admin` command, on any
+/// node), so no server's token cache hears of them; each re-asks the store about a token within
+/// that period. Waiting here means that when the command says the tokens are revoked, every
+/// server, this machine's included, already refuses them.
+async fn revocation_seen_everywhere() {
+    tokio::time::sleep(REVALIDATE_AFTER).await;
 }
 
 pub const BOOTSTRAP_ADMIN: &str = "admin";

@@ -25,6 +25,7 @@ pub mod secret;
 pub mod signin_guard;
 pub mod store;
 pub mod token;
+pub mod token_cache;
 
 pub use error::{BoxError, Chain, CoreError, StoreError};
 pub use secret::Secret;

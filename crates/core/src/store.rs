@@ -61,6 +61,13 @@ pub struct Principal {
     pub operator_name: String,
 }
 
+/// A valid access token: who it belongs to and when it dies.
+#[derive(Clone, Debug)]
+pub struct ValidAccessToken {
+    pub principal: Principal,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[derive(Debug)]
 pub enum RefreshOutcome {
     /// The refresh token was current: the session now holds the new tokens.
@@ -74,11 +81,12 @@ pub enum RefreshOutcome {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// The session whose current access token is `access`, if that token is unexpired at `now`.
     async fn principal_for_access_token(
         &self,
         access: &TokenDigest,
         now: DateTime<Utc>,
-    ) -> StoreResult<Option<Principal>>;
+    ) -> StoreResult<Option<ValidAccessToken>>;
     /// Atomically swaps a session's tokens if `presented` is its current, unexpired refresh token.
     async fn rotate_refresh_token(
         &self,

@@ -15,7 +15,7 @@ pub fn generate_token() -> Secret {
 }
 
 /// The digest under which a token is stored and looked up. A leaked database yields no tokens.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TokenDigest(pub String);
 
 impl TokenDigest {

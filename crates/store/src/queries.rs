@@ -15,7 +15,7 @@ macro_rules! impl_store {
         use m365backup_core::store::{
             BackupAccountStore,
             NewSession, OperatorStore, OrganizationStore, Principal, RefreshOutcome, SessionStore,
-            SessionTokens, Store, StoreResult,
+            SessionTokens, Store, StoreResult, ValidAccessToken,
         };
         use m365backup_core::token::TokenDigest;
         use sqlx::Row;
@@ -158,9 +158,9 @@ macro_rules! impl_store {
                 &self,
                 access: &TokenDigest,
                 now: DateTime<Utc>,
-            ) -> StoreResult<Option<Principal>> {
+            ) -> StoreResult<Option<ValidAccessToken>> {
                 let row = sqlx::query(
-                    "SELECT s.id, s.operator_id, o.name FROM sessions s
+                    "SELECT s.id, s.operator_id, s.access_expires_at, o.name FROM sessions s
                      JOIN operators o ON o.id = s.operator_id
                      WHERE s.access_digest = $1 AND s.access_expires_at > $2",
                 )
@@ -173,10 +173,15 @@ macro_rules! impl_store {
                     let session: String = row.try_get("id").map_err(crate::backend_error)?;
                     let operator: String =
                         row.try_get("operator_id").map_err(crate::backend_error)?;
-                    Ok(Principal {
-                        session_id: parse_id::<SessionId>(&session)?,
-                        operator_id: parse_id::<OperatorId>(&operator)?,
-                        operator_name: row.try_get("name").map_err(crate::backend_error)?,
+                    let expires_at: i64 =
+                        row.try_get("access_expires_at").map_err(crate::backend_error)?;
+                    Ok(ValidAccessToken {
+                        principal: Principal {
+                            session_id: parse_id::<SessionId>(&session)?,
+                            operator_id: parse_id::<OperatorId>(&operator)?,
+                            operator_name: row.try_get("name").map_err(crate::backend_error)?,
+                        },
+                        expires_at: from_millis(expires_at),
                     })
                 })
                 .transpose()

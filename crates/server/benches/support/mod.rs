@@ -14,10 +14,42 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// What one [`load_measured`] run saw: successful requests per second, failures, and the
+/// latency of every successful request of the measured window.
+pub struct LoadReport {
+    pub rps: f64,
+    pub errors: u64,
+    pub latency: hdrhistogram::Histogram<u64>,
+}
+
+impl LoadReport {
+    /// A latency percentile in milliseconds.
+    pub fn ms(&self, percentile: f64) -> f64 {
+        self.latency.value_at_quantile(percentile / 100.0) as f64 / 1000.0
+    }
+}
+
+/// A histogram of latencies in microseconds, 1 µs to 10 min, 3 significant digits.
+pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()
+}
+
 /// Drives `url` with `connections` concurrent clients (one HTTP/1.1 TLS connection each) for
 /// `secs` after a one-second warm-up; successful requests per second and failures.
 pub async fn load(url: &str, token: Option<&str>, connections: u64, secs: u64) -> (f64, u64) {
+    let report = load_measured(url, token, connections, secs).await;
+    (report.rps, report.errors)
+}
+
+/// [`load`] with each request's latency (from sending to the last body byte) recorded.
+pub async fn load_measured(
+    url: &str,
+    token: Option<&str>,
+    connections: u64,
+    secs: u64,
+) -> LoadReport {
     let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -28,39 +60,54 @@ pub async fn load(url: &str, token: Option<&str>, connections: u64, secs: u64) -
             .pool_max_idle_per_host(1)
             .build()
             .unwrap();
-        let (url, token, stop, ok, errors) = (
+        let (url, token, stop, measuring, ok, errors) = (
             url.to_owned(),
             token.map(str::to_owned),
             stop.clone(),
+            measuring.clone(),
             ok.clone(),
             errors.clone(),
         );
         tasks.push(tokio::spawn(async move {
+            let mut latency = latency_histogram();
             while !stop.load(Ordering::Relaxed) {
                 let mut req = client.get(&url);
                 if let Some(t) = &token {
                     req = req.bearer_auth(t);
                 }
+                let sent = Instant::now();
                 let succeeded = match req.send().await {
                     Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                     _ => false,
                 };
+                if succeeded && measuring.load(Ordering::Relaxed) {
+                    latency.saturating_record(sent.elapsed().as_micros() as u64);
+                }
                 let counter = if succeeded { &ok } else { &errors };
                 counter.fetch_add(1, Ordering::Relaxed);
             }
+            latency
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    measuring.store(true, Ordering::Relaxed);
     let start_ok = ok.load(Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let done = ok.load(Ordering::Relaxed) - start_ok;
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
+    let mut latency = latency_histogram();
     for t in tasks {
-        let _ = t.await;
+        if let Ok(h) = t.await {
+            latency.add(h).unwrap();
+        }
     }
-    (done as f64 / elapsed, errors.load(Ordering::Relaxed))
+    LoadReport {
+        rps: done as f64 / elapsed,
+        errors: errors.load(Ordering::Relaxed),
+        latency,
+    }
 }
 
 /// The real server with default settings (SQLite) on a loopback port, and an admin token.
