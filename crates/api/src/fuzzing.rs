@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::ci_json;
 use crate::dates::{iso8601, parse_v5_datetime};
 use crate::error::ApiError;
-use crate::paging::{page, stored_page, PageRequest, QueryParams, MAX_LIMIT, MAX_OFFSET};
+use crate::paging::{
+    page, stored_page, wildcard_match, PageRequest, QueryParams, MAX_LIMIT, MAX_OFFSET,
+};
 use crate::routes;
 
 /// A request body: strict JSON reads as itself, and every v5 body type reads it or refuses it.
@@ -55,7 +57,7 @@ pub fn v5_datetime_in(text: &str, tz: chrono_tz::Tz) {
 }
 
 /// A query string: a 400, or a page request whose every page and link of a list of any
-/// length can be built.
+/// length can be built; its values as name filters behave as globs.
 pub fn paging(data: &[u8]) {
     let Ok(raw) = serde_urlencoded::from_bytes::<HashMap<String, String>>(data) else {
         return;
@@ -70,6 +72,11 @@ pub fn paging(data: &[u8]) {
 /// [`paging`] of parsed parameters, over a cached list of `listed` items and a stored list of
 /// `total`.
 pub fn paging_query(raw: HashMap<String, String>, listed: usize, total: u64) {
+    // Filters match names with the same globs: `*` matches anything, a name matches itself.
+    for v in raw.values() {
+        assert!(wildcard_match("*", v), "{v:?}");
+        assert!(wildcard_match(v, v), "{v:?}");
+    }
     let req = match PageRequest::parse(&QueryParams::new(raw)) {
         Ok(req) => req,
         Err(ApiError::BadRequest(_)) => return,
