@@ -30,7 +30,7 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 
 /// `bytes` with every comma that is followed (after whitespace) by `]` or `}` removed, outside
 /// string literals.
-fn without_trailing_commas(bytes: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn without_trailing_commas(bytes: &[u8]) -> Cow<'_, [u8]> {
     let mut out: Option<Vec<u8>> = None;
     let (mut in_string, mut escaped) = (false, false);
     for (i, &b) in bytes.iter().enumerate() {
@@ -252,7 +252,7 @@ mod tests {
         is_cloud: Option<bool>,
     }
 
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(Deserialize, serde::Serialize, Debug, PartialEq, Clone)]
     enum Kind {
         User,
         Group,
@@ -344,5 +344,183 @@ mod tests {
         let err = from_slice::<Account>(br#"{"groupMember":{"groupId":"g","login":"l","type":"User"},"password":"a","PASSWORD":"b"}"#)
             .unwrap_err();
         assert!(err.contains("duplicate field"), "{err}");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde::{Deserialize, Serialize};
+        use serde_json::Value;
+
+        use super::super::*;
+        use super::Kind;
+
+        /// JSON values without floats (serde_json's float text does not always read back to
+        /// the same bits, which is not what these properties are about).
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                "\\PC{0,12}".prop_map(Value::String),
+                r#"[,\]}"\\ ]{0,6}"#.prop_map(Value::String),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-zA-Z,\\]} ]{0,8}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// `v` as JSON text with a comma and `ws` before the end of every non-empty container.
+        fn with_trailing_commas(v: &Value, ws: &str, out: &mut String) {
+            match v {
+                Value::Array(items) if !items.is_empty() => {
+                    out.push('[');
+                    for item in items {
+                        with_trailing_commas(item, ws, out);
+                        out.push(',');
+                    }
+                    out.push_str(ws);
+                    out.push(']');
+                }
+                Value::Object(map) if !map.is_empty() => {
+                    out.push('{');
+                    for (k, item) in map {
+                        out.push_str(&Value::String(k.clone()).to_string());
+                        out.push(':');
+                        with_trailing_commas(item, ws, out);
+                        out.push(',');
+                    }
+                    out.push_str(ws);
+                    out.push('}');
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+
+        #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+        #[serde(rename_all = "camelCase")]
+        struct Job {
+            name: String,
+            schedule_enabled: bool,
+            retry_number: u32,
+            offset_minutes: i64,
+            description: Option<String>,
+            kind: Option<Kind>,
+            selected_items: Vec<Selected>,
+        }
+
+        #[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+        #[serde(rename_all = "camelCase")]
+        struct Selected {
+            item_id: String,
+            is_folder: bool,
+        }
+
+        fn job() -> impl Strategy<Value = Job> {
+            let selected = ("\\PC{0,8}", any::<bool>())
+                .prop_map(|(item_id, is_folder)| Selected { item_id, is_folder });
+            (
+                "\\PC{0,8}",
+                any::<bool>(),
+                any::<u32>(),
+                any::<i64>(),
+                proptest::option::of("\\PC{0,8}"),
+                proptest::option::of(prop_oneof![Just(Kind::User), Just(Kind::Group)]),
+                prop::collection::vec(selected, 0..3),
+            )
+                .prop_map(
+                    |(
+                        name,
+                        schedule_enabled,
+                        retry_number,
+                        offset_minutes,
+                        description,
+                        kind,
+                        selected_items,
+                    )| Job {
+                        name,
+                        schedule_enabled,
+                        retry_number,
+                        offset_minutes,
+                        description,
+                        kind,
+                        selected_items,
+                    },
+                )
+        }
+
+        /// `v` as a sloppy portal writes it: keys and enum names in another case (chosen by
+        /// `seed`'s bits), booleans and numbers as strings.
+        fn sloppy(v: Value, seed: &mut u64) -> Value {
+            fn flip(seed: &mut u64) -> bool {
+                *seed = seed.rotate_left(1);
+                *seed & 1 == 1
+            }
+            fn recase(s: String, seed: &mut u64) -> String {
+                if flip(seed) {
+                    s.to_uppercase()
+                } else {
+                    s.to_lowercase()
+                }
+            }
+            match v {
+                Value::Object(map) => Value::Object(
+                    map.into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                Value::String(name) if k == "kind" => {
+                                    Value::String(recase(name, seed))
+                                }
+                                v => sloppy(v, seed),
+                            };
+                            (recase(k, seed), v)
+                        })
+                        .collect(),
+                ),
+                Value::Array(items) => {
+                    Value::Array(items.into_iter().map(|v| sloppy(v, seed)).collect())
+                }
+                Value::Bool(b) if flip(seed) => {
+                    Value::String(if b { "TRUE".into() } else { " false".into() })
+                }
+                Value::Number(n) if flip(seed) => Value::String(format!(" {n} ")),
+                other => other,
+            }
+        }
+
+        proptest! {
+            /// Strict JSON reads as itself, and so does it with trailing commas; the comma
+            /// filter leaves text without trailing commas untouched.
+            #[test]
+            fn json_reads_as_itself_with_or_without_trailing_commas(v in json(), ws in "[ \t\r\n]{0,3}") {
+                let strict = v.to_string();
+                prop_assert!(matches!(without_trailing_commas(strict.as_bytes()), Cow::Borrowed(_)));
+                prop_assert_eq!(from_slice::<Value>(strict.as_bytes()), Ok(v.clone()));
+                let mut loose = String::new();
+                with_trailing_commas(&v, &ws, &mut loose);
+                prop_assert_eq!(from_slice::<Value>(loose.as_bytes()), Ok(v));
+            }
+
+            /// A body as portals write it reads as the body meant.
+            #[test]
+            fn sloppy_bodies_read_as_meant(job in job(), mut seed in any::<u64>()) {
+                let text = sloppy(serde_json::to_value(&job).unwrap(), &mut seed).to_string();
+                prop_assert_eq!(from_slice::<Job>(text.as_bytes()), Ok(job));
+            }
+
+            /// Any JSON value, or any bytes at all: a value or an error, never a panic.
+            #[test]
+            fn anything_is_a_value_or_an_error(v in json(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+                let _ = from_value::<Job>(v.clone());
+                let _ = from_value::<Vec<Job>>(v);
+                let _ = from_slice::<Job>(&bytes);
+                let _ = from_slice::<Value>(&bytes);
+                prop_assert!(without_trailing_commas(&bytes).len() <= bytes.len());
+            }
+        }
     }
 }

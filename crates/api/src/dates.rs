@@ -8,11 +8,21 @@ pub fn iso8601(t: DateTime<Utc>) -> String {
     micros.replacen('Z', "0Z", 1)
 }
 
+/// Years a v5 date may fall in: .NET's `DateTime` range, which every store and client of the
+/// vendor's API can hold (chrono's own range reaches years PostgreSQL refuses).
+const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 /// A point in time as v5 clients write it: ISO 8601 (with `Z` or an offset, or without one),
 /// `yyyy-MM-dd HH:mm:ss[.SSS]`, `yyyy.MM.dd HH:mm[:ss]`, or a date alone; times without an
-/// offset are read in `tz` (the server's time zone).
+/// offset are read in `tz` (the server's time zone). `None` for anything else, years outside
+/// 1–9999 included.
 pub fn parse_v5_datetime(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    use chrono::{NaiveDateTime, TimeZone};
+    use chrono::Datelike;
+    parse_any_year(raw, tz).filter(|t| YEARS.contains(&t.year()))
+}
+
+fn parse_any_year(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
@@ -85,5 +95,62 @@ mod tests {
         );
         assert_eq!(p("yesterday", utc), None);
         assert_eq!(p("2026-13-01 10:00", utc), None);
+    }
+
+    /// Found by the property tests (`1/1/-0`): chrono reads years 0, negative ones and ones up
+    /// to ±262143 (`%Y` takes a sign and any number of digits), which PostgreSQL cannot always
+    /// store, .NET clients cannot read, and the API wrote back in a form it did not read.
+    #[test]
+    fn years_outside_dotnet_range_are_refused() {
+        use super::parse_v5_datetime as p;
+        let utc = chrono_tz::Tz::UTC;
+        assert_eq!(p("1/1/-0", utc), None);
+        assert_eq!(p("-262143-01-01 00:00", utc), None);
+        assert_eq!(p("+262142-12-31 23:59:59", utc), None);
+        assert_eq!(p("10000-01-01", utc), None);
+        assert_eq!(p("0000-01-01T00:00:00Z", utc), None);
+        assert!(p("0001-01-01T00:00:00Z", utc).is_some());
+        assert!(p("9999-12-31T23:59:59.9999999Z", utc).is_some());
+    }
+
+    mod properties {
+        use chrono::{DateTime, Datelike, TimeZone, Utc};
+        use proptest::prelude::*;
+
+        use super::super::{iso8601, parse_v5_datetime};
+
+        fn time_zone() -> impl Strategy<Value = chrono_tz::Tz> {
+            (0..chrono_tz::TZ_VARIANTS.len()).prop_map(|i| chrono_tz::TZ_VARIANTS[i])
+        }
+
+        /// Text shaped like the forms the parser tries, with out-of-range fields, signs, long
+        /// years, offsets and stray characters, so the search reaches past the first `%Y`.
+        fn date_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[+-]?[0-9]{1,7}[-./][0-9]{1,3}[-./][0-9]{1,3}([T ][0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3}(\\.[0-9]{0,12})?)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?",
+                "[0-9]{1,3}/[0-9]{1,3}/[+-]?[0-9]{1,7}( [0-9]{1,2}:[0-9]{1,2}(:[0-9]{1,2})?)?",
+                "\\PC{0,40}",
+            ]
+        }
+
+        proptest! {
+            /// Any text: no panic, and a date only within .NET's range that reads back.
+            #[test]
+            fn any_text_is_a_date_in_range_or_none(raw in date_like(), tz in time_zone()) {
+                crate::fuzzing::v5_datetime_in(&raw, tz);
+            }
+
+            /// Every instant the server writes is read back as itself, in any time zone.
+            #[test]
+            fn written_dates_read_back(micros in DateTime::<Utc>::MIN_UTC.timestamp_micros()..=DateTime::<Utc>::MAX_UTC.timestamp_micros(), tz in time_zone()) {
+                let t = Utc.timestamp_micros(micros).single().expect("in chrono's range");
+                let read = parse_v5_datetime(&iso8601(t), tz);
+                if (1..=9999).contains(&t.year()) {
+                    prop_assert_eq!(read, Some(t));
+                } else {
+                    prop_assert_eq!(read, None);
+                }
+            }
+        }
     }
 }

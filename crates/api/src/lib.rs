@@ -10,6 +10,9 @@ pub mod ci_json;
 pub mod client;
 pub mod dates;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod job_metrics;
 pub mod links;
 pub mod openapi;

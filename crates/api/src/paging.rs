@@ -11,6 +11,8 @@ use crate::links::{Link, Links};
 
 pub const DEFAULT_LIMIT: usize = 30;
 pub const MAX_LIMIT: usize = 10_000;
+/// Largest `offset`: the stores read pages with a signed 64-bit SQL `OFFSET`.
+pub const MAX_OFFSET: usize = i64::MAX as usize;
 
 /// Query parameters, names matched ignoring case (`Offset`, `offset`, `setid` ...).
 pub struct QueryParams(HashMap<String, String>);
@@ -51,6 +53,11 @@ impl PageRequest {
             }
         };
         let offset = number("offset", 0)?;
+        if offset > MAX_OFFSET {
+            return Err(ApiError::BadRequest(format!(
+                "offset must be between 0 and {MAX_OFFSET}"
+            )));
+        }
         let limit = number("limit", DEFAULT_LIMIT)?;
         if limit == 0 || limit > MAX_LIMIT {
             return Err(ApiError::BadRequest(format!(
@@ -169,7 +176,8 @@ fn page_links(
     if req.offset > 0 {
         links.insert("prev", link(req.offset.saturating_sub(req.limit)));
     }
-    if req.offset + req.limit < total {
+    // Saturating: an offset past every list (up to MAX_OFFSET) plus the limit must not wrap.
+    if req.offset.saturating_add(req.limit) < total {
         links.insert("next", link(req.offset + req.limit));
     }
     links
@@ -192,13 +200,14 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let t: Vec<char> = text.to_lowercase().chars().collect();
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` first: it is a wildcard even where the text has a `*` too.
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -222,6 +231,15 @@ mod tests {
         assert!(!wildcard_match("All", "All Staff"));
         assert!(wildcard_match("*", ""));
         assert!(!wildcard_match("?", ""));
+    }
+
+    /// Found by the property tests: a `*` of the pattern meeting a `*` of the text was taken
+    /// as a literal, so `*` did not match `"* "` and `a*c` did not match `"a*bc"`.
+    #[test]
+    fn a_star_is_a_wildcard_even_against_a_star() {
+        assert!(wildcard_match("*", "* "));
+        assert!(wildcard_match("a*c", "a*bc"));
+        assert!(wildcard_match("*.docx", "*draft*.docx"));
     }
 
     #[test]
@@ -260,5 +278,90 @@ mod tests {
             |i| *i,
         );
         assert!(!last.links.contains_key("next"));
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> QueryParams {
+        QueryParams::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// Found by the property tests: `offset=18446744073709551615` overflowed `offset + limit`
+    /// (a panic in debug builds, a wrong `next` link in release), and any offset past
+    /// `i64::MAX` reached the SQL stores as a negative `OFFSET` (a 500).
+    #[test]
+    fn huge_offsets_are_refused_and_links_do_not_overflow() {
+        let max = usize::MAX.to_string();
+        assert!(matches!(
+            PageRequest::parse(&query(&[("offset", &max)])),
+            Err(ApiError::BadRequest(_))
+        ));
+        let last = PageRequest::parse(&query(&[("Offset", &MAX_OFFSET.to_string())])).unwrap();
+        let p = page_of((0..5).collect::<Vec<u32>>(), &last, "u");
+        assert!(p.results.is_empty() && !p.links.contains_key("next"));
+        let at_end = PageRequest {
+            offset: usize::MAX,
+            limit: MAX_LIMIT,
+            set_id: None,
+        };
+        let p = stored_page(Vec::<u32>::new(), u64::MAX, &at_end, "u");
+        assert!(!p.links.contains_key("next"));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("offset"),
+                Just("OFFSET"),
+                Just("limit"),
+                Just("Limit"),
+                Just("setId"),
+                Just("SETID"),
+                Just("name"),
+            ]
+            .prop_map(str::to_owned)
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[0-9]{1,25}",
+                "[+-]?[0-9]{1,4}",
+                " ?[0-9]{1,3} ?",
+                "[0-9a-fA-F-]{30,40}",
+                Just(usize::MAX.to_string()),
+                Just(MAX_OFFSET.to_string()),
+                "\\PC{0,12}",
+            ]
+        }
+
+        proptest! {
+            /// Any query: a 400, or a request whose every page and link can be built.
+            #[test]
+            fn any_query_pages_or_is_refused(
+                pairs in prop::collection::vec((name(), value()), 0..6),
+                total in prop_oneof![0u64..100, any::<u64>()],
+                listed in 0usize..50,
+            ) {
+                crate::fuzzing::paging_query(pairs.into_iter().collect(), listed, total);
+            }
+
+            /// Any pattern against any name: an answer, in time quadratic at worst.
+            #[test]
+            fn wildcards_always_answer(pattern in "[*?a-cA-C\\PC]{0,30}", text in "[a-cA-C\\PC]{0,60}") {
+                let exact = !pattern.contains(['*', '?']);
+                let matched = wildcard_match(&pattern, &text);
+                if exact {
+                    prop_assert_eq!(matched, pattern.to_lowercase() == text.to_lowercase());
+                }
+                prop_assert!(wildcard_match("*", &text));
+            }
+        }
     }
 }

@@ -21,8 +21,10 @@ pub fn composite_id(id: Uuid, on_premises: Option<Uuid>) -> String {
 pub fn parse_composite_id(raw: &str) -> Option<Uuid> {
     match raw.len() {
         72 => {
-            raw[36..].parse::<Uuid>().ok()?;
-            raw[..36].parse().ok()
+            // Checked: byte 36 of a non-ASCII id need not start a character.
+            let (id, on_premises) = raw.split_at_checked(36)?;
+            on_premises.parse::<Uuid>().ok()?;
+            id.parse().ok()
         }
         36 => raw.parse().ok(),
         _ => None,
@@ -51,6 +53,41 @@ mod tests {
             parse_composite_id(&format!("{g}xxxxxxxx-0000-0000-0000-000000000000")),
             None
         );
+    }
+
+    /// Found by the property tests: 72 bytes whose 37th is inside a character (a group id in
+    /// a URL path) panicked slicing the string at byte 36.
+    #[test]
+    fn composite_ids_split_inside_a_character_are_not_ids() {
+        let raw = format!("{}é{}", "a".repeat(35), "b".repeat(35));
+        assert_eq!(raw.len(), 72);
+        assert_eq!(parse_composite_id(&raw), None);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn uuid() -> impl Strategy<Value = Uuid> {
+            any::<u128>().prop_map(Uuid::from_u128)
+        }
+
+        proptest! {
+            /// Any text: an id or none, never a panic; ids round-trip in either case.
+            #[test]
+            fn composite_ids_parse_or_not(
+                raw in prop_oneof!["\\PC{0,80}", "[0-9a-fA-F-]{72}", "[0-9a-f-é]{36}[0-9a-f-é]{35,36}"],
+                id in uuid(),
+                on_premises in proptest::option::of(uuid()),
+            ) {
+                crate::fuzzing::composite_id(raw.as_bytes());
+                let composite = composite_id(id, on_premises);
+                prop_assert_eq!(parse_composite_id(&composite), Some(id));
+                prop_assert_eq!(parse_composite_id(&composite.to_uppercase()), Some(id));
+                prop_assert_eq!(parse_composite_id(&id.to_string()), Some(id));
+            }
+        }
     }
 }
 

@@ -11,6 +11,9 @@ pub mod directory;
 pub mod directory_service;
 pub mod endpoint_policy;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod jobs;
 pub mod licensing;

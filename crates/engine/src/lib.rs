@@ -4,6 +4,9 @@
 
 pub mod backup;
 pub mod discovery;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pool_builder;
 pub mod probe;
 pub mod restore;

@@ -76,24 +76,24 @@ pub(crate) fn reason(e: &reqwest::Error) -> String {
 }
 
 #[derive(Deserialize)]
-struct Page<T> {
-    value: Vec<T>,
+pub(crate) struct Page<T> {
+    pub(crate) value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
-    next_link: Option<String>,
+    pub(crate) next_link: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
-struct ErrorEnvelope {
+pub(crate) struct ErrorEnvelope {
     #[serde(default)]
-    error: ErrorBody,
+    pub(crate) error: ErrorBody,
 }
 
 #[derive(Deserialize, Default)]
-struct ErrorBody {
+pub(crate) struct ErrorBody {
     #[serde(default)]
-    code: String,
+    pub(crate) code: String,
     #[serde(default)]
-    message: String,
+    pub(crate) message: String,
 }
 
 #[derive(Clone)]

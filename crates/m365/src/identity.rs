@@ -61,17 +61,17 @@ pub struct TokenSource {
 }
 
 #[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    expires_in: Option<u64>,
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
+    pub(crate) expires_in: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
-struct AadError {
+pub(crate) struct AadError {
     #[serde(default)]
-    error: String,
+    pub(crate) error: String,
     #[serde(default)]
-    error_description: String,
+    pub(crate) error_description: String,
     #[serde(default)]
     error_codes: Vec<u64>,
 }

@@ -10,6 +10,9 @@
 pub mod directory;
 pub mod endpoints;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod graph;
 pub mod identity;

@@ -22,7 +22,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Longest remote text quoted in an error.
-const MAX_QUOTED: usize = 300;
+pub(crate) const MAX_QUOTED: usize = 300;
 
 /// The body, refused once it grows past `cap` bytes (a lying `Content-Length` included).
 pub async fn read_capped(

@@ -20,6 +20,16 @@ pub const NONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
 /// Bytes a sealed object adds to its plaintext.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Largest plaintext a zstd frame read from the repository may expand to. Nothing written is
+/// near it (chunks are at most 16 MiB, an index file of 20,000 blobs a few MiB); it stops a
+/// frame of a few KiB that claims, or expands to, gigabytes.
+pub const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
+/// Most memory and passes a key file may ask of argon2id: 16 and 10 times the defaults. Key
+/// files are read before anything is authenticated, so a planted one must not make opening the
+/// repository allocate terabytes or run for days.
+pub const MAX_KDF_MEMORY_KIB: u32 = 1024 * 1024;
+pub const MAX_KDF_ITERATIONS: u32 = 30;
+pub const MAX_KDF_PARALLELISM: u32 = 16;
 
 const CONTEXT_ENCRYPTION: &str = "m365backup repository v1 encryption key";
 const CONTEXT_BLOB_ID: &str = "m365backup repository v1 blob id key";
@@ -116,6 +126,17 @@ impl Keys {
         buf
     }
 
+    /// A blob sealed around `payload` as it is (compression flag included): what a key holder,
+    /// or a writer's bug, can store; for the fuzz targets.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn seal_blob_payload(&self, kind: BlobKind, id: &BlobId, payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut buf);
+        buf.extend_from_slice(payload);
+        self.seal_tail(&blob_aad(kind, id), &mut buf);
+        buf
+    }
+
     /// The plaintext of a stored blob, verified: the AEAD tag, then the keyed hash against `id`.
     pub fn decode_blob(
         &self,
@@ -155,9 +176,7 @@ impl Keys {
         let payload = buf.freeze().slice(NONCE_LEN..n - TAG_LEN);
         let plain = match payload[0] {
             0 => payload.slice(1..),
-            1 => zstd::stream::decode_all(&payload[1..])
-                .map_err(|e| format!("zstd: {e}"))?
-                .into(),
+            1 => decompress(&payload[1..])?.into(),
             other => return Err(format!("unknown compression flag {other}")),
         };
         if self.blob_id(&plain) != *id {
@@ -176,8 +195,25 @@ impl Keys {
         let compressed = self
             .open(aad, sealed)
             .ok_or("authentication tag does not verify")?;
-        zstd::stream::decode_all(&compressed[..]).map_err(|e| format!("zstd: {e}"))
+        decompress(&compressed)
     }
+}
+
+/// A zstd frame's content, refused once it passes [`MAX_DECOMPRESSED`] bytes.
+fn decompress(frame: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    zstd::stream::read::Decoder::new(frame)
+        .map_err(|e| format!("zstd: {e}"))?
+        .take(MAX_DECOMPRESSED + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| format!("zstd: {e}"))?;
+    if plain.len() as u64 > MAX_DECOMPRESSED {
+        return Err(format!(
+            "zstd: the content expands past {MAX_DECOMPRESSED} bytes"
+        ));
+    }
+    Ok(plain)
 }
 
 fn blob_aad(kind: BlobKind, id: &BlobId) -> [u8; 33] {
@@ -235,6 +271,15 @@ impl KdfParams {
     fn derive(&self, password: &str) -> Result<Zeroizing<[u8; 32]>, String> {
         if self.algorithm != "argon2id" {
             return Err(format!("unknown key derivation '{}'", self.algorithm));
+        }
+        if self.memory_kib > MAX_KDF_MEMORY_KIB
+            || self.iterations > MAX_KDF_ITERATIONS
+            || self.parallelism > MAX_KDF_PARALLELISM
+        {
+            return Err(format!(
+                "argon2 cost beyond what a key file may ask ({} KiB, {} passes, {} lanes)",
+                self.memory_kib, self.iterations, self.parallelism
+            ));
         }
         let salt = B64.decode(&self.salt).map_err(|e| format!("salt: {e}"))?;
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
@@ -356,5 +401,68 @@ mod tests {
         rand::rngs::OsRng.fill_bytes(&mut random);
         assert!(compress(&random).is_none());
         assert!(compress(&vec![b'a'; 1 << 20]).unwrap().len() < 1000);
+    }
+
+    /// Found by reading the key file path: a planted key file asking argon2id for 4 TiB of
+    /// memory (or 2^32 passes) made opening the repository abort on allocation (or never end).
+    /// Key files are plaintext JSON, so anyone who can write to the storage can plant one.
+    #[test]
+    fn key_files_asking_for_absurd_costs_are_refused() {
+        let master = new_master_key();
+        let file = KeyFile::wrap(&master, "secret", KdfParams::with_cost(1024, 1)).unwrap();
+        for (memory_kib, iterations, parallelism) in
+            [(u32::MAX, 1, 1), (1024, u32::MAX, 1), (1024, 1, u32::MAX)]
+        {
+            let mut hostile = file.clone();
+            hostile.kdf.memory_kib = memory_kib;
+            hostile.kdf.iterations = iterations;
+            hostile.kdf.parallelism = parallelism;
+            let err = hostile.unwrap_key("secret").unwrap_err();
+            assert!(err.contains("beyond what a key file may ask"), "{err}");
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any payload sealed as a blob (any flag; a real zstd frame or any bytes): an
+            /// error or the blob the id names.
+            #[test]
+            fn blobs_read_from_a_hostile_repository(
+                flag in 0u8..3,
+                body in prop::collection::vec(any::<u8>(), 0..120),
+                compress in any::<bool>(),
+            ) {
+                let mut data = if compress && !body.is_empty() {
+                    zstd::bulk::compress(&body, 1).unwrap()
+                } else {
+                    body
+                };
+                data.insert(0, flag);
+                crate::fuzzing::blob(&data);
+            }
+
+            /// Any key file: an error, a wrong password, or the key; quickly.
+            #[test]
+            fn key_files_read_from_a_hostile_repository(
+                memory_kib in prop_oneof![0u32..64, any::<u32>()],
+                iterations in prop_oneof![0u32..3, any::<u32>()],
+                parallelism in prop_oneof![0u32..3, any::<u32>()],
+                algorithm in prop_oneof![Just("argon2id".to_owned()), "\\PC{0,9}"],
+                salt in "[A-Za-z0-9+/=]{0,30}",
+                wrapped in "[A-Za-z0-9+/=]{0,100}",
+            ) {
+                let json = serde_json::json!({
+                    "version": 1,
+                    "kdf": {"algorithm": algorithm, "memoryKib": memory_kib, "iterations": iterations,
+                            "parallelism": parallelism, "salt": salt},
+                    "created": "2026-03-01T10:20:30Z",
+                    "hostname": "h",
+                    "wrapped": wrapped,
+                });
+                crate::fuzzing::key_file(json.to_string().as_bytes());
+            }
+        }
     }
 }

@@ -19,6 +19,9 @@ mod chunker;
 pub mod crypto;
 pub mod error;
 pub mod format;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod lock;
 pub mod memory;

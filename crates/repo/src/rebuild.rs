@@ -11,7 +11,7 @@ use crate::error::{RepoError, RepoResult};
 use crate::format::index::IndexFile;
 use crate::format::item::Item;
 use crate::format::snapshot::SnapshotDoc;
-use crate::format::{index_key, INDEX_AAD, INDEX_DIR};
+use crate::format::{index_key, INDEX_DIR};
 use crate::ids::IndexId;
 use crate::progress::Progress;
 use crate::repository::Repository;
@@ -39,16 +39,10 @@ impl Repository {
                     .map_err(|e| RepoError::damaged(format!("index/{}", entry.name), e))?;
                 let bytes = self.inner.backend.get(&index_key(&id)).await?;
                 let keys = self.inner.keys.clone();
-                let file = tokio::task::spawn_blocking(move || {
-                    if blake3::hash(&bytes).as_bytes() != &id.0 {
-                        return Err("content does not match its name".to_string());
-                    }
-                    let plain = keys.open_file(INDEX_AAD, &bytes)?;
-                    serde_json::from_slice::<IndexFile>(&plain).map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(RepoError::task("index"))?
-                .map_err(|reason| RepoError::damaged(format!("index file {id}"), reason))?;
+                let file = tokio::task::spawn_blocking(move || IndexFile::open(&keys, &id, &bytes))
+                    .await
+                    .map_err(RepoError::task("index"))?
+                    .map_err(|reason| RepoError::damaged(format!("index file {id}"), reason))?;
                 Ok::<_, RepoError>((id, file))
             })
             .buffer_unordered(8)

@@ -68,7 +68,7 @@ struct FileSystemInfo {
 /// A drive item as Graph's delta (or an item read) describes it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct GraphItem {
+pub(crate) struct GraphItem {
     id: String,
     #[serde(default)]
     name: Option<String>,
@@ -110,7 +110,7 @@ impl GraphItem {
     }
 
     /// The item's metadata as the repository keeps it (content attached separately).
-    fn to_item(&self) -> Item {
+    pub(crate) fn to_item(&self) -> Item {
         let kind = if self.file.is_some() {
             ItemKind::File
         } else {
@@ -427,7 +427,7 @@ async fn enumerate_and_fetch(
 /// A Graph link without its host: `/drives/{id}/root/delta?token=…`. The delta link is kept in
 /// the restore point this way, so the next run asks the organization's Graph endpoint as it is
 /// configured then (the host of a link is never trusted anyway).
-fn graph_relative(link: &str) -> String {
+pub(crate) fn graph_relative(link: &str) -> String {
     match link.find("/v1.0/") {
         Some(at) if link.starts_with("http") => link[at + "/v1.0".len()..].to_owned(),
         _ => link.to_owned(),
@@ -460,7 +460,7 @@ async fn forget_unseen(
 }
 
 /// What says a file's content changed: its quickXorHash and size, else its eTag.
-fn change_tag(g: &GraphItem) -> String {
+pub(crate) fn change_tag(g: &GraphItem) -> String {
     match g.quick_xor_hash() {
         Some(h) => format!("{h}/{}", g.size.unwrap_or(0)),
         None => g.e_tag.clone().unwrap_or_default(),
@@ -687,6 +687,72 @@ mod tests {
             graph_relative("/drives/d/root/delta?token=1"),
             "/drives/d/root/delta?token=1"
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::{json, Map, Value};
+
+        /// A value of any JSON type, some of them odd for where they land.
+        fn odd() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                "\\PC{0,10}".prop_map(Value::from),
+                "[+-]?[0-9]{4,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+                    .prop_map(Value::from),
+                Just(json!({"hashes": {"quickXorHash": "AAAA"}})),
+                Just(json!({"id": "parent"})),
+                Just(json!({})),
+            ]
+        }
+
+        /// A drive item as Graph's delta lists it, each field there or not, right or odd.
+        fn graph_item() -> impl Strategy<Value = Value> {
+            const FIELDS: [&str; 14] = [
+                "name",
+                "size",
+                "parentReference",
+                "file",
+                "root",
+                "deleted",
+                "eTag",
+                "cTag",
+                "createdDateTime",
+                "lastModifiedDateTime",
+                "fileSystemInfo",
+                "createdBy",
+                "lastModifiedBy",
+                "shared",
+            ];
+            (
+                prop_oneof![Just(Value::from("item")), Just(Value::from("")), odd()],
+                prop::collection::vec((0..FIELDS.len(), odd()), 0..8),
+            )
+                .prop_map(|(id, fields)| {
+                    let mut item = Map::new();
+                    item.insert("id".into(), id);
+                    for (field, value) in fields {
+                        item.insert(FIELDS[field].into(), value);
+                    }
+                    Value::Object(item)
+                })
+        }
+
+        proptest! {
+            /// Any delta page: an error, or items the repository takes or refuses, never a
+            /// panic; links are kept without their host.
+            #[test]
+            fn any_delta_page_gives_items_or_an_error(
+                items in prop::collection::vec(graph_item(), 0..4),
+                delta in proptest::option::of(prop_oneof!["\\PC{0,30}", "https?://[a-z./]{0,10}/v1\\.0/\\PC{0,10}"]),
+            ) {
+                let page = json!({"value": items, "@odata.deltaLink": delta});
+                crate::fuzzing::delta_page(page.to_string().as_bytes());
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use crate::restore::browse::{repo_error, RestorePoint};
 use crate::restore::selection::Selection;
 
 /// How much of the archive may wait for the client.
-const PIPE_BYTES: usize = 1024 * 1024;
+pub(crate) const PIPE_BYTES: usize = 1024 * 1024;
 /// How much of the archive one read of the pipe takes.
 const READ_BYTES: usize = 256 * 1024;
 /// Chunks of a document read ahead of the archive writer.
@@ -63,7 +63,7 @@ pub fn safe_segment(name: &str) -> String {
     }
 }
 
-fn join(prefix: &str, name: &str) -> String {
+pub(crate) fn join(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         safe_segment(name)
     } else {
@@ -289,7 +289,7 @@ async fn write_tree(
     Ok(())
 }
 
-async fn write_folder_entry(zip: &mut Zip, path: &str) -> CoreResult<()> {
+pub(crate) async fn write_folder_entry(zip: &mut Zip, path: &str) -> CoreResult<()> {
     let entry = ZipEntryBuilder::new(format!("{path}/").into(), Compression::Stored);
     zip.write_entry_whole(entry, &[])
         .await
@@ -357,5 +357,52 @@ mod tests {
         );
         assert_eq!(join("", "a"), "a");
         assert_eq!(join("x", ".."), "x/_");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        /// Names as Microsoft 365, or a hostile tenant or repository, may give them.
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,12}",
+                "[./\\\\ ]{0,4}",
+                "[a\\x00-\\x1f\\x7f\\x{85}\\x{202e}]{0,4}",
+                Just("..".to_owned()),
+                Just(String::new()),
+                "[a-z]{200,260}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(ProptestConfig::default().cases / 4))]
+
+            /// Any names of an object, its folders and a document: an archive path of plain
+            /// names, which a real archive holds as written.
+            #[test]
+            fn archive_paths_stay_inside_whatever_the_names(
+                object in proptest::option::of(name()),
+                names in prop::collection::vec(name(), 1..6),
+            ) {
+                let mut data = object.map(|o| format!("{o}\n")).unwrap_or_else(|| "\n".into());
+                data.push_str(&names.join("\n"));
+                crate::fuzzing::zip_entry_names(data.as_bytes());
+            }
+        }
+    }
+
+    /// A path longer than a ZIP entry name can be (65,535 bytes) is the writer's error, not a
+    /// panic.
+    #[test]
+    fn overlong_archive_paths_are_an_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (writer, _reader) = tokio::io::duplex(PIPE_BYTES);
+            let mut zip = ZipFileWriter::new(writer.compat_write());
+            let path = join(&"a".repeat(40_000), &"b".repeat(40_000));
+            assert!(write_folder_entry(&mut zip, &path).await.is_err());
+        });
     }
 }

@@ -7,6 +7,9 @@ pub mod item;
 pub mod pack;
 pub mod snapshot;
 
+#[cfg(test)]
+mod hostile;
+
 use crate::ids::{IndexId, PackId, SnapshotId};
 
 pub const CONFIG_KEY: &str = "config";

@@ -125,7 +125,9 @@ pub fn read_header(keys: &Keys, pack: &[u8]) -> Result<Vec<PackEntry>, String> {
                 length: u32::from_le_bytes(e[41..45].try_into().map_err(|_| "short entry")?),
                 plain_length: u32::from_le_bytes(e[45..49].try_into().map_err(|_| "short entry")?),
             };
-            if entry.offset + entry.length as u64 > header_start as u64 {
+            // Checked: a header from a hostile repository may hold any offset.
+            let end = entry.offset.checked_add(entry.length as u64);
+            if end.is_none_or(|end| end > header_start as u64) {
                 return Err("an entry points past the blobs".to_string());
             }
             Ok(entry)

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::Keys;
+use crate::format::SNAPSHOT_AAD;
 use crate::ids::{BlobId, SnapshotId};
 
 /// What was backed up: a user's OneDrive or a site's document library.
@@ -115,4 +117,16 @@ pub struct SnapshotDoc {
     pub hostname: String,
     /// When the document was written (differs from `time` for restore points written later).
     pub written_at: DateTime<Utc>,
+}
+
+impl SnapshotDoc {
+    /// The snapshot document stored as `id`, verified (tag, then its name against the keyed
+    /// hash of the plaintext) and decoded.
+    pub fn open(keys: &Keys, id: &SnapshotId, sealed: &[u8]) -> Result<Self, String> {
+        let plain = keys.open_file(SNAPSHOT_AAD, sealed)?;
+        if keys.blob_id(&plain).0 != id.0 {
+            return Err("content does not match its name".into());
+        }
+        serde_json::from_slice(&plain).map_err(|e| e.to_string())
+    }
 }
