@@ -22,7 +22,7 @@ pub fn parse_v5_datetime(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> 
 }
 
 fn parse_any_year(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+    use chrono::{NaiveDateTime, TimeZone};
     let raw = raw.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));

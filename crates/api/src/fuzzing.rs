@@ -3,6 +3,9 @@
 //! when a promise is broken. The cargo-fuzz targets under `fuzz/` call them (feature
 //! `fuzzing`); the property tests and the corpus replay below call them in `cargo test`.
 
+// A fuzz target reports a broken promise by panicking: that is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use chrono::{Datelike, SubsecRound};

@@ -3,6 +3,9 @@
 //! when a promise is broken. The cargo-fuzz target under `fuzz/` calls it (feature `fuzzing`);
 //! the property tests and the corpus replay in `cargo test` call it too.
 
+// A fuzz target reports a broken promise by panicking: that is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use crate::directory::{composite_id as compose, parse_composite_id};
 
 /// Any text: an id only for 36 or 72 characters, and the same id written back reads as itself.

@@ -4,6 +4,9 @@
 //! (feature `fuzzing`); the property tests next to the code and the corpus replay call them in
 //! `cargo test`.
 
+// A fuzz target reports a broken promise by panicking: that is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use async_zip::base::read::mem::ZipFileReader;
 use async_zip::base::write::ZipFileWriter;
 use tokio::io::AsyncReadExt;

@@ -3,6 +3,9 @@
 //! call ends in bounded time with a value or a typed error; nothing panics, nothing hangs. The
 //! seed is fixed so a failure replays; `M365_MUTATION_ROUNDS` runs more rounds by hand.
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -253,7 +256,7 @@ async fn mutated_answers_end_in_a_value_or_an_error() {
     for _ in 0..rounds {
         // A new client each round: sign-in answers are mutated too.
         let graph = GraphClient::with_http(
-            http_client(),
+            http_client().unwrap(),
             Endpoints {
                 authority: proxy.clone(),
                 graph: format!("{proxy}/v1.0"),

@@ -9,10 +9,10 @@
 //! `cargo bench -p m365backup --bench api_throughput` (env: BENCH_SECS per target in all,
 //! BENCH_ROUNDS, BENCH_CONNECTIONS).
 
-use std::net::SocketAddr;
-
 // Test and benchmark code panics on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
 
 use axum::routing::get;
 

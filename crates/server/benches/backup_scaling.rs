@@ -586,7 +586,8 @@ async fn egress(profiles: &[Profile], quick: bool) {
             },
             match profile {
                 Profile::Fast => "rate per account between its first and last admissions",
-                Profile::Realistic => "rate per account between its first and last admissions (three windows)",
+                Profile::Realistic =>
+                    "rate per account between its first and last admissions (three windows)",
             }
         );
         println!(

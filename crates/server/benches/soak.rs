@@ -22,6 +22,9 @@
 //! SOAK_READ_RPS (200), SOAK_CONNECTIONS (8), SOAK_SIGNIN_MS (1000), SOAK_EXPORT_MS (2000),
 //! SOAK_SAMPLE_SECS (5)).
 
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -39,7 +39,7 @@ fn a_header_entry_past_the_end_of_offsets_is_an_error() {
 }
 
 fn sealed_index(keys: &Keys, json: &str) -> (IndexId, Vec<u8>) {
-    let sealed = keys.seal_file(INDEX_AAD, json.as_bytes());
+    let sealed = keys.seal_file(INDEX_AAD, json.as_bytes()).unwrap();
     (IndexId(*blake3::hash(&sealed).as_bytes()), sealed)
 }
 
