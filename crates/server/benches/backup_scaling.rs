@@ -25,10 +25,11 @@
 //!   per user, scaled down from Microsoft's 100 GB/h so that 16 accounts stay below what this
 //!   machine can back up): admitted bytes/s ÷ min(N·E, C), where C is the same backup's rate
 //!   with throttling off and 16 accounts (what this machine can do). The download service admits
-//!   a file whole while the user is below budget, so a plain window is off by up to a file per
-//!   account: each account's rate is taken between its first and last admissions, over 40 s in
-//!   `fast` (a bucket of E/s holding 2E) and over three windows in `realistic` (a sliding window
-//!   W = 20 s of E, `time_scale` 1/180). The job is then stopped.
+//!   a file whole, so a plain window is off by up to a file per account: in `fast` (a bucket of
+//!   E/s holding 2E, admitting while out of debt) each account's rate is taken between its
+//!   first and last admissions in a 40-s window; in `realistic` (a sliding window W = 60 s of E,
+//!   `time_scale` 1/60, so that it holds the largest file) the bytes admitted in one window of
+//!   exactly W ÷ W, which no account can push past E·W. The job is then stopped.
 //! - `memory`: peak resident memory of the whole process (server and simulator) during a full
 //!   unthrottled backup of a tenant (8 MiB files), then of the same tenant with files 10 times
 //!   larger (the peak is reset between them); target: < 50 MiB more.
@@ -414,7 +415,7 @@ fn egress_per_user() -> f64 {
 fn egress_window_secs() -> f64 {
     env_or(
         "BENCH_EGRESS_WINDOW",
-        (200.0 * MIB / egress_per_user()).max(1.0),
+        (600.0 * MIB / egress_per_user()).max(1.0),
     )
 }
 
@@ -485,32 +486,45 @@ async fn admissions(
 }
 
 /// The accounts' summed admission rate, bytes/s, and how many accounts it was measured on, of
-/// those that downloaded. Both profiles admit a file whole while its user is below budget (a
-/// bucket out of debt in `fast`, a window under E·W in `realistic`), so a plain window is off
-/// by up to a file per account; instead, per account, the bytes admitted from its first
-/// admission up to its last ÷ the time between them. Accounts with fewer than two admissions
-/// (one that took a 500-MiB file just before is over budget for a while) are left out and the
-/// sum is scaled to all `n` accounts.
+/// those that downloaded. A file is admitted whole, so a plain window is off by up to a file
+/// per account; instead:
+/// - `fast` (a token bucket that admits while out of debt): per account, the bytes admitted
+///   from its first admission in the window up to its last ÷ the time between them (with a
+///   full bucket at the first, at most E·span + 2E); accounts with fewer than two admissions
+///   in the window (one that took a 500-MiB file just before it is in debt for 50 s) are left
+///   out and the sum is scaled to all `n` accounts;
+/// - `realistic` (a sliding window W): the bytes admitted in the window of exactly W ÷ W, which
+///   no account can push past E·W whatever it did before.
 fn admitted_rate(
+    profile: Profile,
     n: usize,
     seen: &std::collections::HashMap<m365sim::throttle::Principal, Vec<(f64, u64)>>,
+    secs: f64,
 ) -> (f64, (usize, usize)) {
     let active = seen.len().max(n);
-    let rates: Vec<f64> = seen
-        .values()
-        .filter(|a| a.len() >= 2)
-        .map(|a| {
-            let bytes: u64 = a[..a.len() - 1].iter().map(|(_, b)| b).sum();
-            bytes as f64 / (a[a.len() - 1].0 - a[0].0)
-        })
-        .collect();
-    let sum: f64 = rates.iter().sum();
-    let scaled = if rates.is_empty() {
-        0.0
-    } else {
-        sum * active as f64 / rates.len() as f64
-    };
-    (scaled, (rates.len(), active))
+    match profile {
+        Profile::Realistic => {
+            let bytes: u64 = seen.values().flatten().map(|(_, b)| b).sum();
+            (bytes as f64 / secs, (active, active))
+        }
+        Profile::Fast => {
+            let rates: Vec<f64> = seen
+                .values()
+                .filter(|a| a.len() >= 2)
+                .map(|a| {
+                    let bytes: u64 = a[..a.len() - 1].iter().map(|(_, b)| b).sum();
+                    bytes as f64 / (a[a.len() - 1].0 - a[0].0)
+                })
+                .collect();
+            let sum: f64 = rates.iter().sum();
+            let scaled = if rates.is_empty() {
+                0.0
+            } else {
+                sum * active as f64 / rates.len() as f64
+            };
+            (scaled, (rates.len(), active))
+        }
+    }
 }
 
 /// The job's download rates over `secs` after `warm_up`; the job is stopped afterwards.
@@ -542,7 +556,8 @@ async fn egress_window(n: usize, profile: Option<Profile>, warm_up: f64, secs: f
         );
     }
     rig.shutdown().await;
-    let (admitted_per_sec, measured) = admitted_rate(n, &seen);
+    let (admitted_per_sec, measured) =
+        admitted_rate(profile.unwrap_or(Profile::Realistic), n, &seen, secs);
     Window {
         admitted_per_sec,
         measured,
@@ -572,7 +587,7 @@ async fn egress(profiles: &[Profile], quick: bool) {
     for &profile in profiles {
         let (warm_up, secs) = match profile {
             Profile::Fast => (5.0, if quick { 25.0 } else { 40.0 }),
-            Profile::Realistic => (5.0, 3.0 * egress_window_secs()),
+            Profile::Realistic => (5.0, egress_window_secs()),
         };
         let warm_up = env_or("BENCH_EGRESS_WARMUP", warm_up);
         let secs = env_or("BENCH_EGRESS_SECS", secs);
@@ -586,8 +601,7 @@ async fn egress(profiles: &[Profile], quick: bool) {
             },
             match profile {
                 Profile::Fast => "rate per account between its first and last admissions",
-                Profile::Realistic =>
-                    "rate per account between its first and last admissions (three windows)",
+                Profile::Realistic => "bytes admitted in one window ÷ its length",
             }
         );
         println!(

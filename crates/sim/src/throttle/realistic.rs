@@ -6,9 +6,7 @@
 //! - per tenant: resource units per 5 minutes (18,750 … 93,750).
 //!
 //! A request is refused when any window it draws from has no room; refused requests count as
-//! usage too. A transfer (download or upload) is refused only while the user's window is
-//! already at its budget: the service counts the bytes it served, it does not turn a file away
-//! for its size, so one that starts below the budget is served whole (as in the fast profile). The caller (the user of a delegated token, else the app) is told a `Retry-After`;
+//! usage too. The caller (the user of a delegated token, else the app) is told a `Retry-After`;
 //! one request more during that time is forgiven (it may have been in flight), further ones
 //! double the wait, up to minutes. `time_scale` shortens every window (and the waits) while
 //! keeping the rates: 0.05 turns 5 minutes into 15 s holding 1/20 of the budget.
@@ -88,16 +86,9 @@ impl Meter {
     ) -> Option<Duration> {
         let (_, limit) = self.budget.scaled(cfg, licenses);
         let used = self.window.used(now);
+        // One transfer larger than the whole budget still goes through an empty window.
         let transfer = matches!(self.budget, Budget::UserEgress | Budget::UserIngress);
-        if transfer {
-            if used < limit {
-                return None;
-            }
-            // Until the window is below its budget again (a byte below).
-            let wait = self.window.time_until_at_most(now, limit - 1.0);
-            return Some(wait.max(Duration::from_millis(1)));
-        }
-        if used + amount <= limit {
+        if used + amount <= limit || (used == 0.0 && transfer) {
             return None;
         }
         let wait = self.window.time_until_at_most(now, limit - amount);
