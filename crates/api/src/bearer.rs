@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Middleware: resolves `Authorization: Bearer <token>` to the signed-in operator, or 401.
+/// Usually from memory: see [`m365backup_core::auth::AuthService::authenticate`].
 pub async fn require_bearer(
     State(state): State<AppState>,
     mut req: Request,

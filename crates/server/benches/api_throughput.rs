@@ -1,10 +1,15 @@
 //! Requests/s and latency of an authenticated cheap GET (`GET /v5/Organizations` through the
 //! whole stack: TLS, the listener's guards, path canonicalization, the bearer check, the store,
 //! JSON) against a bare axum handler served by the same listener (same TLS certificate, same
-//! connection guards), measured side by side in one run: the two targets take turns, round
-//! after round, so a change in the machine's load falls on both.
+//! connection guards), measured side by side in one run: the targets take turns, round after
+//! round, so a change in the machine's load falls on each.
 //!
-//! Printed: req/s, errors, p50 and p99 latency of each, and the ratio ours ÷ bare.
+//! A third target isolates the bearer check: an authenticated `GET /v5/Organizations/x`, which
+//! the whole stack answers 404 after the bearer check and before any store query.
+//!
+//! Printed per target: req/s, errors, p50 and p99 latency, and this process's CPU time per
+//! request (the load's clients and the server together: steadier than rates on a busy
+//! machine); then the ratios to the bare handler, by rate and by CPU time.
 //!
 //! `cargo bench -p m365backup --bench api_throughput` (env: BENCH_SECS per target in all,
 //! BENCH_ROUNDS, BENCH_CONNECTIONS).
@@ -22,8 +27,8 @@ use support::{env_or, latency_histogram, load_measured, start_server, BenchServe
 
 #[tokio::main]
 async fn main() {
-    let secs = env_or("BENCH_SECS", 6);
-    let rounds = env_or("BENCH_ROUNDS", 3).max(1);
+    let secs = env_or("BENCH_SECS", 12);
+    let rounds = env_or("BENCH_ROUNDS", 4).max(1);
     let connections = env_or("BENCH_CONNECTIONS", 32);
     // The real server, default settings (SQLite), on loopback.
     let BenchServer {
@@ -60,30 +65,57 @@ async fn main() {
          HTTPS/1.1 on loopback"
     );
     let bare_url = format!("https://127.0.0.1:{bare_port}/v5/Organizations");
-    let ours_url = format!("{base}/v5/Organizations");
-    let mut bare = Vec::new();
-    let mut ours = Vec::new();
+    let targets = [
+        ("bare axum handler", bare_url, None, None),
+        (
+            "GET /v5/Organizations (auth)",
+            format!("{base}/v5/Organizations"),
+            Some(token.as_str()),
+            None,
+        ),
+        (
+            "bearer check only (auth, 404)",
+            format!("{base}/v5/Organizations/x"),
+            Some(token.as_str()),
+            Some(404),
+        ),
+    ];
+    let mut runs: Vec<Vec<LoadReport>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        bare.push(load_measured(&bare_url, None, connections, per_round).await);
-        ours.push(load_measured(&ours_url, Some(&token), connections, per_round).await);
+        for (t, (_, url, token, expect)) in targets.iter().enumerate() {
+            runs[t].push(load_measured(url, *token, *expect, connections, per_round).await);
+        }
     }
-    let (bare, ours) = (combined(bare), combined(ours));
-    line("bare axum handler           ", &bare);
-    line("GET /v5/Organizations (auth)", &ours);
-    println!(
-        "  ratio ours / bare           : {:>10.2}",
-        ours.rps / bare.rps
-    );
+    let reports: Vec<LoadReport> = runs.into_iter().map(combined).collect();
+    for ((name, ..), r) in targets.iter().zip(&reports) {
+        println!(
+            "  {name:<30}: {:>8.0} req/s ({} errors), p50 {:>5.2} ms, p99 {:>6.2} ms, {:>5.1} µs CPU/req",
+            r.rps,
+            r.errors,
+            r.ms(50.0),
+            r.ms(99.0),
+            r.cpu_us_per_request
+        );
+    }
+    let bare = &reports[0];
+    for ((name, ..), r) in targets.iter().zip(&reports).skip(1) {
+        println!(
+            "  ratio {name:<24}/ bare: {:>5.2} by rate, {:>5.2} by CPU time",
+            r.rps / bare.rps,
+            bare.cpu_us_per_request / r.cpu_us_per_request
+        );
+    }
     server.shutdown().await.unwrap();
 }
 
-/// The rounds of one target as one run: mean rate, all errors, all latencies.
+/// The rounds of one target as one run: mean rate and CPU time, all errors, all latencies.
 fn combined(rounds: Vec<LoadReport>) -> LoadReport {
     let n = rounds.len() as f64;
     let mut latency = latency_histogram();
-    let (mut rps, mut errors) = (0.0, 0);
+    let (mut rps, mut cpu, mut errors) = (0.0, 0.0, 0);
     for r in rounds {
         rps += r.rps / n;
+        cpu += r.cpu_us_per_request / n;
         errors += r.errors;
         latency.add(&r.latency).unwrap();
     }
@@ -91,15 +123,6 @@ fn combined(rounds: Vec<LoadReport>) -> LoadReport {
         rps,
         errors,
         latency,
+        cpu_us_per_request: cpu,
     }
-}
-
-fn line(name: &str, r: &LoadReport) {
-    println!(
-        "  {name}: {:>10.0} req/s ({} errors), p50 {:.2} ms, p99 {:.2} ms",
-        r.rps,
-        r.errors,
-        r.ms(50.0),
-        r.ms(99.0)
-    );
 }

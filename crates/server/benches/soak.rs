@@ -20,7 +20,8 @@
 //!
 //! `cargo bench -p m365backup --bench soak` (env: SOAK_SECONDS (600), SOAK_WARMUP_SECS (60),
 //! SOAK_READ_RPS (200), SOAK_CONNECTIONS (8), SOAK_SIGNIN_MS (1000), SOAK_EXPORT_MS (2000),
-//! SOAK_SAMPLE_SECS (5)).
+//! SOAK_BACKUPS (1), SOAK_SAMPLE_SECS (5); 0 turns one kind of work off, to see what a figure
+//! owes to which: backups then run once, for the exports' restore point).
 
 // Test and benchmark code panics on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -47,10 +48,15 @@ const PASSWORD: &str = "soak-benchmark-password";
 async fn main() {
     let secs = env_or("SOAK_SECONDS", 600);
     let warmup_secs = env_or("SOAK_WARMUP_SECS", 60.min(secs / 5));
-    let read_rps = env_or("SOAK_READ_RPS", 200).max(1);
+    // 0 turns a kind of work off (to see what a figure owes to which); backups then run once,
+    // for the exports' restore point.
+    let read_rps = env_or("SOAK_READ_RPS", 200);
     let connections = env_or("SOAK_CONNECTIONS", 8).max(1);
-    let signin_every = Duration::from_millis(env_or("SOAK_SIGNIN_MS", 1000).max(1));
-    let export_every = Duration::from_millis(env_or("SOAK_EXPORT_MS", 2000).max(1));
+    let signin_ms = env_or("SOAK_SIGNIN_MS", 1000);
+    let export_ms = env_or("SOAK_EXPORT_MS", 2000);
+    let backups_again = env_or("SOAK_BACKUPS", 1) > 0;
+    let signin_every = Duration::from_millis(signin_ms.max(1));
+    let export_every = Duration::from_millis(export_ms.max(1));
     let sample_every = Duration::from_secs(env_or("SOAK_SAMPLE_SECS", 5).max(1));
 
     let sim = start_sim().await;
@@ -79,7 +85,7 @@ async fn main() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     let reader_token = Arc::new(Mutex::new(admin.clone()));
-    for c in 0..connections {
+    for c in (0..connections).filter(|_| read_rps > 0) {
         let (run, api, token) = (run.clone(), api.fresh(), reader_token.clone());
         let (org, job) = (org.clone(), job.clone());
         let interval = Duration::from_secs_f64(connections as f64 / read_rps as f64);
@@ -87,7 +93,7 @@ async fn main() {
             reads(&run, &api, &token, &org, &job, c as usize, interval).await
         }));
     }
-    {
+    if signin_ms > 0 {
         let (run, api) = (run.clone(), api.fresh());
         tasks.push(tokio::spawn(async move {
             sign_ins(&run, &api, &reader_token, signin_every).await
@@ -99,11 +105,13 @@ async fn main() {
         let sim = sim.sim().clone();
         let first = first_backup.clone();
         tasks.push(tokio::spawn(async move {
-            backups(&run, &api, &admin, &job, &sim, &first).await
+            backups(&run, &api, &admin, &job, &sim, backups_again, &first).await
         }));
     }
     let first_export = Arc::new(tokio::sync::Notify::new());
-    {
+    if export_ms == 0 {
+        first_export.notify_one();
+    } else {
         let (run, api, admin, org) = (run.clone(), api.fresh(), admin.clone(), org.clone());
         let (first_backup, first) = (first_backup.clone(), first_export.clone());
         tasks.push(tokio::spawn(async move {
@@ -188,6 +196,12 @@ async fn main() {
         .map(|(t, mib)| format!("{t:.0}s {mib:.1}"))
         .collect();
     println!("  RSS trend (MiB): {}", trend.join(", "));
+    if errors > 0 {
+        println!("  the server's warnings and errors (first 20):");
+        for line in server.warnings().iter().take(20) {
+            println!("    {line}");
+        }
+    }
     let exit = server.stop();
     println!("  server stopped with SIGTERM: {exit}");
     sim.shutdown().await;
@@ -284,6 +298,7 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 struct ServerProcess {
     child: Child,
     base: String,
+    log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -321,6 +336,7 @@ impl ServerProcess {
                 break after.split_whitespace().next().unwrap().to_owned();
             }
         };
+        let log_path = log.clone();
         std::thread::spawn(move || {
             use std::io::Write;
             let mut file = std::fs::File::create(log).unwrap();
@@ -332,8 +348,19 @@ impl ServerProcess {
         Self {
             child,
             base: format!("https://{addr}"),
+            log: log_path,
             _dir: dir,
         }
+    }
+
+    /// The log's WARN and ERROR lines.
+    fn warnings(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Resident memory, MiB.
@@ -595,10 +622,11 @@ async fn backups(
     token: &str,
     job: &str,
     sim: &m365sim::SharedSim,
+    again: bool,
     first: &tokio::sync::Notify,
 ) {
     let mut round = 0usize;
-    while !run.stopping() {
+    while !run.stopping() && (again || round == 0) {
         if round > 0 {
             change_tenant(sim, round);
         }
@@ -636,11 +664,26 @@ async fn backup_once(api: &Api, token: &str, job: &str) -> Result<(), Failure> {
         if s["id"].as_str() == before.as_deref() || status == "Running" || status == "Queued" {
             continue;
         }
-        return if status == "Success" {
-            Ok(())
-        } else {
-            Err(format!("backup run ended {status}: {}", s["details"]))
-        };
+        if status == "Success" {
+            return Ok(());
+        }
+        // What went wrong, from the session's log.
+        let id = s["id"].as_str().unwrap_or_default();
+        let log = api
+            .get_json(&format!("/v5/JobSessions/{id}/LogItems?limit=1000"), token)
+            .await?;
+        let failed: Vec<&str> = log["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["status"] != "Success")
+            .filter_map(|l| l["title"].as_str())
+            .take(3)
+            .collect();
+        return Err(format!(
+            "backup run ended {status}: {}; {failed:?}",
+            s["details"]
+        ));
     }
 }
 

@@ -14,12 +14,15 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// What one [`load_measured`] run saw: successful requests per second, failures, and the
-/// latency of every successful request of the measured window.
+/// What one [`load_measured`] run saw: successful requests per second, failures, the latency
+/// of every successful request of the measured window, and the CPU time this process spent
+/// per request (client and in-process server together), which a loaded machine changes less
+/// than it changes rates.
 pub struct LoadReport {
     pub rps: f64,
     pub errors: u64,
     pub latency: hdrhistogram::Histogram<u64>,
+    pub cpu_us_per_request: f64,
 }
 
 impl LoadReport {
@@ -34,17 +37,31 @@ pub fn latency_histogram() -> hdrhistogram::Histogram<u64> {
     hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).unwrap()
 }
 
+/// CPU time (user and system) of this process so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 /// Drives `url` with `connections` concurrent clients (one HTTP/1.1 TLS connection each) for
 /// `secs` after a one-second warm-up; successful requests per second and failures.
 pub async fn load(url: &str, token: Option<&str>, connections: u64, secs: u64) -> (f64, u64) {
-    let report = load_measured(url, token, connections, secs).await;
+    let report = load_measured(url, token, None, connections, secs).await;
     (report.rps, report.errors)
 }
 
-/// [`load`] with each request's latency (from sending to the last body byte) recorded.
+/// [`load`] with each request's latency (from sending to the last body byte) and the process's
+/// CPU time recorded. A request succeeds with a 2xx status, or with `expect` when given.
 pub async fn load_measured(
     url: &str,
     token: Option<&str>,
+    expect: Option<u16>,
     connections: u64,
     secs: u64,
 ) -> LoadReport {
@@ -77,7 +94,9 @@ pub async fn load_measured(
                 }
                 let sent = Instant::now();
                 let succeeded = match req.send().await {
-                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                    Ok(r) if expect.map_or(r.status().is_success(), |e| r.status() == e) => {
+                        r.bytes().await.is_ok()
+                    }
                     _ => false,
                 };
                 if succeeded && measuring.load(Ordering::Relaxed) {
@@ -92,10 +111,11 @@ pub async fn load_measured(
     tokio::time::sleep(Duration::from_secs(1)).await;
     measuring.store(true, Ordering::Relaxed);
     let start_ok = ok.load(Ordering::Relaxed);
-    let started = Instant::now();
+    let (started, cpu_start) = (Instant::now(), process_cpu());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let done = ok.load(Ordering::Relaxed) - start_ok;
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu().saturating_sub(cpu_start);
     stop.store(true, Ordering::Relaxed);
     let mut latency = latency_histogram();
     for t in tasks {
@@ -107,6 +127,7 @@ pub async fn load_measured(
         rps: done as f64 / elapsed,
         errors: errors.load(Ordering::Relaxed),
         latency,
+        cpu_us_per_request: cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
     }
 }
 
