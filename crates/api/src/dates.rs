@@ -14,11 +14,11 @@ const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
 /// A point in time as v5 clients write it: ISO 8601 (with `Z` or an offset, or without one),
 /// `yyyy-MM-dd HH:mm:ss[.SSS]`, `yyyy.MM.dd HH:mm[:ss]`, or a date alone; times without an
-/// offset are read in `tz` (the server's time zone). `None` for anything else, years outside
-/// 1–9999 included.
+/// offset are read in `tz` (the server's time zone). `None` for anything else: years outside
+/// 1–9999, and leap seconds (`:60`), which .NET's `DateTime` cannot hold either.
 pub fn parse_v5_datetime(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
-    use chrono::Datelike;
-    parse_any_year(raw, tz).filter(|t| YEARS.contains(&t.year()))
+    use chrono::{Datelike, Timelike};
+    parse_any_year(raw, tz).filter(|t| YEARS.contains(&t.year()) && t.nanosecond() < 1_000_000_000)
 }
 
 fn parse_any_year(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
@@ -99,7 +99,7 @@ mod tests {
     /// to ±262143 (`%Y` takes a sign and any number of digits), which PostgreSQL cannot always
     /// store, .NET clients cannot read, and the API wrote back in a form it did not read.
     #[test]
-    fn years_outside_dotnet_range_are_refused() {
+    fn years_outside_dotnet_range_and_leap_seconds_are_refused() {
         use super::parse_v5_datetime as p;
         let utc = chrono_tz::Tz::UTC;
         assert_eq!(p("1/1/-0", utc), None);
@@ -108,6 +108,12 @@ mod tests {
         assert_eq!(p("10000-01-01", utc), None);
         assert_eq!(p("0000-01-01T00:00:00Z", utc), None);
         assert!(p("0001-01-01T00:00:00Z", utc).is_some());
+        // Found by the fuzzer: a leap second read in a zone whose offset has seconds (Louisville's
+        // local mean time, -5:43:02) fell at a UTC second other than :59, written back as a
+        // different instant.
+        let louisville: chrono_tz::Tz = "America/Louisville".parse().unwrap();
+        assert_eq!(p("02-03-01 20:20:60.123", louisville), None);
+        assert_eq!(p("2016-12-31T23:59:60Z", utc), None);
         assert!(p("9999-12-31T23:59:59.9999999Z", utc).is_some());
     }
 
