@@ -18,8 +18,7 @@ const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 /// 1–9999, and leap seconds (`:60`), which .NET's `DateTime` cannot hold either.
 pub fn parse_v5_datetime(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     use chrono::{Datelike, Timelike};
-    parse_any_year(raw, tz)
-        .filter(|t| YEARS.contains(&t.year()) && t.nanosecond() < 1_000_000_000)
+    parse_any_year(raw, tz).filter(|t| YEARS.contains(&t.year()) && t.nanosecond() < 1_000_000_000)
 }
 
 fn parse_any_year(raw: &str, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {

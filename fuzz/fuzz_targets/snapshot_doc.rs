@@ -1,0 +1,4 @@
+//! A snapshot document read from a hostile repository.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| m365backup_repo::fuzzing::snapshot_doc(data));
