@@ -171,6 +171,48 @@ pub enum FragmentAnswer {
     Done(DriveItem),
 }
 
+/// How often a fragment lost to the network is sent again before the upload gives up.
+const FRAGMENT_RESENDS: u32 = 3;
+/// The pause before asking a session what it expects after a broken fragment.
+const RESEND_PAUSE: Duration = Duration::from_millis(200);
+
+/// After a broken fragment: what the session's status says to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resume {
+    /// The session still expects the fragment: send it again.
+    Resend,
+    /// The session has the fragment's bytes: go on with the next one.
+    Taken,
+    /// The session is gone: start a new one.
+    Expired,
+    /// The session expects something else: give up on this upload.
+    Unknown,
+}
+
+/// An upload session's status (`GET` on its URL).
+#[derive(Deserialize)]
+struct UploadStatus {
+    #[serde(rename = "nextExpectedRanges", default)]
+    next_expected_ranges: Vec<String>,
+}
+
+impl UploadStatus {
+    /// Where the session expects bytes from, against the fragment `offset..end` that broke.
+    fn resume(&self, offset: u64, end: u64) -> Resume {
+        let Some(first) = self.next_expected_ranges.first() else {
+            // Nothing expected: every byte arrived, which only the last fragment can complete;
+            // its answer (the item) was lost, so the caller cannot know what was written.
+            return Resume::Unknown;
+        };
+        let start = first.split('-').next().and_then(|s| s.trim().parse::<u64>().ok());
+        match start {
+            Some(start) if start == offset => Resume::Resend,
+            Some(start) if start == end => Resume::Taken,
+            _ => Resume::Unknown,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct SessionAnswer {
     #[serde(rename = "uploadUrl")]
@@ -376,18 +418,36 @@ impl AccountPool {
         let end = offset + fragment.len() as u64;
         let range = format!("bytes {offset}-{}/{total}", end.saturating_sub(1));
         let mut throttles = 0;
+        let mut broken = 0;
         loop {
-            let sent = self
+            let sent = match self
                 .downloads
                 .put(&session.url)
                 .header(reqwest::header::CONTENT_RANGE, &range)
                 .body(fragment.clone())
                 .send()
                 .await
-                .map_err(|e| M365Error::Unreachable {
-                    url: "upload URL".into(),
-                    reason: crate::graph::reason(&e),
-                })?;
+            {
+                Ok(sent) => sent,
+                Err(e) => {
+                    // Microsoft's advice for a fragment lost to the network: ask the session
+                    // what it expects next and resume from there.
+                    broken += 1;
+                    let failure = M365Error::Unreachable {
+                        url: "upload URL".into(),
+                        reason: crate::graph::reason(&e),
+                    };
+                    match self.after_broken_fragment(session, offset, end).await {
+                        Resume::Resend if broken <= FRAGMENT_RESENDS => continue,
+                        Resume::Taken => {
+                            self.count_bytes(session.account, fragment.len());
+                            return Ok(FragmentAnswer::More);
+                        }
+                        Resume::Expired => return Err(PoolError::UploadSessionExpired),
+                        Resume::Resend | Resume::Unknown => return Err(failure.into()),
+                    }
+                }
+            };
             let status = sent.status().as_u16();
             match status {
                 200 | 201 => {
@@ -416,6 +476,23 @@ impl AccountPool {
                     .into())
                 }
             }
+        }
+    }
+
+    /// What to do after a fragment `offset..end` whose request broke: the session's status
+    /// (`GET` on the upload URL) says whether it is gone, took the fragment, or still expects it.
+    async fn after_broken_fragment(&self, session: &UploadSession, offset: u64, end: u64) -> Resume {
+        tokio::time::sleep(RESEND_PAUSE).await;
+        let Ok(answer) = self.downloads.get(&session.url).send().await else {
+            return Resume::Resend;
+        };
+        match answer.status().as_u16() {
+            404 => Resume::Expired,
+            200 => match json_capped::<UploadStatus>(answer, MAX_GRAPH_BODY, "upload URL").await {
+                Ok(status) => status.resume(offset, end),
+                Err(_) => Resume::Unknown,
+            },
+            _ => Resume::Resend,
         }
     }
 
@@ -508,5 +585,17 @@ mod tests {
             json!({"lastModifiedDateTime": "2024-03-01T10:20:30.000Z"})
         );
         assert!(FileTimes::default().is_empty());
+    }
+
+    #[test]
+    fn a_broken_fragment_resumes_where_the_session_says() {
+        let status = |ranges: &[&str]| UploadStatus {
+            next_expected_ranges: ranges.iter().map(|r| r.to_string()).collect(),
+        };
+        assert_eq!(status(&["327680-"]).resume(327_680, 655_360), Resume::Resend);
+        assert_eq!(status(&["655360-"]).resume(327_680, 655_360), Resume::Taken);
+        assert_eq!(status(&["0-"]).resume(327_680, 655_360), Resume::Unknown);
+        assert_eq!(status(&[]).resume(327_680, 655_360), Resume::Unknown);
+        assert_eq!(status(&["x-"]).resume(0, 10), Resume::Unknown);
     }
 }
