@@ -4,7 +4,7 @@
 //! value; nothing panics, text passed on is safe and durations are bounded. It takes any bytes
 //! and panics only when a promise is broken. The cargo-fuzz target under `fuzz/` calls it
 //! (feature `fuzzing`); the property test and the corpus replay call it in `cargo test`; the
-//! client against mutated m365sim answers is `tests/mutated_sim.rs`.
+//! client against mutated m365sim answers is `tests/m365/mutated_sim.rs`.
 
 // A fuzz target reports a broken promise by panicking: that is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -64,15 +64,7 @@ mod properties {
 
     #[test]
     fn corpus_replays() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/corpus/graph_response");
-        let files = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut replayed = 0;
-        for f in files {
-            graph_response(&std::fs::read(f.unwrap().path()).unwrap());
-            replayed += 1;
-        }
-        assert!(replayed > 0, "{} is empty", dir.display());
+        m365backup_core::fuzzing::replay_corpus("graph_response", graph_response);
     }
 
     proptest! {

@@ -1,9 +1,6 @@
 //! The Microsoft 365 client against m365sim: sign-in errors typed, tokens cached, paging
 //! followed, Retry-After honoured, decorated User-Agent.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, Instant};
 
 use m365backup_core::Secret;

@@ -3,9 +3,6 @@
 //! error text that is not Microsoft's. Nothing panics, nothing is followed off the Graph host,
 //! nothing unbounded is read, and foreign text is not passed on.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

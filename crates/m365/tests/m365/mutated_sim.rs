@@ -3,9 +3,6 @@
 //! call ends in bounded time with a value or a typed error; nothing panics, nothing hangs. The
 //! seed is fixed so a failure replays; `M365_MUTATION_ROUNDS` runs more rounds by hand.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -4,10 +4,7 @@
 //! operator, time, kind and client address; filters and paging work; no secret ever reaches the
 //! trail; and nothing, through the API or the database, can change it.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,10 +1,7 @@
 //! The founding endpoint, `PUT`/`GET /v5/Organizations/{id}/BackupAccounts`, over HTTPS against
 //! simulated tenants, on both stores.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{
     assert_not_logged, assert_plaintext_absent, captured_logs, json, organization_body, start_sim,

@@ -2,10 +2,7 @@
 //! `Failed` ("interrupted"), the repository checks clean, and the next run resumes from the
 //! last committed restore point of every object, losing no file.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

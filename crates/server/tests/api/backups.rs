@@ -4,10 +4,7 @@
 //! the earlier restore point still matches the tenant as it was; sessions and log items tell
 //! what happened as v5 clients read them.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,10 +1,7 @@
 //! `serve --demo`: the embedded tenant is registered at first start and re-connected on restart,
 //! with the founding document's organization, group and account.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{json, Backend, TestServer};
 

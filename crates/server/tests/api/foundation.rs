@@ -1,10 +1,7 @@
 //! The server foundation over HTTPS: sign-in, tokens, protection of every route, routing and
 //! body rules, TLS and restarts. Each case runs on SQLite and on PostgreSQL.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

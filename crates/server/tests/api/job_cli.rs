@@ -2,10 +2,7 @@
 //! running server, on both stores: the CLI queues the job, the server runs it, the CLI follows
 //! it to its end and exits 0 on success.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{cli, json, start_sim, Backend, TestServer};
 use serde_json::json;

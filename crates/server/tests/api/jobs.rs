@@ -4,10 +4,7 @@
 //! codes, and the rules that keep jobs consistent (unique names, no organization removed under
 //! its jobs).
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{json, Backend, TestServer};
 use serde_json::{json, Value};

@@ -2,10 +2,7 @@
 //! stores: adding with good and bad credentials, editing, removing, listings with paging and
 //! filters on a large tenant, and no secret in any response, row or log line.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{
     assert_not_logged, assert_plaintext_absent, captured_logs, json, organization_body, start_sim,

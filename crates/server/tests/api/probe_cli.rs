@@ -2,10 +2,7 @@
 //! (its simulated tenant lives in the server process, with Microsoft's default throttling), after
 //! its backup accounts were set through the API; on both stores.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use m365sim::tenant::generated_password;

@@ -3,10 +3,7 @@
 //! sealed, bad input refused, retention on demand, the SQL catalog browsed, wiped and rebuilt,
 //! and usedRepositories of an organization.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use chrono::{TimeZone, Utc};
 use common::{assert_plaintext_absent, json, organization_body, start_sim, Backend, TestServer};

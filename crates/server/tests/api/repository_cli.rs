@@ -1,9 +1,6 @@
 //! `m365backup repository …` run as a real process against both stores, beside a running server.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use m365backup_core::Secret;

@@ -2,10 +2,7 @@
 //! tenant, then sessions at points in time, browsing them as v5 clients do, and saving documents
 //! and ZIP archives whose bytes are compared with what the tenant held.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -3,10 +3,7 @@
 //! files compared byte for byte (and time for time) with what it held, under throttling and
 //! faults, and hostile requests refused with nothing written.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -4,10 +4,7 @@
 //! name locked by strangers, an open `/metrics`, forwarded addresses with ports, and files
 //! readable by others.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -6,10 +6,7 @@
 //! Each token is kept in use by a background client while it is revoked, so it is in the
 //! server's cache at that moment, as it would be for a busy client.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
