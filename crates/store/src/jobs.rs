@@ -501,7 +501,9 @@ macro_rules! impl_job_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(crate::backend_error)?;
-                tx.commit().await.map_err(crate::backend_error)?;
+                let committed = tx.commit().await;
+                self.organizations.invalidate();
+                committed.map_err(crate::backend_error)?;
                 Ok(())
             }
 

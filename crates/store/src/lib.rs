@@ -15,12 +15,14 @@ use m365backup_core::StoreError;
 
 mod audit;
 mod jobs;
+mod org_cache;
 mod postgres;
 mod queries;
 mod repositories;
 mod sqlite;
 mod time;
 
+pub use org_cache::ORGANIZATION_LIST_TTL;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -12,6 +12,8 @@ pub struct PgStore {
     pub(crate) read: PgPool,
     /// The same pool as `read`: PostgreSQL handles concurrent writers itself.
     pub(crate) write: PgPool,
+    /// `GET /v5/Organizations` from memory.
+    pub(crate) organizations: crate::org_cache::ListCache<m365backup_core::organizations::Organization>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -32,6 +34,7 @@ impl PgStore {
         Ok(Self {
             read: pool.clone(),
             write: pool,
+            organizations: Default::default(),
         })
     }
 }

@@ -275,13 +275,23 @@ macro_rules! impl_store {
         #[async_trait]
         impl OrganizationStore for $store {
             async fn list_organizations(&self) -> StoreResult<Vec<Organization>> {
+                if let Some(organizations) = self.organizations.fresh() {
+                    return Ok(organizations);
+                }
+                let generation = self.organizations.generation();
+                let read_at = std::time::Instant::now();
                 let docs: Vec<String> = sqlx::query_scalar(
                     "SELECT document FROM organizations ORDER BY created_at, id",
                 )
                 .fetch_all(&self.read)
                 .await
                 .map_err(crate::backend_error)?;
-                docs.iter().map(|d| organization_from_document(d)).collect()
+                let organizations = docs
+                    .iter()
+                    .map(|d| organization_from_document(d))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                self.organizations.store(generation, &organizations, read_at);
+                Ok(organizations)
             }
 
             async fn get_organization(
@@ -302,7 +312,7 @@ macro_rules! impl_store {
                 org: &Organization,
                 sealed_secrets: &[u8],
             ) -> StoreResult<()> {
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO organizations (id, name, tenant_id, document, secrets, created_at)
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
@@ -313,8 +323,9 @@ macro_rules! impl_store {
                 .bind(sealed_secrets)
                 .bind(to_millis(org.created_at))
                 .execute(&self.write)
-                .await
-                .map_err(crate::backend_error)?;
+                .await;
+                self.organizations.invalidate();
+                inserted.map_err(crate::backend_error)?;
                 Ok(())
             }
 
@@ -331,18 +342,18 @@ macro_rules! impl_store {
                 .bind(organization_document(org)?)
                 .bind(sealed_secrets)
                 .execute(&self.write)
-                .await
-                .map_err(crate::backend_error)?;
-                Ok(done.rows_affected() > 0)
+                .await;
+                self.organizations.invalidate();
+                Ok(done.map_err(crate::backend_error)?.rows_affected() > 0)
             }
 
             async fn delete_organization(&self, id: OrganizationId) -> StoreResult<bool> {
                 let done = sqlx::query("DELETE FROM organizations WHERE id = $1")
                     .bind(id.to_string())
                     .execute(&self.write)
-                    .await
-                    .map_err(crate::backend_error)?;
-                Ok(done.rows_affected() > 0)
+                    .await;
+                self.organizations.invalidate();
+                Ok(done.map_err(crate::backend_error)?.rows_affected() > 0)
             }
 
             async fn organization_secrets(

@@ -15,6 +15,8 @@ pub struct SqliteStore {
     pub(crate) read: SqlitePool,
     /// Exactly one connection: SQLite has one write lock, and queueing here beats SQLITE_BUSY.
     pub(crate) write: SqlitePool,
+    /// `GET /v5/Organizations` from memory.
+    pub(crate) organizations: crate::org_cache::ListCache<m365backup_core::organizations::Organization>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -50,7 +52,11 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(backend_error)?;
-        Ok(Self { read, write })
+        Ok(Self {
+            read,
+            write,
+            organizations: Default::default(),
+        })
     }
 }
 
