@@ -20,6 +20,7 @@ pub mod org_id;
 pub mod paging;
 pub mod paths;
 pub mod range;
+pub mod request_span;
 pub mod routes;
 pub mod state;
 
@@ -249,7 +250,7 @@ pub fn build(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), request_deadline))
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
+                .layer(TraceLayer::new_for_http().make_span_with(request_span::request_span))
                 .layer(from_fn_with_state(state.clone(), response_conventions))
                 .layer(CatchPanicLayer::new())
                 .layer(RequestBodyLimitLayer::new(limit)),

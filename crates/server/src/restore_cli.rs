@@ -30,6 +30,7 @@ use m365backup_engine::restore::write::target::Connections;
 use m365backup_engine::restore::write::{RestoreRequest, Restorer, RestorerConfig};
 use m365backup_repo::{ItemKind, ObjectKind};
 use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::progress_style;
@@ -129,6 +130,7 @@ pub async fn run_export(args: ExportArgs, settings: &Settings) -> anyhow::Result
         audit(&opened, AuditKind::ItemsSaved, "export", details).await?;
         export_to(&opened, &args.output).await
     }
+    .instrument(opened.span("export"))
     .await;
     opened.restore.stop(opened.session.id).await.ok();
     let stats = outcome?;
@@ -151,6 +153,18 @@ pub struct Opened {
     pub selections: Vec<Selection>,
     /// Where the selection comes from, for the event (`<OneDrive or site>[/path]`).
     pub source: String,
+}
+
+impl Opened {
+    /// The span of the command's work: the organization and the restore session.
+    fn span(&self, work: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            "command",
+            work,
+            organization = %self.session.organization_id,
+            restore_session = %self.session.id
+        )
+    }
 }
 
 /// Records a command's work on the items an opened session selects.
@@ -485,6 +499,7 @@ pub async fn run_restore(args: RestoreArgs, settings: &Settings) -> anyhow::Resu
         audit(&opened, kind, "restore", details).await?;
         restore_to_m365(&opened, options, settings).await
     }
+    .instrument(opened.span("restore"))
     .await;
     opened.restore.stop(opened.session.id).await.ok();
     let stats = outcome?;

@@ -22,6 +22,7 @@ use m365backup_engine::restore::selection::Selection;
 use m365backup_repo::ItemKind;
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::audit::AuditNote;
 use crate::bearer::Operator;
@@ -323,7 +324,8 @@ async fn track_save(
         {
             tracing::warn!(error = %m365backup_core::Chain(&e), "a save's event could not be finished");
         }
-    });
+    }
+    .instrument(tracing::info_span!("save", organization = %session.organization_id)));
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use m365backup_engine::restore::write::stats::RestoreStats;
 use m365backup_engine::restore::write::RestoreRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -262,7 +263,9 @@ pub async fn restore(
             tracing::warn!(error = %m365backup_core::Chain(&e), "a restore's event could not be finished");
         }
         stats
-    });
+    }
+    // Inside the request's span (the restore session), naming the organization too.
+    .instrument(tracing::info_span!("restore", organization = %session.organization_id)));
     let stats = running.await.map_err(ApiError::internal)?;
     Ok(Json(statistics(&stats, with_lists)).into_response())
 }

@@ -19,6 +19,7 @@ use m365backup_repo::{Item, ItemKind};
 use tokio::sync::oneshot;
 use tokio_util::compat::TokioAsyncWriteCompatExt;
 use tokio_util::io::ReaderStream;
+use tracing::Instrument;
 
 use crate::restore::browse::{repo_error, RestorePoint};
 use crate::restore::selection::Selection;
@@ -170,7 +171,8 @@ pub fn zip_export(entries: Vec<(Selection, String)>) -> Export {
             Err(e) => Err(e),
         };
         let _ = written_tx.send(outcome);
-    });
+    }
+    .in_current_span());
     let (tx, done) = oneshot::channel();
     let tail = stream::once(async move {
         let outcome = match written.await {
@@ -337,7 +339,8 @@ fn read_ahead(
                 return;
             }
         }
-    });
+    }
+    .in_current_span());
     stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
