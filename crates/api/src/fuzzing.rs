@@ -113,24 +113,12 @@ mod properties {
 
     use super::*;
 
-    /// The inputs of `fuzz/corpus/<target>`: what the fuzzers kept, and every crash they found.
-    fn corpus(target: &str) -> Vec<Vec<u8>> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/corpus")
-            .join(target);
-        let files = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let inputs: Vec<Vec<u8>> = files
-            .map(|f| std::fs::read(f.unwrap().path()).unwrap())
-            .collect();
-        assert!(!inputs.is_empty(), "{} is empty", dir.display());
-        inputs
-    }
-
     #[test]
     fn corpus_replays() {
-        corpus("ci_json").iter().for_each(|d| ci_json(d));
-        corpus("v5_datetime").iter().for_each(|d| v5_datetime(d));
-        corpus("paging").iter().for_each(|d| paging(d));
+        use m365backup_core::fuzzing::replay_corpus;
+        replay_corpus("ci_json", ci_json);
+        replay_corpus("v5_datetime", v5_datetime);
+        replay_corpus("paging", paging);
     }
 
     proptest! {

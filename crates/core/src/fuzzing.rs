@@ -18,21 +18,28 @@ pub fn composite_id(data: &[u8]) {
     }
 }
 
+/// Runs `check` on every input of `fuzz/corpus/<target>/` (what the fuzzers kept, and every
+/// crash they found): the regression tests of each crate's fuzz targets.
+pub fn replay_corpus(target: &str, check: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let files = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut replayed = 0;
+    for f in files {
+        check(&std::fs::read(f.unwrap().path()).unwrap());
+        replayed += 1;
+    }
+    assert!(replayed > 0, "{} is empty", dir.display());
+}
+
 #[cfg(test)]
 mod properties {
     use proptest::prelude::*;
 
     #[test]
     fn corpus_replays() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/composite_id");
-        let files = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut replayed = 0;
-        for f in files {
-            super::composite_id(&std::fs::read(f.unwrap().path()).unwrap());
-            replayed += 1;
-        }
-        assert!(replayed > 0, "{} is empty", dir.display());
+        super::replay_corpus("composite_id", super::composite_id);
     }
 
     proptest! {

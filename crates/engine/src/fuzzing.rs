@@ -106,28 +106,11 @@ mod properties {
 
     use super::*;
 
-    /// A target's corpus directory under `fuzz/corpus/`, and its entry point.
-    type Target = (&'static str, fn(&[u8]));
-
     #[test]
     fn corpus_replays() {
-        let targets: [Target; 2] = [
-            ("delta_page", delta_page),
-            ("zip_entry_names", zip_entry_names),
-        ];
-        for (target, check) in targets {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../fuzz/corpus")
-                .join(target);
-            let files =
-                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-            let mut replayed = 0;
-            for f in files {
-                check(&std::fs::read(f.unwrap().path()).unwrap());
-                replayed += 1;
-            }
-            assert!(replayed > 0, "{} is empty", dir.display());
-        }
+        use m365backup_core::fuzzing::replay_corpus;
+        replay_corpus("delta_page", delta_page);
+        replay_corpus("zip_entry_names", zip_entry_names);
     }
 
     proptest! {
