@@ -8,53 +8,75 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use conflate::Merge;
 use m365backup_api::ApiSettings;
 use m365backup_core::auth::AuthSettings;
 use m365backup_core::signin_guard::GuardPolicy;
 use m365backup_core::Secret;
 use serde::Deserialize;
 
-/// Options every subcommand needs to find the server's state.
-#[derive(Args, Debug, Clone, Default)]
+use crate::options_doc;
+
+/// Options every subcommand needs to find the server's state. Each field is declared once: its
+/// flag and environment variable (clap), its key in the TOML file (serde: the field name; a
+/// `#[serde(skip)]` field has none), and its row in README.md ([`reference_table`]).
+#[derive(Args, Debug, Clone, Default, Deserialize, Merge)]
+#[serde(default)]
+#[merge(strategy = conflate::option::overwrite_none)]
 pub struct StateArgs {
-    /// TOML configuration file.
+    /// TOML configuration file: keys are the options' names with underscores (`max_body_bytes =
+    /// 2097152`); unknown keys are an error.
     #[arg(long, env = "M365BACKUP_CONFIG", global = true)]
+    #[serde(skip)]
+    #[merge(skip)]
     pub config: Option<PathBuf>,
-    /// Directory for the database, TLS certificate and keys [default: ./data].
+    /// Directory for the database, TLS certificate and keys, created with mode 0700 [default:
+    /// ./data].
     #[arg(long, env = "M365BACKUP_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// `postgres://user@host/db` to keep state in PostgreSQL [default: SQLite file in the data
-    /// dir]. A URL with a password is refused here (it would show in `ps`): put it in the
-    /// environment (M365BACKUP_DATABASE_URL) or a file (--database-url-file).
+    /// `sqlite://path` or `postgres://user[:password]@host[:port]/db` [default: SQLite file
+    /// `m365backup.db` in the data dir]. PostgreSQL lets several nodes share state; migrations
+    /// run at start. A secret: never logged. The flag refuses a URL with a password (it would
+    /// show in `ps`): put it in the environment (M365BACKUP_DATABASE_URL) or a file
+    /// (--database-url-file). Order: flag, environment, --database-url-file, config file.
     #[arg(long, global = true)]
+    #[merge(skip)]
     pub database_url: Option<String>,
     /// File whose first line is the database URL (may hold a password; keep it mode 0600).
     #[arg(long, env = "M365BACKUP_DATABASE_URL_FILE", global = true)]
     pub database_url_file: Option<PathBuf>,
-    /// Key that seals stored secrets [default: server.key in the data dir, created on first start].
+    /// Key that seals organization and backup-account secrets (XChaCha20-Poly1305) [default:
+    /// server.key in the data dir, created (mode 0600) on first start]. Back it up with the
+    /// database: without it the stored secrets cannot be opened.
     #[arg(long, env = "M365BACKUP_SERVER_KEY_FILE", global = true)]
     pub server_key_file: Option<PathBuf>,
 }
 
-/// Options of `m365backup serve`.
-#[derive(Args, Debug, Clone, Default)]
+/// Options of `m365backup serve`, declared once as [`StateArgs`] are.
+#[derive(Args, Debug, Clone, Default, Deserialize, Merge)]
+#[serde(default)]
+#[merge(strategy = conflate::option::overwrite_none)]
 pub struct ServeArgs {
-    /// Address and port to listen on [default: 0.0.0.0:4443].
+    /// Address and port of the API [default: 0.0.0.0:4443].
     #[arg(long, env = "M365BACKUP_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// PEM certificate chain; with --tls-key, replaces the generated self-signed certificate.
+    /// PEM certificate chain; with --tls-key, replaces the generated self-signed certificate
+    /// (both or neither).
     #[arg(long, env = "M365BACKUP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
     #[arg(long, env = "M365BACKUP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// Serve plain HTTP instead of HTTPS (only behind a TLS-terminating reverse proxy).
+    /// `true`: serve plain HTTP instead of HTTPS, only behind a TLS-terminating reverse proxy
+    /// [default: false].
     #[arg(long, env = "M365BACKUP_PLAIN_HTTP")]
     pub plain_http: Option<bool>,
-    /// Trust X-Forwarded-For/-Proto/-Host (only behind a reverse proxy that sets them).
+    /// `true`: take the client address (`X-Forwarded-For`, last entry), scheme and host
+    /// (`X-Forwarded-Proto`/`-Host`) from the reverse proxy, only behind one that sets them
+    /// [default: false].
     #[arg(long, env = "M365BACKUP_TRUST_FORWARDED_HEADERS")]
     pub trust_forwarded_headers: Option<bool>,
-    /// Largest accepted request body in bytes [default: 1048576].
+    /// Largest accepted request body in bytes; larger ones get 413 [default: 1048576].
     #[arg(long, env = "M365BACKUP_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
     /// Lifetime of access tokens in seconds [default: 3600].
@@ -69,22 +91,24 @@ pub struct ServeArgs {
     /// First lockout in seconds; doubles with each further failure, up to 15 minutes [default: 5].
     #[arg(long, env = "M365BACKUP_SIGNIN_LOCKOUT_SECS")]
     pub signin_lockout_secs: Option<u64>,
-    /// Origins besides Microsoft's clouds that organizations may sign in at (comma-separated
-    /// `scheme://host[:port]`, port may be `*`; `*` alone allows any) [default: none].
+    /// Origins besides Microsoft's clouds where organizations may sign in and read Graph,
+    /// comma-separated (a list in the file): `https://host[:port]`, `http://host:*` (any port),
+    /// or `*` (anything: tests only); `--demo` adds its simulator [default: none].
     #[arg(long, env = "M365BACKUP_ALLOWED_ENDPOINTS", value_delimiter = ',')]
     pub allowed_endpoints: Option<Vec<String>>,
     /// `https://host[:port]` used in `_links` instead of the request's Host header.
     #[arg(long, env = "M365BACKUP_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// File holding the token a Prometheus scraper presents on /metrics (or the environment
-    /// variable M365BACKUP_METRICS_TOKEN).
+    /// File holding the token a Prometheus scraper presents as `Authorization: Bearer` on
+    /// /metrics (or the token itself in the environment variable M365BACKUP_METRICS_TOKEN).
     #[arg(long, env = "M365BACKUP_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
     /// Seconds a client has to send a request's headers; also how long an idle keep-alive
     /// connection stays open [default: 30].
     #[arg(long, env = "M365BACKUP_HEADER_READ_TIMEOUT_SECS")]
     pub header_read_timeout_secs: Option<u64>,
-    /// Seconds a request (reading its body and computing the answer) may take [default: 300].
+    /// Seconds a request (reading its body and computing the answer) may take; 408 after it
+    /// [default: 300].
     #[arg(long, env = "M365BACKUP_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: Option<u64>,
     /// Client connections served at once; more are closed on arrival [default: 1024].
@@ -97,14 +121,19 @@ pub struct ServeArgs {
     /// Job runs at once on this node [default: 4].
     #[arg(long, env = "M365BACKUP_MAX_CONCURRENT_JOBS")]
     pub max_concurrent_jobs: Option<usize>,
-    /// Days audit items are kept; 0 keeps them forever [default: 365].
+    /// Days audit items are kept (removed once a minute when older); 0 keeps them forever
+    /// [default: 365].
     #[arg(long, env = "M365BACKUP_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u64>,
-    /// Log format: `text` or `json` [default: text].
+    /// Log format on standard error, `text` or `json`; `RUST_LOG` filters (default `info`)
+    /// [default: text].
     #[arg(long, env = "M365BACKUP_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
-    /// Also run a simulated Microsoft 365 tenant and register it as an organization (try-out mode).
+    /// Also run a simulated Microsoft 365 tenant and register it as an organization (try-out
+    /// mode; see "Set up on a fresh machine").
     #[arg(long, env = "M365BACKUP_DEMO")]
+    #[serde(skip)]
+    #[merge(skip)]
     pub demo: bool,
 }
 
@@ -116,34 +145,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// The TOML file: the same option names as the flags, with underscores.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
+/// What the TOML file gave: the same options as the flags.
+#[derive(Debug, Default)]
 struct FileConfig {
-    data_dir: Option<PathBuf>,
-    server_key_file: Option<PathBuf>,
-    database_url: Option<String>,
-    database_url_file: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    plain_http: Option<bool>,
-    trust_forwarded_headers: Option<bool>,
-    max_body_bytes: Option<usize>,
-    access_token_lifetime_secs: Option<u64>,
-    refresh_token_lifetime_secs: Option<u64>,
-    signin_lockout_threshold: Option<u32>,
-    signin_lockout_secs: Option<u64>,
-    allowed_endpoints: Option<Vec<String>>,
-    public_url: Option<String>,
-    metrics_token_file: Option<PathBuf>,
-    header_read_timeout_secs: Option<u64>,
-    request_timeout_secs: Option<u64>,
-    max_connections: Option<usize>,
-    time_zone: Option<String>,
-    max_concurrent_jobs: Option<usize>,
-    audit_retention_days: Option<u64>,
-    log_format: Option<LogFormat>,
+    state: StateArgs,
+    serve: ServeArgs,
 }
 
 /// Fully resolved settings.
@@ -228,47 +234,48 @@ impl Settings {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        // Flags and environment (clap) over the file.
+        let file_database_url = file.state.database_url.clone();
+        let mut state = state.clone();
+        state.merge(file.state);
+        let mut serve = serve.clone();
+        serve.merge(file.serve);
         let tls = match (
-            serve.tls_cert.clone().or(file.tls_cert),
-            serve.tls_key.clone().or(file.tls_key),
+            serve.tls_cert.clone(),
+            serve.tls_key.clone(),
         ) {
             (Some(cert), Some(key)) => TlsSource::Files { cert, key },
             (None, None) => TlsSource::Generated,
             _ => anyhow::bail!("tls_cert and tls_key must be given together"),
         };
-        let plain_http = serve.plain_http.or(file.plain_http).unwrap_or(false);
+        let plain_http = serve.plain_http.unwrap_or(false);
         let max_body_bytes = serve
             .max_body_bytes
-            .or(file.max_body_bytes)
             .unwrap_or(1024 * 1024);
         anyhow::ensure!(
             max_body_bytes >= 1024,
             "max_body_bytes must be at least 1024"
         );
         let defaults = AuthSettings::default();
-        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
-            flag.or(file).map(Duration::from_secs).unwrap_or(default)
+        let secs = |value: Option<u64>, default: Duration| {
+            value.map(Duration::from_secs).unwrap_or(default)
         };
         let auth = AuthSettings {
             access_token_lifetime: secs(
                 serve.access_token_lifetime_secs,
-                file.access_token_lifetime_secs,
                 defaults.access_token_lifetime,
             ),
             refresh_token_lifetime: secs(
                 serve.refresh_token_lifetime_secs,
-                file.refresh_token_lifetime_secs,
                 defaults.refresh_token_lifetime,
             ),
             guard: GuardPolicy {
                 threshold: serve
                     .signin_lockout_threshold
-                    .or(file.signin_lockout_threshold)
                     .unwrap_or(defaults.guard.threshold)
                     .max(1),
                 base_delay: secs(
                     serve.signin_lockout_secs,
-                    file.signin_lockout_secs,
                     defaults.guard.base_delay,
                 ),
                 ..defaults.guard
@@ -285,24 +292,20 @@ impl Settings {
         let data_dir = state
             .data_dir
             .clone()
-            .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database_url = database_url(state, file.database_url, file.database_url_file)?;
+        let database_url = database_url(&state, file_database_url)?;
         let defaults = ConnectionLimits::default();
         let connections = ConnectionLimits {
             header_read_timeout: secs(
                 serve.header_read_timeout_secs,
-                file.header_read_timeout_secs,
                 defaults.header_read_timeout,
             ),
             request_timeout: secs(
                 serve.request_timeout_secs,
-                file.request_timeout_secs,
                 defaults.request_timeout,
             ),
             max_connections: serve
                 .max_connections
-                .or(file.max_connections)
                 .unwrap_or(defaults.max_connections),
             ..defaults
         };
@@ -317,24 +320,22 @@ impl Settings {
         let allowed_endpoints = serve
             .allowed_endpoints
             .clone()
-            .or(file.allowed_endpoints)
             .unwrap_or_default();
         m365backup_core::endpoint_policy::EndpointPolicy::with_allowed(&allowed_endpoints)
             .map_err(|e| anyhow::anyhow!("allowed_endpoints: {e}"))?;
         let public_url = serve
             .public_url
             .clone()
-            .or(file.public_url)
             .map(|u| parse_public_url(&u))
             .transpose()?;
-        let metrics_token = match serve.metrics_token_file.clone().or(file.metrics_token_file) {
+        let metrics_token = match serve.metrics_token_file.clone() {
             Some(path) => Some(read_secret_file(&path, "metrics token")?),
             None => std::env::var(METRICS_TOKEN_ENV)
                 .ok()
                 .filter(|t| !t.is_empty())
                 .map(Secret::new),
         };
-        let time_zone = match serve.time_zone.clone().or(file.time_zone) {
+        let time_zone = match serve.time_zone.clone() {
             Some(name) => name
                 .trim()
                 .parse()
@@ -344,7 +345,6 @@ impl Settings {
         let request_timeout = connections.request_timeout;
         let audit_retention = match serve
             .audit_retention_days
-            .or(file.audit_retention_days)
             .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS)
         {
             0 => None,
@@ -354,7 +354,6 @@ impl Settings {
             server_key_file: state
                 .server_key_file
                 .clone()
-                .or(file.server_key_file)
                 .unwrap_or_else(|| data_dir.join(crate::server_key::DEFAULT_KEY_FILE)),
             data_dir,
             database_url,
@@ -364,20 +363,18 @@ impl Settings {
             scheduler: m365backup_engine::scheduler::SchedulerConfig {
                 max_concurrent_runs: serve
                     .max_concurrent_jobs
-                    .or(file.max_concurrent_jobs)
                     .unwrap_or(4)
                     .max(1),
                 ..Default::default()
             },
             engine: Default::default(),
-            listen: serve.listen.or(file.listen).unwrap_or(DEFAULT_LISTEN),
+            listen: serve.listen.unwrap_or(DEFAULT_LISTEN),
             tls,
             plain_http,
             api: ApiSettings {
                 max_body_bytes,
                 trust_forwarded_headers: serve
                     .trust_forwarded_headers
-                    .or(file.trust_forwarded_headers)
                     .unwrap_or(false),
                 scheme: if plain_http { "http" } else { "https" },
                 public_url,
@@ -386,7 +383,7 @@ impl Settings {
             },
             auth,
             audit_retention,
-            log_format: serve.log_format.or(file.log_format).unwrap_or_default(),
+            log_format: serve.log_format.unwrap_or_default(),
             demo: serve.demo,
             bootstrap_admin_password: std::env::var(ADMIN_PASSWORD_ENV)
                 .ok()
@@ -408,11 +405,7 @@ impl Settings {
 
 /// The database URL: the flag (never with a password: flags show in `ps`), else the environment,
 /// else a file named by flag, environment or config, else the config file's value.
-fn database_url(
-    state: &StateArgs,
-    from_config: Option<String>,
-    file_from_config: Option<PathBuf>,
-) -> anyhow::Result<Option<Secret>> {
+fn database_url(state: &StateArgs, from_config: Option<String>) -> anyhow::Result<Option<Secret>> {
     if let Some(url) = &state.database_url {
         anyhow::ensure!(
             m365backup_store::redact_url(url) == *url,
@@ -427,7 +420,7 @@ fn database_url(
     {
         return Ok(Some(Secret::new(url)));
     }
-    if let Some(path) = state.database_url_file.clone().or(file_from_config) {
+    if let Some(path) = state.database_url_file.clone() {
         return Ok(Some(read_secret_file(&path, "database URL")?));
     }
     Ok(from_config.map(Secret::new))
@@ -469,7 +462,61 @@ fn parse_public_url(raw: &str) -> anyhow::Result<String> {
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    parse_file(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// The TOML file's options: every key must be one of [`file_keys`].
+fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+    let table: toml::Table = toml::from_str(text)?;
+    let known = file_keys();
+    if let Some(unknown) = table.keys().find(|k| !known.contains(&k.as_str())) {
+        anyhow::bail!(
+            "unknown option '{unknown}'; the file's options are: {}",
+            known.join(", ")
+        );
+    }
+    let value = toml::Value::Table(table);
+    Ok(FileConfig {
+        state: value.clone().try_into()?,
+        serve: value.try_into()?,
+    })
+}
+
+/// Every key the TOML file may hold: the serde fields of [`StateArgs`] and [`ServeArgs`].
+pub fn file_keys() -> Vec<&'static str> {
+    let mut keys = options_doc::serde_fields::<StateArgs>().to_vec();
+    keys.extend_from_slice(options_doc::serde_fields::<ServeArgs>());
+    keys
+}
+
+/// The options table of README.md ("Configuration"), generated from the definitions: flag,
+/// environment variable, file key and the flag's help text.
+pub fn reference_table() -> String {
+    use clap::Args as _;
+    let keys = file_keys();
+    let command = ServeArgs::augment_args(StateArgs::augment_args(clap::Command::new("m365backup")));
+    let mut table = String::from("| Flag | Environment | File key | Meaning |\n|---|---|---|---|\n");
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let id = arg.get_id().as_str();
+        let env = arg
+            .get_env()
+            .map(|e| format!("`{}`", e.to_string_lossy()))
+            .unwrap_or_else(|| "–".into());
+        let key = if keys.contains(&id) {
+            format!("`{id}`")
+        } else {
+            "–".into()
+        };
+        let help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+        table.push_str(&format!("| `--{long}` | {env} | {key} | {help} |\n"));
+    }
+    table
 }
 
 #[cfg(test)]
@@ -564,6 +611,58 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&StateArgs::default(), &serve).is_err());
+    }
+
+    /// The README's options table is the one [`reference_table`] makes from the definitions;
+    /// `UPDATE_README=1` rewrites it.
+    #[test]
+    fn readme_lists_every_option_as_defined() {
+        const BEGIN: &str = "<!-- options:begin";
+        const END: &str = "<!-- options:end -->";
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let begin = readme.find(BEGIN).expect("README.md has the options:begin marker");
+        let body = begin + readme[begin..].find('\n').unwrap() + 1;
+        let end = body + readme[body..].find(END).expect("README.md has the options:end marker");
+        let table = reference_table();
+        if readme[body..end] == table {
+            return;
+        }
+        if std::env::var_os("UPDATE_README").is_some() {
+            let updated = format!("{}{table}{}", &readme[..body], &readme[end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        panic!(
+            "README.md's options table is not the one the definitions in config.rs make; \
+             `UPDATE_README=1 cargo test -p m365backup --lib config::` rewrites it as:\n{table}"
+        );
+    }
+
+    #[test]
+    fn every_option_reaches_flag_environment_and_file() {
+        let keys = file_keys();
+        for key in ["data_dir", "listen", "max_body_bytes", "log_format", "database_url"] {
+            assert!(keys.contains(&key), "{key}");
+        }
+        // Not in the file: the file's own name, and the try-out switch.
+        assert!(!keys.contains(&"config") && !keys.contains(&"demo"));
+        let table = reference_table();
+        for row in [
+            "| `--listen` | `M365BACKUP_LISTEN` | `listen` |",
+            "| `--config` | `M365BACKUP_CONFIG` | – |",
+            "| `--database-url` | – | `database_url` |",
+        ] {
+            assert!(table.contains(row), "{row} in\n{table}");
+        }
+        // Every file key parses from a file and lands in the settings.
+        let file = parse_file(
+            "time_zone = \"Europe/Berlin\"\nmax_concurrent_jobs = 7\nallowed_endpoints = [\"http://127.0.0.1:*\"]\n",
+        )
+        .unwrap();
+        assert_eq!(file.serve.max_concurrent_jobs, Some(7));
+        assert_eq!(file.serve.time_zone.as_deref(), Some("Europe/Berlin"));
+        assert!(parse_file("demo = true\n").is_err(), "demo is not a file key");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod fsutil;
 pub mod job_cli;
 pub mod listener;
 pub mod logging;
+pub mod options_doc;
 pub mod probe;
 pub mod progress_style;
 pub mod repositories;
