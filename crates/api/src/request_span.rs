@@ -62,7 +62,10 @@ mod tests {
             named_ids("/v5/restoresessions/r-3/organization/onedrives"),
             [("restore_session", "r-3")]
         );
-        assert_eq!(named_ids("/v5/JobSessions/s-4/LogItems"), [("job_session", "s-4")]);
+        assert_eq!(
+            named_ids("/v5/JobSessions/s-4/LogItems"),
+            [("job_session", "s-4")]
+        );
         assert!(named_ids("/v5/Organizations").is_empty());
         assert!(named_ids(&format!("/v5/Jobs/{}", "x".repeat(65))).is_empty());
     }

@@ -240,18 +240,13 @@ impl Settings {
         state.merge(file.state);
         let mut serve = serve.clone();
         serve.merge(file.serve);
-        let tls = match (
-            serve.tls_cert.clone(),
-            serve.tls_key.clone(),
-        ) {
+        let tls = match (serve.tls_cert.clone(), serve.tls_key.clone()) {
             (Some(cert), Some(key)) => TlsSource::Files { cert, key },
             (None, None) => TlsSource::Generated,
             _ => anyhow::bail!("tls_cert and tls_key must be given together"),
         };
         let plain_http = serve.plain_http.unwrap_or(false);
-        let max_body_bytes = serve
-            .max_body_bytes
-            .unwrap_or(1024 * 1024);
+        let max_body_bytes = serve.max_body_bytes.unwrap_or(1024 * 1024);
         anyhow::ensure!(
             max_body_bytes >= 1024,
             "max_body_bytes must be at least 1024"
@@ -274,10 +269,7 @@ impl Settings {
                     .signin_lockout_threshold
                     .unwrap_or(defaults.guard.threshold)
                     .max(1),
-                base_delay: secs(
-                    serve.signin_lockout_secs,
-                    defaults.guard.base_delay,
-                ),
+                base_delay: secs(serve.signin_lockout_secs, defaults.guard.base_delay),
                 ..defaults.guard
             },
         };
@@ -296,17 +288,9 @@ impl Settings {
         let database_url = database_url(&state, file_database_url)?;
         let defaults = ConnectionLimits::default();
         let connections = ConnectionLimits {
-            header_read_timeout: secs(
-                serve.header_read_timeout_secs,
-                defaults.header_read_timeout,
-            ),
-            request_timeout: secs(
-                serve.request_timeout_secs,
-                defaults.request_timeout,
-            ),
-            max_connections: serve
-                .max_connections
-                .unwrap_or(defaults.max_connections),
+            header_read_timeout: secs(serve.header_read_timeout_secs, defaults.header_read_timeout),
+            request_timeout: secs(serve.request_timeout_secs, defaults.request_timeout),
+            max_connections: serve.max_connections.unwrap_or(defaults.max_connections),
             ..defaults
         };
         anyhow::ensure!(
@@ -317,10 +301,7 @@ impl Settings {
             connections.max_connections >= 1,
             "max_connections must be at least 1"
         );
-        let allowed_endpoints = serve
-            .allowed_endpoints
-            .clone()
-            .unwrap_or_default();
+        let allowed_endpoints = serve.allowed_endpoints.clone().unwrap_or_default();
         m365backup_core::endpoint_policy::EndpointPolicy::with_allowed(&allowed_endpoints)
             .map_err(|e| anyhow::anyhow!("allowed_endpoints: {e}"))?;
         let public_url = serve
@@ -361,10 +342,7 @@ impl Settings {
             allowed_endpoints,
             time_zone,
             scheduler: m365backup_engine::scheduler::SchedulerConfig {
-                max_concurrent_runs: serve
-                    .max_concurrent_jobs
-                    .unwrap_or(4)
-                    .max(1),
+                max_concurrent_runs: serve.max_concurrent_jobs.unwrap_or(4).max(1),
                 ..Default::default()
             },
             engine: Default::default(),
@@ -373,9 +351,7 @@ impl Settings {
             plain_http,
             api: ApiSettings {
                 max_body_bytes,
-                trust_forwarded_headers: serve
-                    .trust_forwarded_headers
-                    .unwrap_or(false),
+                trust_forwarded_headers: serve.trust_forwarded_headers.unwrap_or(false),
                 scheme: if plain_http { "http" } else { "https" },
                 public_url,
                 metrics_token,
@@ -494,8 +470,10 @@ pub fn file_keys() -> Vec<&'static str> {
 pub fn reference_table() -> String {
     use clap::Args as _;
     let keys = file_keys();
-    let command = ServeArgs::augment_args(StateArgs::augment_args(clap::Command::new("m365backup")));
-    let mut table = String::from("| Flag | Environment | File key | Meaning |\n|---|---|---|---|\n");
+    let command =
+        ServeArgs::augment_args(StateArgs::augment_args(clap::Command::new("m365backup")));
+    let mut table =
+        String::from("| Flag | Environment | File key | Meaning |\n|---|---|---|---|\n");
     for arg in command.get_arguments() {
         let Some(long) = arg.get_long() else { continue };
         let id = arg.get_id().as_str();
@@ -513,7 +491,11 @@ pub fn reference_table() -> String {
             .or(arg.get_help())
             .map(|h| h.to_string())
             .unwrap_or_default();
-        let help = help.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+        let help = help
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace('|', "\\|");
         table.push_str(&format!("| `--{long}` | {env} | {key} | {help} |\n"));
     }
     table
@@ -621,9 +603,14 @@ mod tests {
         const END: &str = "<!-- options:end -->";
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
         let readme = std::fs::read_to_string(&path).unwrap();
-        let begin = readme.find(BEGIN).expect("README.md has the options:begin marker");
+        let begin = readme
+            .find(BEGIN)
+            .expect("README.md has the options:begin marker");
         let body = begin + readme[begin..].find('\n').unwrap() + 1;
-        let end = body + readme[body..].find(END).expect("README.md has the options:end marker");
+        let end = body
+            + readme[body..]
+                .find(END)
+                .expect("README.md has the options:end marker");
         let table = reference_table();
         if readme[body..end] == table {
             return;
@@ -642,7 +629,13 @@ mod tests {
     #[test]
     fn every_option_reaches_flag_environment_and_file() {
         let keys = file_keys();
-        for key in ["data_dir", "listen", "max_body_bytes", "log_format", "database_url"] {
+        for key in [
+            "data_dir",
+            "listen",
+            "max_body_bytes",
+            "log_format",
+            "database_url",
+        ] {
             assert!(keys.contains(&key), "{key}");
         }
         // Not in the file: the file's own name, and the try-out switch.
@@ -662,7 +655,10 @@ mod tests {
         .unwrap();
         assert_eq!(file.serve.max_concurrent_jobs, Some(7));
         assert_eq!(file.serve.time_zone.as_deref(), Some("Europe/Berlin"));
-        assert!(parse_file("demo = true\n").is_err(), "demo is not a file key");
+        assert!(
+            parse_file("demo = true\n").is_err(),
+            "demo is not a file key"
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub struct PgStore {
     /// The same pool as `read`: PostgreSQL handles concurrent writers itself.
     pub(crate) write: PgPool,
     /// `GET /v5/Organizations` from memory.
-    pub(crate) organizations: crate::org_cache::ListCache<m365backup_core::organizations::Organization>,
+    pub(crate) organizations:
+        crate::org_cache::ListCache<m365backup_core::organizations::Organization>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

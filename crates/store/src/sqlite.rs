@@ -16,7 +16,8 @@ pub struct SqliteStore {
     /// Exactly one connection: SQLite has one write lock, and queueing here beats SQLITE_BUSY.
     pub(crate) write: SqlitePool,
     /// `GET /v5/Organizations` from memory.
-    pub(crate) organizations: crate::org_cache::ListCache<m365backup_core::organizations::Organization>,
+    pub(crate) organizations:
+        crate::org_cache::ListCache<m365backup_core::organizations::Organization>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -149,30 +149,32 @@ pub fn document_export(
 pub fn zip_export(entries: Vec<(Selection, String)>) -> Export {
     let (reader, writer) = tokio::io::duplex(PIPE_BYTES);
     let (written_tx, written) = oneshot::channel::<CoreResult<ExportStats>>();
-    tokio::spawn(async move {
-        let mut zip = ZipFileWriter::new(writer.compat_write());
-        let mut stats = ExportStats::default();
-        let mut outcome = Ok(());
-        for (selection, prefix) in entries {
-            outcome = write_selection(&mut zip, selection, &prefix, &mut stats).await;
-            if outcome.is_err() {
-                break;
+    tokio::spawn(
+        async move {
+            let mut zip = ZipFileWriter::new(writer.compat_write());
+            let mut stats = ExportStats::default();
+            let mut outcome = Ok(());
+            for (selection, prefix) in entries {
+                outcome = write_selection(&mut zip, selection, &prefix, &mut stats).await;
+                if outcome.is_err() {
+                    break;
+                }
             }
+            let outcome = match outcome {
+                Ok(()) => match zip.close().await {
+                    Ok(mut inner) => inner
+                        .close()
+                        .await
+                        .map(|_| stats)
+                        .map_err(|e| archive_failed(&e)),
+                    Err(e) => Err(archive_failed(&e)),
+                },
+                Err(e) => Err(e),
+            };
+            let _ = written_tx.send(outcome);
         }
-        let outcome = match outcome {
-            Ok(()) => match zip.close().await {
-                Ok(mut inner) => inner
-                    .close()
-                    .await
-                    .map(|_| stats)
-                    .map_err(|e| archive_failed(&e)),
-                Err(e) => Err(archive_failed(&e)),
-            },
-            Err(e) => Err(e),
-        };
-        let _ = written_tx.send(outcome);
-    }
-    .in_current_span());
+        .in_current_span(),
+    );
     let (tx, done) = oneshot::channel();
     let tail = stream::once(async move {
         let outcome = match written.await {
@@ -332,15 +334,17 @@ fn read_ahead(
     content: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
-    tokio::spawn(async move {
-        let mut content = std::pin::pin!(content);
-        while let Some(chunk) = content.next().await {
-            if tx.send(chunk).await.is_err() {
-                return;
+    tokio::spawn(
+        async move {
+            let mut content = std::pin::pin!(content);
+            while let Some(chunk) = content.next().await {
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
             }
         }
-    }
-    .in_current_span());
+        .in_current_span(),
+    );
     stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

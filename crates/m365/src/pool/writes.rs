@@ -204,7 +204,10 @@ impl UploadStatus {
             // its answer (the item) was lost, so the caller cannot know what was written.
             return Resume::Unknown;
         };
-        let start = first.split('-').next().and_then(|s| s.trim().parse::<u64>().ok());
+        let start = first
+            .split('-')
+            .next()
+            .and_then(|s| s.trim().parse::<u64>().ok());
         match start {
             Some(start) if start == offset => Resume::Resend,
             Some(start) if start == end => Resume::Taken,
@@ -481,7 +484,12 @@ impl AccountPool {
 
     /// What to do after a fragment `offset..end` whose request broke: the session's status
     /// (`GET` on the upload URL) says whether it is gone, took the fragment, or still expects it.
-    async fn after_broken_fragment(&self, session: &UploadSession, offset: u64, end: u64) -> Resume {
+    async fn after_broken_fragment(
+        &self,
+        session: &UploadSession,
+        offset: u64,
+        end: u64,
+    ) -> Resume {
         tokio::time::sleep(RESEND_PAUSE).await;
         let Ok(answer) = self.downloads.get(&session.url).send().await else {
             return Resume::Resend;
@@ -592,7 +600,10 @@ mod tests {
         let status = |ranges: &[&str]| UploadStatus {
             next_expected_ranges: ranges.iter().map(|r| r.to_string()).collect(),
         };
-        assert_eq!(status(&["327680-"]).resume(327_680, 655_360), Resume::Resend);
+        assert_eq!(
+            status(&["327680-"]).resume(327_680, 655_360),
+            Resume::Resend
+        );
         assert_eq!(status(&["655360-"]).resume(327_680, 655_360), Resume::Taken);
         assert_eq!(status(&["0-"]).resume(327_680, 655_360), Resume::Unknown);
         assert_eq!(status(&[]).resume(327_680, 655_360), Resume::Unknown);
