@@ -65,21 +65,28 @@ pub struct LockGuard {
     backend: Backend,
     key: String,
     refresher: tokio::task::JoinHandle<()>,
+    /// [`LockGuard::release`] deleted the file already: dropping has only the refresher to stop.
+    released: bool,
 }
 
 impl LockGuard {
     /// Releases the lock now, waiting for its file to be gone.
-    pub async fn release(self) -> RepoResult<()> {
+    pub async fn release(mut self) -> RepoResult<()> {
         self.refresher.abort();
-        let result = self.backend.delete(&self.key).await;
-        std::mem::forget(self);
-        result
+        let deleted = self.backend.delete(&self.key).await;
+        // Dropped, not forgotten: forgetting leaked the refresher task and the backend with
+        // every release (found by the soak bench).
+        self.released = true;
+        deleted
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         self.refresher.abort();
+        if self.released {
+            return;
+        }
         let backend = self.backend.clone();
         let key = self.key.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -181,6 +188,7 @@ pub async fn acquire(
         backend: backend.clone(),
         key,
         refresher,
+        released: false,
     })
 }
 
@@ -195,4 +203,39 @@ pub async fn remove_stale(backend: &Backend, keys: &Keys) -> RepoResult<usize> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Location;
+    use crate::crypto::new_master_key;
+
+    /// A released lock lets go of everything it held: its file, and the backend (a release
+    /// that forgot the guard kept one backend handle per lock alive for good).
+    #[tokio::test]
+    async fn released_locks_hold_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::open(&Location::Local {
+            path: dir.path().to_owned(),
+        })
+        .unwrap();
+        let keys = Arc::new(Keys::from_master(&new_master_key()));
+        let handles = backend.handles();
+        for _ in 0..5 {
+            let guard = acquire(&backend, &keys, false, "test").await.unwrap();
+            guard.release().await.unwrap();
+        }
+        let exclusive = acquire(&backend, &keys, true, "test").await.unwrap();
+        exclusive.release().await.unwrap();
+        assert!(list_locks(&backend, &keys).await.unwrap().is_empty());
+        // The refreshers were aborted: give them time to end.
+        for _ in 0..100 {
+            if backend.handles() == handles {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(backend.handles(), handles);
+    }
 }

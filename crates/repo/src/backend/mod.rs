@@ -134,6 +134,12 @@ impl Backend {
     }
 
     /// How the location is shown to people.
+    /// How many handles share this backend's store (tests: what is still held).
+    #[cfg(test)]
+    pub(crate) fn handles(&self) -> usize {
+        Arc::strong_count(&self.store)
+    }
+
     pub fn display(&self) -> &str {
         &self.display
     }
