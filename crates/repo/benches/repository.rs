@@ -106,6 +106,18 @@ async fn write_file(repo: &Repository, object_id: &str, data: &Bytes) -> (f64, I
     (started.elapsed().as_secs_f64(), item)
 }
 
+/// CPU time (user + system) this process has used, in seconds: how many cores a phase kept busy.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// Drops a file's clean pages from the page cache, so the next read comes from the disk.
 fn evict(path: &Path) {
     if let Ok(f) = std::fs::File::open(path) {
@@ -173,12 +185,15 @@ async fn bench_write_read() {
         path: dir.path().join("repository"),
     };
     let repo = open_new(&location).await;
+    let cpu_before = cpu_secs();
     let (repo_write, item) = write_file(&repo, "write", &data).await;
+    let cores_used = (cpu_secs() - cpu_before) / repo_write;
     println!(
-        "write {} MiB: raw {} | repository {} | ratio {:.2} (target ≥ 0.5)",
+        "write {} MiB: raw {} | repository {} ({cores_used:.2} of {} cores busy) | ratio {:.2} (target ≥ 0.5)",
         size / MIB,
         rate(size, raw_write),
         rate(size, repo_write),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
         raw_write / repo_write
     );
 

@@ -30,8 +30,9 @@ use crate::ids::{BlobId, BlobKind, IndexId};
 const UPLOAD_SLOTS: usize = 2;
 /// Written packs listed per index file (more at a flush).
 const PACKS_PER_INDEX: usize = 8;
-/// Ids looked up in the catalog per query (at most this many chunks wait for their answer).
-const LOOKUP_BATCH: usize = 8;
+/// Ids looked up in the catalog per query, at most (at most this many chunks of a stream wait
+/// for their answer); public for the catalog benchmark.
+pub const LOOKUP_BATCH: usize = 8;
 /// Chunks (plain bytes) between the chunker and their pack, across every stream being stored,
 /// in multiples of the largest chunk: enough to keep every worker busy, and what bounds the
 /// memory of many large files stored at once (each stream's own queues would otherwise stay

@@ -43,6 +43,7 @@ pub use error::{CatalogError, ErrorClass, RepoError, RepoResult, StorageFault};
 pub use format::item::{ChunkRef, Content, Item, ItemKind, ItemVersion};
 pub use format::snapshot::{ObjectKind, ProtectedObject, SnapshotDoc};
 pub use ids::{BlobId, PackId, SnapshotId};
+pub use blobstore::LOOKUP_BATCH;
 pub use reader::ContentStream;
 pub use repository::{InitOptions, Repository};
 pub use writer::{ParentChoice, SnapshotSpec, SnapshotWriter};

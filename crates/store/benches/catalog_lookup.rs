@@ -1,8 +1,10 @@
 //! The chunk index under deduplication: with `BENCH_CHUNKS` (10^7) chunks in the catalog
-//! (SQLite; PostgreSQL too with `BENCH_PG_URL`), how many chunk lookups per second the writer's
-//! batched queries (64 ids, half of them unknown) answer, beside the rate a 1 GB/s backup needs:
+//! (SQLite; PostgreSQL too with `BENCH_PG_URL`), how many chunk lookups per second the catalog
+//! answers as the writer asks (half of the ids unknown), beside the rate a 1 GB/s backup needs:
 //! one lookup per chunk, 1 MiB chunks on average (1,024/s), or 64 KiB for small-file-heavy data
-//! (16,384/s).
+//! (16,384/s). The writer asks one query at a time per stream being stored, with the chunks that
+//! are ready, at most [`LOOKUP_BATCH`] ids: measured with one id per query (a slow stream, the
+//! worst case), full batches, and full batches from 4 streams at once.
 
 // Test and benchmark code panics on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +16,7 @@ use m365backup_repo::catalog::RepoKey;
 use m365backup_repo::format::index::{IndexedBlob, IndexedPack};
 use m365backup_repo::ids::BlobKind;
 use m365backup_repo::registry::{RepositoryRecord, RetentionSettings, StorageSettings};
-use m365backup_repo::{BlobId, Catalog, PackId};
+use m365backup_repo::{BlobId, Catalog, PackId, LOOKUP_BATCH};
 use m365backup_store::StoreParts;
 
 fn id(kind: u8, n: u64) -> [u8; 32] {
@@ -80,7 +82,15 @@ async fn fill(parts: &StoreParts, repo: RepoKey, chunks: u64) -> Duration {
     started.elapsed()
 }
 
-async fn measure(catalog: &Arc<dyn Catalog>, repo: RepoKey, chunks: u64) -> f64 {
+/// Lookups per second with `streams` tasks each asking `batch` ids per query, one query at a
+/// time, for `BENCH_SECS` (5).
+async fn measure(
+    catalog: &Arc<dyn Catalog>,
+    repo: RepoKey,
+    chunks: u64,
+    batch: usize,
+    streams: u64,
+) -> f64 {
     let window = Duration::from_secs(
         std::env::var("BENCH_SECS")
             .ok()
@@ -88,49 +98,60 @@ async fn measure(catalog: &Arc<dyn Catalog>, repo: RepoKey, chunks: u64) -> f64 
             .unwrap_or(5),
     );
     let started = Instant::now();
-    let mut looked_up = 0u64;
-    let mut found = 0usize;
-    let mut k = 0u64;
-    while started.elapsed() < window {
-        let ids: Vec<BlobId> = (0..64u64)
-            .map(|i| {
-                k = k
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                if i % 2 == 0 {
-                    BlobId(id(0, k % chunks))
-                } else {
-                    BlobId(id(2, k))
+    let tasks: Vec<_> = (0..streams)
+        .map(|stream| {
+            let catalog = catalog.clone();
+            tokio::spawn(async move {
+                let (mut looked_up, mut found, mut k) = (0u64, 0u64, stream + 1);
+                while started.elapsed() < window {
+                    let ids: Vec<BlobId> = (0..batch)
+                        .map(|i| {
+                            k = k
+                                .wrapping_mul(6364136223846793005)
+                                .wrapping_add(1442695040888963407);
+                            if i % 2 == 0 {
+                                BlobId(id(0, k % chunks))
+                            } else {
+                                BlobId(id(2, k))
+                            }
+                        })
+                        .collect();
+                    let answers = catalog.lookup_blobs(repo, &ids).await.unwrap();
+                    let known = answers.iter().flatten().count() as u64;
+                    assert_eq!(
+                        known,
+                        ids.len().div_ceil(2) as u64,
+                        "every known id is found, no unknown one"
+                    );
+                    found += known;
+                    looked_up += batch as u64;
                 }
+                (looked_up, found)
             })
-            .collect();
-        found += catalog
-            .lookup_blobs(repo, &ids)
-            .await
-            .unwrap()
-            .iter()
-            .flatten()
-            .count();
-        looked_up += 64;
+        })
+        .collect();
+    let mut looked_up = 0u64;
+    for task in tasks {
+        looked_up += task.await.unwrap().0;
     }
-    assert_eq!(
-        found as u64,
-        looked_up / 2,
-        "every known id is found, no unknown one"
-    );
     looked_up as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn run(name: &str, parts: StoreParts, chunks: u64) {
     let repo = uuid::Uuid::new_v4();
     let filled = fill(&parts, repo, chunks).await;
-    let rate = measure(&parts.catalog, repo, chunks).await;
     println!(
-        "{name}: {chunks} chunks in the catalog (filled in {:.0} s); {rate:.0} lookups/s = {:.1}× the 1 GB/s need at 1 MiB chunks (1,024/s), {:.2}× at 64 KiB (16,384/s)",
-        filled.as_secs_f64(),
-        rate / 1024.0,
-        rate / 16384.0
+        "{name}: {chunks} chunks in the catalog (filled in {:.0} s)",
+        filled.as_secs_f64()
     );
+    for (batch, streams) in [(1, 1), (LOOKUP_BATCH, 1), (LOOKUP_BATCH, 4)] {
+        let rate = measure(&parts.catalog, repo, chunks, batch, streams).await;
+        println!(
+            "  {streams} stream(s), {batch} id(s) per query: {rate:.0} lookups/s = {:.1}× the 1 GB/s need at 1 MiB chunks (1,024/s), {:.2}× at 64 KiB (16,384/s)",
+            rate / 1024.0,
+            rate / 16384.0
+        );
+    }
     let _ = parts.registry.delete_repository(repo).await;
 }
 
