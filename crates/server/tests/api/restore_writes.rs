@@ -784,3 +784,85 @@ async fn hostile_requests_are_refused_and_write_nothing() {
     assert!(answer["message"].as_str().unwrap().contains("stopped"));
     assert!(d.find("/Docs").is_none());
 }
+
+/// Issue 14: a session nobody uses stops by itself (here after 1 s instead of 30 minutes):
+/// `Stopped`, its end time set, browsing it answers 404 saying so. Work running in a session —
+/// a restore slowed down by throttling, longer than the idle limit — keeps it working, and its
+/// events stay readable; once the work is done and the session left alone, it stops too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_stop_but_not_while_their_work_runs() {
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+    const FILES: usize = 15;
+    let t = setup_with(306, "Latest", |s| s.restore_idle_stop = IDLE).await;
+    let d = t.drive(0);
+    let folder = d.add_folder(None, "Slow").unwrap();
+    for i in 0..FILES {
+        d.add_file_bytes(Some(&folder), &format!("s{i:02}.txt"), b"slow")
+            .unwrap();
+    }
+    t.backup().await;
+    let busy = t.explore("veod").await;
+    let untouched = t.explore("veod").await;
+    d.delete(&folder).unwrap();
+    // About 5 units a file at 15 units/s: the restore lasts several idle limits.
+    t.sim.control().set_throttling(|c| {
+        c.enabled = true;
+        c.app_rate = 15.0;
+        c.app_burst = 5.0;
+    });
+
+    let started = Instant::now();
+    let (path, body) = (
+        format!("OneDrives/{}/Folders/{folder}", d.id()),
+        json!({"restoretoOriginallocation": {}}),
+    );
+    let restore = t.act(&busy, &path, &body);
+    // Only reads that are not activity (the session itself) while the restore runs.
+    let watch = async {
+        tokio::time::sleep(IDLE * 5 / 2).await;
+        let working = t.session(&busy).await;
+        let stopped = t.session(&untouched).await;
+        (working, stopped, started.elapsed())
+    };
+    let ((status, stats), (working, stopped, watched_at)) = tokio::join!(restore, watch);
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        count(&stats, "restoredItemsCount"),
+        FILES as u64 + 1,
+        "{stats}"
+    );
+    assert!(
+        took > watched_at,
+        "the restore ({took:?}) ran past the look at {watched_at:?}"
+    );
+    assert_eq!(working["state"], "Working", "{working}");
+    assert!(working.get("endTime").is_none(), "{working}");
+    assert_eq!(stopped["state"], "Stopped", "{stopped}");
+    assert!(stopped["endTime"].is_string(), "{stopped}");
+    let r =
+        t.s.get(
+            &format!("/v5/RestoreSessions/{untouched}/Organization/OneDrives"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("stopped"));
+
+    // The restore's events are there, ended.
+    let events = t.events(&busy).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["status"], "Success", "{events:?}");
+
+    // Left alone, the session stops in its turn.
+    tokio::time::sleep(IDLE * 2).await;
+    let view = t.session(&busy).await;
+    assert_eq!(view["state"], "Stopped", "{view}");
+    assert!(view["endTime"].is_string(), "{view}");
+    for rest in ["Organization/OneDrives", "Events"] {
+        let r =
+            t.s.get(&format!("/v5/RestoreSessions/{busy}/{rest}"), &t.token)
+                .await;
+        assert_eq!(r.status(), 404, "{rest}");
+    }
+}
