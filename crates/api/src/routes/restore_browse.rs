@@ -17,7 +17,7 @@ use crate::client::BaseUrl;
 use crate::dates::iso8601;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::links::{Href, Link, Links};
-use crate::paging::{page_of, Page, PageRequest, QueryParams};
+use crate::paging::{filtered_page_of, page_of, Page, PageRequest, QueryParams};
 use crate::routes::restore_sessions::parse_session_id;
 use crate::state::AppState;
 
@@ -46,6 +46,13 @@ fn parent_id(q: &QueryParams) -> Option<String> {
     q.get("parentId")
         .filter(|p| !p.eq_ignore_ascii_case("null"))
         .map(str::to_owned)
+}
+
+/// The parameters a listing's page links keep: its `parentId`.
+fn parent_filter(parent: Option<&str>) -> Vec<(&'static str, String)> {
+    parent
+        .map(|p| vec![("parentId", p.to_owned())])
+        .unwrap_or_default()
 }
 
 fn rs(base: &str, s: &RestoreSession) -> String {
@@ -289,10 +296,11 @@ async fn onedrive_rows(
     } else {
         "folders"
     };
-    Ok(page_of(
+    Ok(filtered_page_of(
         views,
         &req,
         &format!("{}/onedrives/{drive}/{collection}", rs(base, &s)),
+        &parent_filter(parent.as_deref()),
     ))
 }
 
@@ -487,10 +495,11 @@ pub async fn list_sites(
         })
         .map(|site| site_view(&base, &s, site))
         .collect();
-    Ok(Json(page_of(
+    Ok(Json(filtered_page_of(
         views,
         &req,
         &format!("{}/sites", rs(&base, &s)),
+        &parent_filter(parent.as_deref()),
     )))
 }
 
@@ -644,10 +653,11 @@ async fn site_rows(
     } else {
         "folders"
     };
-    Ok(page_of(
+    Ok(filtered_page_of(
         views,
         &req,
         &format!("{}/sites/{site}/{collection}", rs(base, &s)),
+        &parent_filter(Some(parent.as_str())),
     ))
 }
 
