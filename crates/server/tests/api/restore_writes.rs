@@ -866,3 +866,206 @@ async fn idle_sessions_stop_but_not_while_their_work_runs() {
         assert_eq!(r.status(), 404, "{rest}");
     }
 }
+
+/// Issue 14: `changedItems: false` leaves changed documents as they are and `deletedItems:
+/// false` leaves deleted ones (and deleted folders with what they held) out; both are counted in
+/// `skippedItemsByOptionsCount`, and the rest is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_or_deleted_items_are_left_out_when_the_options_say_so() {
+    let t = setup(307, "Latest").await;
+    let d = t.drive(0);
+    let mixed = d.add_folder(None, "Mixed").unwrap();
+    d.add_file_bytes(Some(&mixed), "same.txt", b"same").unwrap();
+    let changed = d
+        .add_file_bytes(Some(&mixed), "changed.txt", b"as backed up")
+        .unwrap();
+    let deleted = d
+        .add_file_bytes(Some(&mixed), "deleted.txt", b"deleted later")
+        .unwrap();
+    let gone = d.add_folder(Some(&mixed), "Gone").unwrap();
+    d.add_file_bytes(Some(&gone), "inner.txt", b"inner")
+        .unwrap();
+    t.backup().await;
+    let before = snapshot(&d);
+    d.modify_file_bytes(&changed, b"changed since").unwrap();
+    d.delete(&deleted).unwrap();
+    d.delete(&gone).unwrap();
+    let session = t.explore("veod").await;
+    let folder = format!("OneDrives/{}/Folders/{mixed}", d.id());
+    let content = |path: &str| d.find(path).map(|e| e.content.unwrap().read_all().unwrap());
+
+    // Changed items left out: the deleted ones come back, the changed one keeps its content.
+    let (status, stats) = t
+        .act(
+            &session,
+            &folder,
+            &json!({"restoretoOriginallocation": {"changedItems": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(content("/Mixed/changed.txt").unwrap(), b"changed since");
+    for path in ["/Mixed/deleted.txt", "/Mixed/Gone", "/Mixed/Gone/inner.txt"] {
+        assert_eq!(
+            snapshot(&d).get(path).map(|e| &e.0),
+            Some(&before[path].0),
+            "{path}"
+        );
+    }
+    // Restored: deleted.txt, Gone, inner.txt; unchanged: Mixed, same.txt; left out: changed.txt.
+    assert_eq!(count(&stats, "restoredItemsCount"), 3, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByOptionsCount"), 1, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 2, "{stats}");
+    assert_eq!(count(&stats, "totalItemsCount"), 6, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 0, "{stats}");
+
+    // Deleted items left out: the changed one is overwritten, the deleted ones stay deleted.
+    d.delete(&d.find("/Mixed/deleted.txt").unwrap().id).unwrap();
+    d.delete(&d.find("/Mixed/Gone").unwrap().id).unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &folder,
+            &json!({"restoretoOriginallocation": {"deletedItems": "false"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(content("/Mixed/changed.txt").unwrap(), b"as backed up");
+    assert!(d.find("/Mixed/deleted.txt").is_none());
+    assert!(d.find("/Mixed/Gone").is_none());
+    // Restored: changed.txt; unchanged: Mixed, same.txt; left out: deleted.txt, Gone, inner.txt.
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByOptionsCount"), 3, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 2, "{stats}");
+    assert_eq!(count(&stats, "totalItemsCount"), 6, "{stats}");
+    let items = t.item_events(&session).await;
+    assert_eq!(
+        items.get("Mixed/Gone/inner.txt"),
+        Some(&vec!["Success".to_owned(), "Success".to_owned()]),
+        "{items:?}"
+    );
+}
+
+/// Issue 14: `restoreTo` puts a SharePoint library's deleted folder back where it was — from a
+/// folder, from its library and from the whole site — with the same bytes and times; site and
+/// library restores add `restoredListsCount` and `failedListsCount` to the statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_folder_comes_back_by_restore_to() {
+    let t = setup(308, "Latest").await;
+    let tenant = t.sim.tenant();
+    let site_url = tenant.sites[0].web_url.clone();
+    let lib_id = tenant.drives[tenant.sites[0].drives[0]].id.clone();
+    let lib = t.sim.drive(&lib_id).unwrap();
+    let plans = lib.add_folder(None, "Plans").unwrap();
+    let q1 = lib.add_folder(Some(&plans), "Q1 – Überblick").unwrap();
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 249) as u8).collect();
+    let files = [
+        lib.add_file_bytes(Some(&plans), "budget.xlsx", b"budget figures")
+            .unwrap(),
+        lib.add_file_bytes(Some(&q1), "large.bin", &big).unwrap(),
+    ];
+    for (i, f) in files.iter().enumerate() {
+        lib.set_times(f, Some(old(i as i64)), Some(old(i as i64 + 20)))
+            .unwrap();
+    }
+    let root_doc = lib.add_file_bytes(None, "root.txt", b"at the top").unwrap();
+    t.backup().await;
+    let before = snapshot(&lib);
+    let session = t.explore("vesp").await;
+    let sites = json(
+        t.s.get(
+            &format!("/v5/RestoreSessions/{session}/Organization/Sites"),
+            &t.token,
+        )
+        .await,
+    )
+    .await;
+    let site_id = sites["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"] == site_url.as_str())
+        .unwrap_or_else(|| panic!("{sites}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back_as_before = |what: &str| {
+        let after = snapshot(&lib);
+        for path in [
+            "/Plans",
+            "/Plans/Q1 – Überblick",
+            "/Plans/budget.xlsx",
+            "/Plans/Q1 – Überblick/large.bin",
+        ] {
+            let (hash, modified) = after
+                .get(path)
+                .unwrap_or_else(|| panic!("{what}: {path} missing in {after:?}"));
+            assert_eq!(hash, &before[path].0, "{what}: {path}");
+            if path.contains('.') {
+                assert_eq!(modified, &before[path].1, "{what}: times of {path}");
+            }
+        }
+        assert!(
+            lib.find("/Plans 1").is_none(),
+            "{what}: no duplicate folder"
+        );
+    };
+
+    for (what, rest, lists) in [
+        ("folder", format!("Sites/{site_id}/Folders/{plans}"), false),
+        (
+            "library",
+            format!("Sites/{site_id}/Libraries/{lib_id}"),
+            true,
+        ),
+        ("site", format!("Sites/{site_id}"), true),
+    ] {
+        lib.delete(&lib.find("/Plans").unwrap().id).unwrap();
+        let (status, stats) = t
+            .act(
+                &session,
+                &rest,
+                &json!({"restoreTo": {"documentVersion": "last", "documentLastVersionAction": "overwrite"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{what}: {stats}");
+        back_as_before(what);
+        assert_eq!(count(&stats, "restoredItemsCount"), 4, "{what}: {stats}");
+        assert_eq!(count(&stats, "failedItemsCount"), 0, "{what}: {stats}");
+        assert_eq!(stats["restoreIssues"], json!([]), "{what}");
+        if lists {
+            // root.txt is as backed up.
+            assert_eq!(
+                count(&stats, "skippedItemsByNoChangesCount"),
+                1,
+                "{what}: {stats}"
+            );
+            assert_eq!(count(&stats, "restoredListsCount"), 0, "{what}: {stats}");
+            assert_eq!(count(&stats, "failedListsCount"), 0, "{what}: {stats}");
+        } else {
+            assert!(stats.get("restoredListsCount").is_none(), "{what}: {stats}");
+            assert!(stats.get("failedListsCount").is_none(), "{what}: {stats}");
+        }
+    }
+
+    // A changed document at the library's top, merged back from the site.
+    lib.modify_file_bytes(&root_doc, b"changed at the top")
+        .unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("Sites/{site_id}"),
+            &json!({"restoreTo": {"documentLastVersionAction": "Merge"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    assert_eq!(
+        lib.content(&root_doc, None).unwrap().read_all().unwrap(),
+        b"at the top"
+    );
+    let events = t.events(&session).await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events
+        .iter()
+        .all(|e| e["type"] == "Restore" && e["status"] == "Success"));
+}
