@@ -14,6 +14,10 @@ use common::{json, start_sim, Backend, TestServer};
 use m365sim::{Access, DriveHandle, RunningSim};
 use serde_json::{json, Value};
 
+on_both_stores! {
+    idle_sessions_stop_but_not_while_their_work_runs;
+}
+
 fn tenant(seed: u64) -> m365sim::TenantSpec {
     m365sim::TenantSpec {
         seed,
@@ -46,8 +50,17 @@ async fn setup_with(
     version_policy: &str,
     adjust: impl FnOnce(&mut m365backup::config::Settings),
 ) -> Setup {
+    setup_on(Backend::Sqlite, seed, version_policy, adjust).await
+}
+
+async fn setup_on(
+    backend: Backend,
+    seed: u64,
+    version_policy: &str,
+    adjust: impl FnOnce(&mut m365backup::config::Settings),
+) -> Setup {
     let sim = start_sim(tenant(seed)).await;
-    let s = TestServer::start_with(Backend::Sqlite, adjust).await;
+    let s = TestServer::start_with(backend, adjust).await;
     let token = s.admin_token().await;
     let org = add_organization(&s, &token, &sim).await;
     let job = add_job(
@@ -789,11 +802,10 @@ async fn hostile_requests_are_refused_and_write_nothing() {
 /// `Stopped`, its end time set, browsing it answers 404 saying so. Work running in a session —
 /// a restore slowed down by throttling, longer than the idle limit — keeps it working, and its
 /// events stay readable; once the work is done and the session left alone, it stops too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sessions_stop_but_not_while_their_work_runs() {
+async fn idle_sessions_stop_but_not_while_their_work_runs(backend: Backend) {
     const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
     const FILES: usize = 15;
-    let t = setup_with(306, "Latest", |s| s.restore_idle_stop = IDLE).await;
+    let t = setup_on(backend, 306, "Latest", |s| s.restore_idle_stop = IDLE).await;
     let d = t.drive(0);
     let folder = d.add_folder(None, "Slow").unwrap();
     for i in 0..FILES {
