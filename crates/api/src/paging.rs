@@ -152,10 +152,20 @@ pub fn filtered_stored_page<T>(
 }
 
 /// One page of a list computed in memory (no `setId`: the list is made anew per request).
-pub fn page_of<T>(mut all: Vec<T>, req: &PageRequest, url: &str) -> Page<T> {
+pub fn page_of<T>(all: Vec<T>, req: &PageRequest, url: &str) -> Page<T> {
+    filtered_page_of(all, req, url, &[])
+}
+
+/// [`page_of`] of a filtered list: the page links keep the `filters` parameters.
+pub fn filtered_page_of<T>(
+    mut all: Vec<T>,
+    req: &PageRequest,
+    url: &str,
+    filters: &[(&str, String)],
+) -> Page<T> {
     let total = all.len() as u64;
     let results: Vec<T> = all.drain(..).skip(req.offset).take(req.limit).collect();
-    stored_page(results, total, req, url)
+    filtered_stored_page(results, total, req, url, filters)
 }
 
 /// `first`, `self`, and `prev`/`next` where such a page exists, keeping `params`.

@@ -176,6 +176,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// How long audit items are kept; `None`: forever.
     pub audit_retention: Option<Duration>,
+    /// How long a restore session may sit unused (no request, no work running) before it stops
+    /// by itself (30 minutes; shorter in tests).
+    pub restore_idle_stop: Duration,
     pub log_format: LogFormat,
     /// Password for the `admin` operator created on first start (`M365BACKUP_ADMIN_PASSWORD`);
     /// random and printed once when absent. Environment only: flags show up in `ps`.
@@ -359,6 +362,7 @@ impl Settings {
             },
             auth,
             audit_retention,
+            restore_idle_stop: m365backup_core::restore::service::IDLE_STOP,
             log_format: serve.log_format.unwrap_or_default(),
             demo: serve.demo,
             bootstrap_admin_password: std::env::var(ADMIN_PASSWORD_ENV)

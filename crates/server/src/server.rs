@@ -171,7 +171,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
         node.service.proxy_id(),
         settings.scheduler.clone(),
     );
-    let restore = Arc::new(RestoreService::new(store.clone()));
+    let restore =
+        Arc::new(RestoreService::new(store.clone()).with_idle_stop(settings.restore_idle_stop));
     let browser = Arc::new(Browser::new(store.clone(), node.service.clone()));
     let restorer = Arc::new(Restorer::new(
         Connections {
@@ -235,7 +236,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
                     tracing::warn!(error = %m365backup_core::Chain(&e), "stopping idle restore sessions failed")
                 }
             }
-            browser.forget_idle(m365backup_core::restore::service::IDLE_STOP);
+            browser.forget_idle(restore.idle_stop());
             match auth.purge_expired_sessions().await {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
                 Ok(_) => {}

@@ -777,6 +777,23 @@ macro_rules! impl_job_store {
                 Ok(())
             }
 
+            async fn touch_restore_session(
+                &self,
+                id: m365backup_core::restore::model::RestoreSessionId,
+                at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE restore_sessions SET last_activity = $2
+                     WHERE id = $1 AND state = 'Working' AND last_activity < $2",
+                )
+                .bind(id.to_string())
+                .bind(to_millis(at))
+                .execute(&self.write)
+                .await
+                .map_err(crate::backend_error)?;
+                Ok(())
+            }
+
             async fn stop_idle_restore_sessions(
                 &self,
                 idle_before: DateTime<Utc>,

@@ -17,7 +17,7 @@ use crate::client::BaseUrl;
 use crate::dates::iso8601;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::links::{Href, Link, Links};
-use crate::paging::{page_of, Page, PageRequest, QueryParams};
+use crate::paging::{filtered_page_of, page_of, Page, PageRequest, QueryParams};
 use crate::routes::restore_sessions::parse_session_id;
 use crate::state::AppState;
 
@@ -46,6 +46,13 @@ fn parent_id(q: &QueryParams) -> Option<String> {
     q.get("parentId")
         .filter(|p| !p.eq_ignore_ascii_case("null"))
         .map(str::to_owned)
+}
+
+/// The parameters a listing's page links keep: its `parentId`.
+fn parent_filter(parent: Option<&str>) -> Vec<(&'static str, String)> {
+    parent
+        .map(|p| vec![("parentId", p.to_owned())])
+        .unwrap_or_default()
 }
 
 fn rs(base: &str, s: &RestoreSession) -> String {
@@ -117,11 +124,13 @@ pub struct ItemView {
     links: Links,
 }
 
-/// Where an item's links point: its container (`onedrives/{id}` or `sites/{id}`) and parent.
+/// Where an item's links point: its container (`onedrives/{id}` or `sites/{id}`) and parent
+/// (a folder; else a site's library, else the container).
 struct Place<'a> {
     container_rel: &'static str,
     container: String,
     parent: Option<&'a str>,
+    library: Option<&'a str>,
 }
 
 fn item_view(
@@ -143,12 +152,15 @@ fn item_view(
     ]);
     links.insert(
         "parent",
-        Link::new(match place.parent {
-            Some(p) => format!("{container}/folders/{p}"),
-            None => container.clone(),
+        Link::new(match (place.parent, place.library) {
+            (Some(p), _) => format!("{container}/folders/{p}"),
+            (None, Some(l)) => format!("{container}/libraries/{l}"),
+            (None, None) => container.clone(),
         }),
     );
-    if is_file {
+    // The contract lists `…/Documents/{id}/Versions` for OneDrive only (a SharePoint session
+    // shows versions as rows with `showAllVersions`).
+    if is_file && s.kind == RestoreKind::Veod {
         links.insert("versions", Link::new(format!("{own}/versions")));
     }
     let (size, version_id, modified, modified_by) = match version {
@@ -276,6 +288,7 @@ async fn onedrive_rows(
         container_rel: "oneDrive",
         container: format!("onedrives/{drive}"),
         parent: parent.as_deref(),
+        library: None,
     };
     let views = rows(base, &s, &place, &items, kind);
     let collection = if kind == ItemKind::File {
@@ -283,10 +296,11 @@ async fn onedrive_rows(
     } else {
         "folders"
     };
-    Ok(page_of(
+    Ok(filtered_page_of(
         views,
         &req,
         &format!("{}/onedrives/{drive}/{collection}", rs(base, &s)),
+        &parent_filter(parent.as_deref()),
     ))
 }
 
@@ -343,6 +357,7 @@ async fn onedrive_item(
         container_rel: "oneDrive",
         container: format!("onedrives/{drive}"),
         parent: found.parent_id.as_deref(),
+        library: None,
     };
     Ok(item_view(base, &s, &place, &found, None))
 }
@@ -399,6 +414,7 @@ pub async fn onedrive_document_versions(
         container_rel: "oneDrive",
         container: format!("onedrives/{drive}"),
         parent: found.parent_id.as_deref(),
+        library: None,
     };
     let mut views = vec![item_view(&base, &s, &place, &found, None)];
     views.extend(
@@ -479,10 +495,11 @@ pub async fn list_sites(
         })
         .map(|site| site_view(&base, &s, site))
         .collect();
-    Ok(Json(page_of(
+    Ok(Json(filtered_page_of(
         views,
         &req,
         &format!("{}/sites", rs(&base, &s)),
+        &parent_filter(parent.as_deref()),
     )))
 }
 
@@ -628,6 +645,7 @@ async fn site_rows(
         container_rel: "site",
         container: format!("sites/{site}"),
         parent: folder.as_ref().map(|f| f.id.as_str()),
+        library: Some(&library.object().id),
     };
     let views = rows(base, &s, &place, &items, kind);
     let collection = if kind == ItemKind::File {
@@ -635,10 +653,11 @@ async fn site_rows(
     } else {
         "folders"
     };
-    Ok(page_of(
+    Ok(filtered_page_of(
         views,
         &req,
         &format!("{}/sites/{site}/{collection}", rs(base, &s)),
+        &parent_filter(Some(parent.as_str())),
     ))
 }
 
@@ -681,7 +700,7 @@ async fn site_item(
     kind: ItemKind,
 ) -> ApiResult<ItemView> {
     let s = session_of(state, id, RestoreKind::Vesp).await?;
-    let (_, found) = state.browser.library_of(&s, site, item).await?;
+    let (library, found) = state.browser.library_of(&s, site, item).await?;
     let found = found.filter(|i| i.kind == kind).ok_or_else(|| {
         ApiError::NotFound(format!(
             "'{item}' is not a {} of this site.",
@@ -696,6 +715,7 @@ async fn site_item(
         container_rel: "site",
         container: format!("sites/{site}"),
         parent: found.parent_id.as_deref(),
+        library: Some(&library.object().id),
     };
     Ok(item_view(base, &s, &place, &found, None))
 }

@@ -1,8 +1,10 @@
 //! Restore sessions' rules: opening one on an organization or a job at a point in time, keeping
-//! it alive while it is used (a session idle for 30 minutes stops by itself), stopping it, and
-//! recording what was done in it as events with the session's counts.
+//! it alive while it is used (a session idle for 30 minutes stops by itself; work running in it
+//! — a save or a restore — keeps it alive until it ends), stopping it, and recording what was
+//! done in it as events with the session's counts.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,6 +38,10 @@ pub struct RestoreService {
     /// Sessions are documents read, changed and written back: one change at a time, so that
     /// concurrent saves in one session never lose each other's counts.
     changes: tokio::sync::Mutex<()>,
+    /// Running events, each with the task that keeps its session's last activity fresh until
+    /// the event ends (the session's database row: another process's work counts too, and a
+    /// crashed server's work stops counting).
+    keepalives: Mutex<HashMap<RestoreEventId, tokio::task::AbortHandle>>,
 }
 
 fn not_found(id: RestoreSessionId) -> CoreError {
@@ -48,7 +54,13 @@ impl RestoreService {
             store,
             idle_stop: IDLE_STOP,
             changes: tokio::sync::Mutex::new(()),
+            keepalives: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The idle limit.
+    pub fn idle_stop(&self) -> Duration {
+        self.idle_stop
     }
 
     /// With another idle limit (tests).
@@ -183,7 +195,43 @@ impl RestoreService {
             source: item.source,
             target: item.target,
         };
-        Ok(self.store.append_restore_event(&event).await?)
+        let event = self.store.append_restore_event(&event).await?;
+        self.keep_alive(&event);
+        Ok(event)
+    }
+
+    /// Until the event ends, its session counts as active: its last activity is refreshed
+    /// several times per idle limit.
+    fn keep_alive(&self, event: &RestoreEvent) {
+        let store = self.store.clone();
+        let session = event.session_id;
+        let every = (self.idle_stop / 4).max(Duration::from_millis(10));
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.touch_restore_session(session, Utc::now()).await {
+                    tracing::warn!(session = %session, error = %crate::Chain(&e), "a running restore session's activity could not be recorded");
+                }
+            }
+        });
+        self.keepalives
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(event.id, task.abort_handle());
+    }
+
+    /// The event's work has ended: its session may become idle again.
+    fn let_idle(&self, event: RestoreEventId) {
+        if let Some(task) = self
+            .keepalives
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&event)
+        {
+            task.abort();
+        }
     }
 
     /// Records an event that has already ended, one item of a larger piece of work whose own
@@ -229,6 +277,7 @@ impl RestoreService {
         event.status = status;
         event.message = message;
         event.end_time = Some(Utc::now());
+        self.let_idle(event.id);
         self.store.update_restore_event(&event).await?;
         let _change = self.changes.lock().await;
         let mut session = self.get(event.session_id).await?;
@@ -269,6 +318,19 @@ impl RestoreService {
             .await?
             .filter(|e| e.session_id == session)
             .ok_or_else(|| CoreError::NotFound(format!("Restore event '{id}' was not found.")))
+    }
+}
+
+impl Drop for RestoreService {
+    fn drop(&mut self) {
+        for (_, task) in self
+            .keepalives
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+        {
+            task.abort();
+        }
     }
 }
 

@@ -22,6 +22,12 @@ pub trait RestoreStore: Send + Sync {
     ) -> StoreResult<Paged<RestoreSession>>;
     /// Saves state, result, counts, end and last activity.
     async fn update_restore_session(&self, session: &RestoreSession) -> StoreResult<()>;
+    /// Records activity in a working session (work running in it) without touching the rest.
+    async fn touch_restore_session(
+        &self,
+        id: RestoreSessionId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Stops working sessions idle since before `idle_before`; how many.
     async fn stop_idle_restore_sessions(
         &self,

@@ -112,6 +112,17 @@ async fn cli_sessions(s: &TestServer, token: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Follows every link of a view: each answers 200.
+async fn follow_links(s: &TestServer, token: &str, view: &Value) {
+    let links = view["_links"].as_object().expect("links");
+    assert!(!links.is_empty(), "{view}");
+    for (rel, link) in links {
+        let href = link["href"].as_str().unwrap();
+        let r = s.http.get(href).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{rel}: {href}");
+    }
+}
+
 /// Waits until every event of the session has ended; the events.
 async fn settled_events(s: &TestServer, token: &str, session: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -249,6 +260,7 @@ async fn each_point_in_time_gives_back_what_the_tenant_held(backend: Backend) {
                 .next(),
             Some(projects.as_str())
         );
+        follow_links(&s, &token, &doc).await;
         let doc_id = doc["id"].as_str().unwrap();
         let r = action(
             &s,
@@ -343,7 +355,120 @@ async fn each_point_in_time_gives_back_what_the_tenant_held(backend: Backend) {
     assert_eq!(stopped["state"], "Stopped");
     assert!(stopped["endTime"].is_string());
 
+    every_version_is_a_row_and_listings_page(&s, &token, &org, &drive, &folder, &contents).await;
     deleted_items_show_with_show_deleted(&s, &token, &org, &job, &drive, &folder).await;
+}
+
+/// With `showAllVersions`, each backed-up version of a document is a row of its folder's
+/// listing, newest first, one id; listings page by `offset` and `limit`, their `next` links
+/// keeping the `parentId` they list.
+async fn every_version_is_a_row_and_listings_page(
+    s: &TestServer,
+    token: &str,
+    org: &str,
+    drive: &m365sim::DriveHandle,
+    folder: &str,
+    contents: &[&[u8]],
+) {
+    let drive_id = drive.id();
+    let docs_of = |show_all: bool| async move {
+        let session = explore(
+            s,
+            token,
+            org,
+            json!({"type": "veod", "showAllVersions": show_all}),
+        )
+        .await;
+        let id = session["id"].as_str().unwrap().to_owned();
+        let page = browse(
+            s,
+            token,
+            &id,
+            &format!("OneDrives/{drive_id}/Documents?parentId={folder}"),
+        )
+        .await;
+        (id, results(&page))
+    };
+    let (_, current) = docs_of(false).await;
+    assert_eq!(current.len(), 1, "{current:?}");
+    let (all_id, rows) = docs_of(true).await;
+    let sizes: Vec<u64> = rows
+        .iter()
+        .map(|r| r["sizeBytes"].as_u64().unwrap())
+        .collect();
+    let newest_first: Vec<u64> = contents.iter().rev().map(|c| c.len() as u64).collect();
+    assert_eq!(sizes, newest_first, "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|r| r["id"] == current[0]["id"] && r["name"] == "plan.txt"));
+    assert_eq!(rows[0]["versionId"], current[0]["versionId"]);
+    let mut version_ids: Vec<&str> = rows
+        .iter()
+        .map(|r| r["versionId"].as_str().unwrap())
+        .collect();
+    version_ids.dedup();
+    assert_eq!(version_ids.len(), rows.len(), "{rows:?}");
+
+    // Paging those rows: two, then the last one by the `next` link.
+    let first = browse(
+        s,
+        token,
+        &all_id,
+        &format!("OneDrives/{drive_id}/Documents?parentId={folder}&offset=0&limit=2"),
+    )
+    .await;
+    assert_eq!(
+        (first["offset"].as_u64(), first["limit"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_eq!(results(&first), rows[..2].to_vec());
+    let next = first["_links"]["next"]["href"]
+        .as_str()
+        .expect("a next page");
+    let second = json(s.http.get(next).bearer_auth(token).send().await.unwrap()).await;
+    assert_eq!(results(&second), rows[2..].to_vec(), "{next}");
+    assert!(second["_links"].get("next").is_none(), "{second}");
+
+    // The drive's top-level folders one by one, then past the end; bad paging is a 400.
+    let all = results(
+        &browse(
+            s,
+            token,
+            &all_id,
+            &format!("OneDrives/{drive_id}/Folders?parentId=null"),
+        )
+        .await,
+    );
+    assert!(all.len() >= 2, "{all:?}");
+    let mut paged = Vec::new();
+    for offset in 0..all.len() {
+        let page = browse(
+            s,
+            token,
+            &all_id,
+            &format!("OneDrives/{drive_id}/Folders?parentId=null&offset={offset}&limit=1"),
+        )
+        .await;
+        paged.extend(results(&page));
+    }
+    assert_eq!(paged, all);
+    let past = browse(
+        s,
+        token,
+        &all_id,
+        &format!("OneDrives/{drive_id}/Folders?offset={}&limit=5", all.len()),
+    )
+    .await;
+    assert_eq!(past["results"], json!([]));
+    let r = s
+        .get(
+            &format!(
+                "/v5/RestoreSessions/{all_id}/Organization/OneDrives/{drive_id}/Folders?limit=abc"
+            ),
+            token,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
 }
 
 /// The folder is deleted in the tenant and backed up once more: hidden from a session, listed
@@ -652,6 +777,43 @@ async fn saves_stream_archives_and_documents_equal_to_the_tenant() {
     for f in results(&folders) {
         assert_eq!(f["type"], "LibraryFolder");
     }
+    // A library's documents, and a folder's: every link of theirs answers (SharePoint lists no
+    // version history route; the parent of a top-level document is its library).
+    let mut docs = results(
+        &browse(
+            &s,
+            &token,
+            &sp,
+            &format!("Sites/{site_id}/Documents?parentId={}", lib.id),
+        )
+        .await,
+    );
+    for f in results(&folders) {
+        docs.extend(results(
+            &browse(
+                &s,
+                &token,
+                &sp,
+                &format!(
+                    "Sites/{site_id}/Documents?parentId={}",
+                    f["id"].as_str().unwrap()
+                ),
+            )
+            .await,
+        ));
+    }
+    assert!(!docs.is_empty(), "{folders}");
+    for doc in &docs {
+        assert!(doc["_links"].get("versions").is_none(), "{doc}");
+        follow_links(&s, &token, doc).await;
+    }
+    assert!(
+        docs.iter().any(|d| d["_links"]["parent"]["href"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/libraries/{}", lib.id))),
+        "{docs:?}"
+    );
     let r = action(
         &s,
         &token,

@@ -14,6 +14,10 @@ use common::{json, start_sim, Backend, TestServer};
 use m365sim::{Access, DriveHandle, RunningSim};
 use serde_json::{json, Value};
 
+on_both_stores! {
+    idle_sessions_stop_but_not_while_their_work_runs;
+}
+
 fn tenant(seed: u64) -> m365sim::TenantSpec {
     m365sim::TenantSpec {
         seed,
@@ -46,8 +50,17 @@ async fn setup_with(
     version_policy: &str,
     adjust: impl FnOnce(&mut m365backup::config::Settings),
 ) -> Setup {
+    setup_on(Backend::Sqlite, seed, version_policy, adjust).await
+}
+
+async fn setup_on(
+    backend: Backend,
+    seed: u64,
+    version_policy: &str,
+    adjust: impl FnOnce(&mut m365backup::config::Settings),
+) -> Setup {
     let sim = start_sim(tenant(seed)).await;
-    let s = TestServer::start_with(Backend::Sqlite, adjust).await;
+    let s = TestServer::start_with(backend, adjust).await;
     let token = s.admin_token().await;
     let org = add_organization(&s, &token, &sim).await;
     let job = add_job(
@@ -783,4 +796,288 @@ async fn hostile_requests_are_refused_and_write_nothing() {
     assert_eq!(status, 404, "{answer}");
     assert!(answer["message"].as_str().unwrap().contains("stopped"));
     assert!(d.find("/Docs").is_none());
+}
+
+/// Issue 14: a session nobody uses stops by itself (here after 1 s instead of 30 minutes):
+/// `Stopped`, its end time set, browsing it answers 404 saying so. Work running in a session —
+/// a restore slowed down by throttling, longer than the idle limit — keeps it working, and its
+/// events stay readable; once the work is done and the session left alone, it stops too.
+async fn idle_sessions_stop_but_not_while_their_work_runs(backend: Backend) {
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+    const FILES: usize = 15;
+    let t = setup_on(backend, 306, "Latest", |s| s.restore_idle_stop = IDLE).await;
+    let d = t.drive(0);
+    let folder = d.add_folder(None, "Slow").unwrap();
+    for i in 0..FILES {
+        d.add_file_bytes(Some(&folder), &format!("s{i:02}.txt"), b"slow")
+            .unwrap();
+    }
+    t.backup().await;
+    let busy = t.explore("veod").await;
+    let untouched = t.explore("veod").await;
+    d.delete(&folder).unwrap();
+    // About 5 units a file at 15 units/s: the restore lasts several idle limits.
+    t.sim.control().set_throttling(|c| {
+        c.enabled = true;
+        c.app_rate = 15.0;
+        c.app_burst = 5.0;
+    });
+
+    let started = Instant::now();
+    let (path, body) = (
+        format!("OneDrives/{}/Folders/{folder}", d.id()),
+        json!({"restoretoOriginallocation": {}}),
+    );
+    let restore = t.act(&busy, &path, &body);
+    // Only reads that are not activity (the session itself) while the restore runs.
+    let watch = async {
+        tokio::time::sleep(IDLE * 5 / 2).await;
+        let working = t.session(&busy).await;
+        let stopped = t.session(&untouched).await;
+        (working, stopped, started.elapsed())
+    };
+    let ((status, stats), (working, stopped, watched_at)) = tokio::join!(restore, watch);
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        count(&stats, "restoredItemsCount"),
+        FILES as u64 + 1,
+        "{stats}"
+    );
+    assert!(
+        took > watched_at,
+        "the restore ({took:?}) ran past the look at {watched_at:?}"
+    );
+    assert_eq!(working["state"], "Working", "{working}");
+    assert!(working.get("endTime").is_none(), "{working}");
+    assert_eq!(stopped["state"], "Stopped", "{stopped}");
+    assert!(stopped["endTime"].is_string(), "{stopped}");
+    let r =
+        t.s.get(
+            &format!("/v5/RestoreSessions/{untouched}/Organization/OneDrives"),
+            &t.token,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("stopped"));
+
+    // The restore's events are there, ended.
+    let events = t.events(&busy).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["status"], "Success", "{events:?}");
+
+    // Left alone, the session stops in its turn.
+    tokio::time::sleep(IDLE * 2).await;
+    let view = t.session(&busy).await;
+    assert_eq!(view["state"], "Stopped", "{view}");
+    assert!(view["endTime"].is_string(), "{view}");
+    for rest in ["Organization/OneDrives", "Events"] {
+        let r =
+            t.s.get(&format!("/v5/RestoreSessions/{busy}/{rest}"), &t.token)
+                .await;
+        assert_eq!(r.status(), 404, "{rest}");
+    }
+}
+
+/// Issue 14: `changedItems: false` leaves changed documents as they are and `deletedItems:
+/// false` leaves deleted ones (and deleted folders with what they held) out; both are counted in
+/// `skippedItemsByOptionsCount`, and the rest is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_or_deleted_items_are_left_out_when_the_options_say_so() {
+    let t = setup(307, "Latest").await;
+    let d = t.drive(0);
+    let mixed = d.add_folder(None, "Mixed").unwrap();
+    d.add_file_bytes(Some(&mixed), "same.txt", b"same").unwrap();
+    let changed = d
+        .add_file_bytes(Some(&mixed), "changed.txt", b"as backed up")
+        .unwrap();
+    let deleted = d
+        .add_file_bytes(Some(&mixed), "deleted.txt", b"deleted later")
+        .unwrap();
+    let gone = d.add_folder(Some(&mixed), "Gone").unwrap();
+    d.add_file_bytes(Some(&gone), "inner.txt", b"inner")
+        .unwrap();
+    t.backup().await;
+    let before = snapshot(&d);
+    d.modify_file_bytes(&changed, b"changed since").unwrap();
+    d.delete(&deleted).unwrap();
+    d.delete(&gone).unwrap();
+    let session = t.explore("veod").await;
+    let folder = format!("OneDrives/{}/Folders/{mixed}", d.id());
+    let content = |path: &str| d.find(path).map(|e| e.content.unwrap().read_all().unwrap());
+
+    // Changed items left out: the deleted ones come back, the changed one keeps its content.
+    let (status, stats) = t
+        .act(
+            &session,
+            &folder,
+            &json!({"restoretoOriginallocation": {"changedItems": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(content("/Mixed/changed.txt").unwrap(), b"changed since");
+    for path in ["/Mixed/deleted.txt", "/Mixed/Gone", "/Mixed/Gone/inner.txt"] {
+        assert_eq!(
+            snapshot(&d).get(path).map(|e| &e.0),
+            Some(&before[path].0),
+            "{path}"
+        );
+    }
+    // Restored: deleted.txt, Gone, inner.txt; unchanged: Mixed, same.txt; left out: changed.txt.
+    assert_eq!(count(&stats, "restoredItemsCount"), 3, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByOptionsCount"), 1, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 2, "{stats}");
+    assert_eq!(count(&stats, "totalItemsCount"), 6, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 0, "{stats}");
+
+    // Deleted items left out: the changed one is overwritten, the deleted ones stay deleted.
+    d.delete(&d.find("/Mixed/deleted.txt").unwrap().id).unwrap();
+    d.delete(&d.find("/Mixed/Gone").unwrap().id).unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &folder,
+            &json!({"restoretoOriginallocation": {"deletedItems": "false"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(content("/Mixed/changed.txt").unwrap(), b"as backed up");
+    assert!(d.find("/Mixed/deleted.txt").is_none());
+    assert!(d.find("/Mixed/Gone").is_none());
+    // Restored: changed.txt; unchanged: Mixed, same.txt; left out: deleted.txt, Gone, inner.txt.
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByOptionsCount"), 3, "{stats}");
+    assert_eq!(count(&stats, "skippedItemsByNoChangesCount"), 2, "{stats}");
+    assert_eq!(count(&stats, "totalItemsCount"), 6, "{stats}");
+    let items = t.item_events(&session).await;
+    assert_eq!(
+        items.get("Mixed/Gone/inner.txt"),
+        Some(&vec!["Success".to_owned(), "Success".to_owned()]),
+        "{items:?}"
+    );
+}
+
+/// Issue 14: `restoreTo` puts a SharePoint library's deleted folder back where it was — from a
+/// folder, from its library and from the whole site — with the same bytes and times; site and
+/// library restores add `restoredListsCount` and `failedListsCount` to the statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_folder_comes_back_by_restore_to() {
+    let t = setup(308, "Latest").await;
+    let tenant = t.sim.tenant();
+    let site_url = tenant.sites[0].web_url.clone();
+    let lib_id = tenant.drives[tenant.sites[0].drives[0]].id.clone();
+    let lib = t.sim.drive(&lib_id).unwrap();
+    let plans = lib.add_folder(None, "Plans").unwrap();
+    let q1 = lib.add_folder(Some(&plans), "Q1 – Überblick").unwrap();
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i % 249) as u8).collect();
+    let files = [
+        lib.add_file_bytes(Some(&plans), "budget.xlsx", b"budget figures")
+            .unwrap(),
+        lib.add_file_bytes(Some(&q1), "large.bin", &big).unwrap(),
+    ];
+    for (i, f) in files.iter().enumerate() {
+        lib.set_times(f, Some(old(i as i64)), Some(old(i as i64 + 20)))
+            .unwrap();
+    }
+    let root_doc = lib.add_file_bytes(None, "root.txt", b"at the top").unwrap();
+    t.backup().await;
+    let before = snapshot(&lib);
+    let session = t.explore("vesp").await;
+    let sites = json(
+        t.s.get(
+            &format!("/v5/RestoreSessions/{session}/Organization/Sites"),
+            &t.token,
+        )
+        .await,
+    )
+    .await;
+    let site_id = sites["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"] == site_url.as_str())
+        .unwrap_or_else(|| panic!("{sites}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let back_as_before = |what: &str| {
+        let after = snapshot(&lib);
+        for path in [
+            "/Plans",
+            "/Plans/Q1 – Überblick",
+            "/Plans/budget.xlsx",
+            "/Plans/Q1 – Überblick/large.bin",
+        ] {
+            let (hash, modified) = after
+                .get(path)
+                .unwrap_or_else(|| panic!("{what}: {path} missing in {after:?}"));
+            assert_eq!(hash, &before[path].0, "{what}: {path}");
+            if path.contains('.') {
+                assert_eq!(modified, &before[path].1, "{what}: times of {path}");
+            }
+        }
+        assert!(
+            lib.find("/Plans 1").is_none(),
+            "{what}: no duplicate folder"
+        );
+    };
+
+    for (what, rest, lists) in [
+        ("folder", format!("Sites/{site_id}/Folders/{plans}"), false),
+        (
+            "library",
+            format!("Sites/{site_id}/Libraries/{lib_id}"),
+            true,
+        ),
+        ("site", format!("Sites/{site_id}"), true),
+    ] {
+        lib.delete(&lib.find("/Plans").unwrap().id).unwrap();
+        let (status, stats) = t
+            .act(
+                &session,
+                &rest,
+                &json!({"restoreTo": {"documentVersion": "last", "documentLastVersionAction": "overwrite"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{what}: {stats}");
+        back_as_before(what);
+        assert_eq!(count(&stats, "restoredItemsCount"), 4, "{what}: {stats}");
+        assert_eq!(count(&stats, "failedItemsCount"), 0, "{what}: {stats}");
+        assert_eq!(stats["restoreIssues"], json!([]), "{what}");
+        if lists {
+            // root.txt is as backed up.
+            assert_eq!(
+                count(&stats, "skippedItemsByNoChangesCount"),
+                1,
+                "{what}: {stats}"
+            );
+            assert_eq!(count(&stats, "restoredListsCount"), 0, "{what}: {stats}");
+            assert_eq!(count(&stats, "failedListsCount"), 0, "{what}: {stats}");
+        } else {
+            assert!(stats.get("restoredListsCount").is_none(), "{what}: {stats}");
+            assert!(stats.get("failedListsCount").is_none(), "{what}: {stats}");
+        }
+    }
+
+    // A changed document at the library's top, merged back from the site.
+    lib.modify_file_bytes(&root_doc, b"changed at the top")
+        .unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("Sites/{site_id}"),
+            &json!({"restoreTo": {"documentLastVersionAction": "Merge"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 1, "{stats}");
+    assert_eq!(
+        lib.content(&root_doc, None).unwrap().read_all().unwrap(),
+        b"at the top"
+    );
+    let events = t.events(&session).await;
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events
+        .iter()
+        .all(|e| e["type"] == "Restore" && e["status"] == "Success"));
 }
