@@ -557,3 +557,230 @@ async fn egress_throttles_pause_the_account_without_lowering_its_request_pace() 
     );
     sim.shutdown().await;
 }
+
+/// Two OneDrives (user1's and backup1's) of more than one delta page each (Graph's 200 items),
+/// every request slowed so that a test can change the tenant between two pages of a round.
+async fn paged_sim() -> RunningSim {
+    let tenant = TenantSpec {
+        seed: SEED,
+        users: 1,
+        backup_accounts: 1,
+        sites: 0,
+        m365_groups: 0,
+        files_per_drive: 230,
+        folders_per_drive: 3,
+        max_file_size: 16 << 10,
+        max_versions: 1,
+        ..TenantSpec::default()
+    };
+    let throttling = ThrottleConfig {
+        enabled: false,
+        latency_ms: 150,
+        ..ThrottleConfig::default()
+    };
+    support::start_sim(tenant, throttling).await
+}
+
+/// Items a full round of every drive lists now, page by page as Graph serves them (an
+/// ancestor may come once as a parent and again for its own change); and how many of them
+/// are tombstones.
+fn full_round_items(sim: &RunningSim) -> (u64, u64) {
+    let (mut items, mut tombstones) = (0, 0);
+    for d in &sim.tenant().drives {
+        let state = d.state.read().unwrap();
+        let mut next = 0;
+        loop {
+            let page = state.delta_page(0, next, 200);
+            items += page.items.len() as u64;
+            tombstones += page
+                .items
+                .iter()
+                .filter(|&&i| state.items[i].deleted)
+                .count() as u64;
+            next = page.next;
+            if page.done {
+                break;
+            }
+        }
+    }
+    (items, tombstones)
+}
+
+/// Runs the probe; once its first delta page is in, `between_pages` changes the tenant (the
+/// next page is still on its way: the simulator answers 150 ms late), then requests are fast.
+async fn probe_changing_midway(
+    sim: &RunningSim,
+    between_pages: impl FnOnce(&RunningSim),
+) -> m365backup_engine::probe::ProbeReport {
+    let progress = Arc::new(ProbeProgress::default());
+    let running = tokio::spawn(probe(
+        pool(sim, vec![backup_account(sim, 1)]),
+        ProbeOptions {
+            workers: 16,
+            keep_file_list: true,
+        },
+        progress.clone(),
+    ));
+    while progress.items.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(!running.is_finished(), "the probe ended before listing");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    between_pages(sim);
+    sim.control().set_throttling(|t| t.latency_ms = 0);
+    running.await.unwrap().unwrap()
+}
+
+/// The probe read every live file of the tenant once, with its current bytes and a verified
+/// quickXorHash.
+fn assert_every_file_once(sim: &RunningSim, report: &m365backup_engine::probe::ProbeReport) {
+    let expected = expected_files(sim);
+    assert_eq!(report.files as usize, expected.len(), "every file, once");
+    assert_eq!(report.verified, report.files, "every quickXorHash checked");
+    assert!(
+        report.hash_mismatches.is_empty(),
+        "{:?}",
+        report.hash_mismatches
+    );
+    assert_eq!(report.vanished, 0, "nothing deleted was fetched");
+    let got: Vec<(String, String, String)> = report
+        .fetched
+        .iter()
+        .map(|f| (f.drive_id.clone(), f.item_id.clone(), f.sha256.clone()))
+        .collect();
+    let unique: HashSet<_> = got.iter().cloned().collect();
+    assert_eq!(unique.len(), got.len(), "no file fetched twice");
+    assert_eq!(
+        unique,
+        expected.into_iter().collect::<HashSet<_>>(),
+        "every live file, with its current bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_and_repeats_of_a_first_enumeration_are_folded() {
+    let sim = paged_sim().await;
+    // Before the first enumeration: files deleted, and a folder with its children.
+    let drive_ids: Vec<String> = sim.tenant().drives.iter().map(|d| d.id.clone()).collect();
+    let mut doomed = Vec::new();
+    for id in &drive_ids {
+        let (files, folder) = {
+            let state = sim.tenant().drive(id).unwrap().state.read().unwrap();
+            let live_files: Vec<String> = state
+                .items
+                .iter()
+                .filter(|i| i.file.is_some() && !i.deleted)
+                .map(|i| i.id.clone())
+                .collect();
+            let folder = state
+                .items
+                .iter()
+                .enumerate()
+                .find(|(i, item)| {
+                    item.parent.is_some()
+                        && item.file.is_none()
+                        && state
+                            .items
+                            .iter()
+                            .any(|c| c.parent.as_deref() == Some(&item.id) && c.file.is_some())
+                        && *i > 0
+                })
+                .map(|(_, f)| f.id.clone())
+                .expect("a folder with files");
+            (live_files, folder)
+        };
+        let handle = sim.drive(id).unwrap();
+        for f in files.iter().rev().take(3) {
+            handle.delete(f).unwrap();
+        }
+        handle.delete(&folder).unwrap();
+        doomed.push(folder);
+    }
+    let deleted_files: Vec<(String, String)> = sim
+        .tenant()
+        .drives
+        .iter()
+        .flat_map(|d| {
+            let state = d.state.read().unwrap();
+            state
+                .items
+                .iter()
+                .filter(|i| i.deleted && i.file.is_some())
+                .map(|i| (d.id.clone(), i.id.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(deleted_files.len() >= 2 * 4, "{deleted_files:?}");
+    let (listed, tombstones) = full_round_items(&sim);
+    assert!(
+        tombstones as usize > deleted_files.len(),
+        "the first enumeration lists the deleted files and folders: {tombstones}"
+    );
+    // Between two pages, the first file of each drive changes: it comes again later in the
+    // round, with its new hash (the last one wins).
+    let report = probe_changing_midway(&sim, |sim| {
+        for d in &sim.tenant().drives {
+            let first = {
+                let state = d.state.read().unwrap();
+                state
+                    .items
+                    .iter()
+                    .filter(|i| i.file.is_some() && !i.deleted)
+                    .min_by_key(|i| i.log_pos)
+                    .unwrap()
+                    .id
+                    .clone()
+            };
+            sim.drive(&d.id)
+                .unwrap()
+                .modify_file(&first, 9_999)
+                .unwrap();
+        }
+    })
+    .await;
+    assert_every_file_once(&sim, &report);
+    assert!(
+        report.items > listed,
+        "a changed file came twice in the round: {} items listed, {listed} in a still round",
+        report.items
+    );
+    let fetched: HashSet<(String, String)> = report
+        .fetched
+        .iter()
+        .map(|f| (f.drive_id.clone(), f.item_id.clone()))
+        .collect();
+    assert!(deleted_files.iter().all(|f| !fetched.contains(f)));
+    assert!(
+        report.fetched.iter().any(|f| f.size == 9_999),
+        "the new content"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_in_the_middle_of_a_round_still_reads_every_file_once() {
+    let sim = paged_sim().await;
+    let (listed, _) = full_round_items(&sim);
+    // Between two pages, Microsoft forgets every delta token: the next page answers 410.
+    let report = probe_changing_midway(&sim, |sim| {
+        for d in &sim.tenant().drives {
+            sim.drive(&d.id).unwrap().force_resync();
+        }
+    })
+    .await;
+    assert_every_file_once(&sim, &report);
+    assert!(
+        report.items > listed,
+        "the round started again: {} items listed, {listed} in one round",
+        report.items
+    );
+    assert_eq!(report_throttles_of(&report), 0, "a 410 is not a throttle");
+    sim.shutdown().await;
+}
+
+fn report_throttles_of(report: &m365backup_engine::probe::ProbeReport) -> u64 {
+    report
+        .accounts
+        .iter()
+        .map(|a| a.throttled_429 + a.throttled_503)
+        .sum()
+}

@@ -161,3 +161,43 @@ pub async fn register(organizations: &OrganizationService, sim: &RunningSim) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use m365sim::Tenant;
+
+    /// The founding document's accounts read every drive of the demo tenant but `site4`'s
+    /// libraries and user50's OneDrive, which only the organization's own credentials read.
+    #[test]
+    fn the_demo_group_administers_everything_but_one_site_and_one_onedrive() {
+        let t = Tenant::generate(&tenant_spec()).unwrap();
+        let site4 = t.sites.iter().position(|s| s.name == "site4").unwrap();
+        let (user50, _) = t.user(&format!("user50@{DEMO_DOMAIN}")).unwrap();
+        let mut excepted: Vec<usize> = t.sites[site4].drives.clone();
+        excepted.push(t.users[user50].drive);
+        assert!(excepted.len() >= 2, "site4 has a library");
+        let group = t.group(DEMO_GROUP_ID).unwrap();
+        assert_eq!(group.members.len(), DEMO_ACCOUNTS);
+        for &account in &group.members {
+            let upn = &t.users[account].user_principal_name;
+            assert!(upn.starts_with("account"), "{upn}");
+            for (d, drive) in t.drives.iter().enumerate() {
+                let expected = !excepted.contains(&d);
+                assert_eq!(
+                    t.can_read_drive(account, drive),
+                    expected,
+                    "{upn} on drive {} ({})",
+                    drive.name,
+                    drive.web_url
+                );
+            }
+        }
+        // The simulator's own backup accounts (backup1…) administer everything, the exceptions
+        // included: they are not the accounts the demo configures.
+        let backup = t.backup_accounts_group().unwrap();
+        assert!(backup.members.iter().all(|&m| !group.members.contains(&m)));
+        let backup1 = backup.members[0];
+        assert!(t.drives.iter().all(|d| t.can_read_drive(backup1, d)));
+    }
+}

@@ -189,6 +189,31 @@ pub struct DriveOptions {
 struct FileWork {
     graph: GraphItem,
     previous: Option<Item>,
+    /// Which listing of the file this run this is ([`Latest`]).
+    generation: u64,
+}
+
+/// The latest listing of each file this run. A file may come again later in a round (it
+/// changed between two pages) or be deleted: a fetch started for an earlier listing then
+/// neither records its content (which may be older than the later one's) nor its failure
+/// (the content no longer matched the hash listed earlier).
+#[derive(Default)]
+struct Latest {
+    generation: HashMap<String, u64>,
+    issued: u64,
+}
+
+impl Latest {
+    /// A new listing of `id`: its generation.
+    fn listed(&mut self, id: &str) -> u64 {
+        self.issued += 1;
+        self.generation.insert(id.to_owned(), self.issued);
+        self.issued
+    }
+
+    fn is_current(&self, id: &str, generation: u64) -> bool {
+        self.generation.get(id) == Some(&generation)
+    }
 }
 
 struct Shared {
@@ -198,6 +223,9 @@ struct Shared {
     counters: Arc<RunCounters>,
     cancel: CancellationToken,
     writer: SnapshotWriter,
+    /// Held while a file is recorded or deleted, so that a tombstone or a later listing and an
+    /// earlier listing's fetch never interleave.
+    latest: tokio::sync::Mutex<Latest>,
 }
 
 /// Backs up one drive into `repo`.
@@ -229,6 +257,7 @@ pub async fn back_up(
         counters,
         cancel,
         writer,
+        latest: tokio::sync::Mutex::default(),
     });
     let mut result = ObjectResult::default();
     match enumerate_and_fetch(&shared, repo, &previous, &mut result).await {
@@ -273,7 +302,7 @@ async fn enumerate_and_fetch(
     let mut delta_link = None;
     let slots = Arc::new(Semaphore::new(shared.options.downloads.max(1)));
     let mut fetches = tokio::task::JoinSet::new();
-    let failures: Arc<Mutex<Vec<ItemFailure>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<(u64, ItemFailure)>>> = Arc::default();
     let fetch_stats: Arc<Mutex<FetchStats>> = Arc::default();
 
     while let Some(url) = next.take() {
@@ -303,11 +332,14 @@ async fn enumerate_and_fetch(
             if graph.deleted.is_some() {
                 seen.remove(&graph.id);
                 done.remove(&graph.id);
+                let mut latest = shared.latest.lock().await;
+                latest.generation.remove(&graph.id);
                 shared
                     .writer
                     .delete_item(&graph.id)
                     .await
                     .map_err(|e| target_error(&e))?;
+                drop(latest);
                 result.deleted += 1;
                 continue;
             }
@@ -325,6 +357,7 @@ async fn enumerate_and_fetch(
                 continue; // the same state came twice in one round
             }
             done.insert(graph.id.clone(), tag);
+            let generation = shared.latest.lock().await.listed(&graph.id);
             let previous = shared
                 .writer
                 .parent_item(&graph.id)
@@ -336,7 +369,11 @@ async fn enumerate_and_fetch(
                 &mut fetches,
                 &failures,
                 &fetch_stats,
-                FileWork { graph, previous },
+                FileWork {
+                    graph,
+                    previous,
+                    generation,
+                },
             )
             .await;
         }
@@ -355,6 +392,7 @@ async fn enumerate_and_fetch(
         match shared.pool.get_json::<GraphItem>(&url).await {
             Ok(graph) if graph.file.is_some() && graph.deleted.is_none() => {
                 done.insert(graph.id.clone(), change_tag(&graph));
+                let generation = shared.latest.lock().await.listed(&graph.id);
                 let previous = shared
                     .writer
                     .parent_item(&graph.id)
@@ -366,7 +404,11 @@ async fn enumerate_and_fetch(
                     &mut fetches,
                     &failures,
                     &fetch_stats,
-                    FileWork { graph, previous },
+                    FileWork {
+                        graph,
+                        previous,
+                        generation,
+                    },
                 )
                 .await;
             }
@@ -378,14 +420,17 @@ async fn enumerate_and_fetch(
                     .await
                     .map_err(|e| target_error(&e))?;
             }
-            Err(e) => failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(ItemFailure {
-                    item_id: id.clone(),
-                    name: id.clone(),
-                    reason: e.to_string(),
-                }),
+            Err(e) => {
+                let generation = shared.latest.lock().await.listed(id);
+                failures.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    generation,
+                    ItemFailure {
+                        item_id: id.clone(),
+                        name: id.clone(),
+                        reason: e.to_string(),
+                    },
+                ));
+            }
         }
     }
 
@@ -406,7 +451,15 @@ async fn enumerate_and_fetch(
     if full && !shared.cancel.is_cancelled() {
         forget_unseen(shared, repo, &seen, result).await?;
     }
-    let failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()));
+    // A failure of a listing that a later one (or a tombstone) superseded is no failure.
+    let failures: Vec<ItemFailure> = {
+        let latest = shared.latest.lock().await;
+        std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .filter(|(generation, f)| latest.is_current(&f.item_id, *generation))
+            .map(|(_, f)| f)
+            .collect()
+    };
     let stats = fetch_stats
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -478,7 +531,7 @@ async fn spawn_fetch(
     shared: &Arc<Shared>,
     slots: &Arc<Semaphore>,
     fetches: &mut tokio::task::JoinSet<Result<(), String>>,
-    failures: &Arc<Mutex<Vec<ItemFailure>>>,
+    failures: &Arc<Mutex<Vec<(u64, ItemFailure)>>>,
     stats: &Arc<Mutex<FetchStats>>,
     work: FileWork,
 ) {
@@ -492,10 +545,9 @@ async fn spawn_fetch(
             Ok(()) => Ok(()),
             Err(FileError::Source(reason)) => {
                 tracing::warn!(item = %work.graph.id, %reason, "file not backed up this time");
-                failures
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(ItemFailure {
+                failures.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    work.generation,
+                    ItemFailure {
                         item_id: work.graph.id.clone(),
                         name: work
                             .graph
@@ -503,7 +555,8 @@ async fn spawn_fetch(
                             .clone()
                             .unwrap_or_else(|| work.graph.id.clone()),
                         reason,
-                    });
+                    },
+                ));
                 Ok(())
             }
             Err(FileError::Target(e)) => Err(e),
@@ -573,11 +626,17 @@ async fn back_up_file(
             .map_err(|e| source_error(&e))?;
         item.permissions = Some(Value::Array(page.value));
     }
+    let latest = shared.latest.lock().await;
+    if !latest.is_current(&g.id, work.generation) {
+        // Listed again later in the round, or deleted since: that listing decides.
+        return Ok(());
+    }
     shared
         .writer
         .put_item(item)
         .await
         .map_err(|e| FileError::Target(target_error(&e)))?;
+    drop(latest);
     shared.counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

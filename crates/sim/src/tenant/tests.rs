@@ -221,3 +221,33 @@ fn large_files_on_every_drive() {
         assert!(large.iter().all(|&s| s <= 500 << 20));
     }
 }
+
+#[test]
+fn generated_paths_are_long_but_within_the_limit() {
+    let spec = TenantSpec {
+        users: 4,
+        backup_accounts: 1,
+        sites: 2,
+        folders_per_drive: 12,
+        files_per_drive: 30,
+        ..TenantSpec::default()
+    };
+    let t = Tenant::generate(&spec).unwrap();
+    let mut longest = (0, String::new());
+    for d in &t.drives {
+        let state = d.state.read().unwrap();
+        for (i, item) in state.items.iter().enumerate() {
+            if item.deleted || item.parent.is_none() {
+                continue;
+            }
+            // What OneDrive counts: the library's site-relative path, then the item's.
+            let full = format!("{}{}", state.base_path, state.path(i));
+            let chars = full.chars().count();
+            assert!(chars <= MAX_PATH_CHARS, "{chars} characters: {full}");
+            if chars > longest.0 {
+                longest = (chars, full);
+            }
+        }
+    }
+    assert!(longest.0 > 200, "the longest path: {longest:?}");
+}

@@ -400,6 +400,46 @@ async fn versions_and_permissions() {
 }
 
 #[tokio::test]
+async fn an_items_download_url_works_until_it_expires() {
+    let sim = start(unthrottled()).await;
+    let (drive, c) = first_drive(&sim).await;
+    let file = created(
+        control(
+            &sim,
+            Method::POST,
+            &format!("drives/{drive}/files"),
+            Some(json!({"name": "short-lived.bin", "size": 5_000})),
+        )
+        .await,
+    )
+    .await;
+    control(
+        &sim,
+        Method::PUT,
+        "behaviour",
+        Some(json!({"download_url_lifetime_secs": 1})),
+    )
+    .await;
+    let item = c.get(&format!("/drives/{drive}/items/{file}")).await;
+    let url = item["@microsoft.graph.downloadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no downloadUrl: {item}"))
+        .to_owned();
+    // Pre-authenticated: no bearer token, and the whole file while it is fresh.
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 5_000);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 401, "the downloadUrl expired");
+    // A fresh read of the item gives a fresh URL.
+    let item = c.get(&format!("/drives/{drive}/items/{file}")).await;
+    let fresh = item["@microsoft.graph.downloadUrl"].as_str().unwrap();
+    assert_eq!(reqwest::get(fresh).await.unwrap().status(), 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn downloads_expire_may_ignore_range_and_spend_egress() {
     let sim = start(ThrottleConfig {
         // 10,000 bytes/s, 20,000 at once.

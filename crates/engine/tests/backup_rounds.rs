@@ -1,0 +1,318 @@
+//! A drive's backup meets OneDrive for Business's delta rounds as they come: tombstones in a
+//! first enumeration (of files and of a folder with children), a file that comes twice in one
+//! round because it changed between two pages (the last one wins), and a `410` in the middle of
+//! a round. The restore point holds every live file once, with its current bytes, and nothing
+//! deleted.
+
+// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod support;
+
+use futures_util::StreamExt;
+use m365backup_core::jobs::model::VersionPolicy;
+use m365backup_core::Secret;
+use m365backup_engine::backup::drive::{back_up, DriveOptions, ObjectResult};
+use m365backup_engine::backup::progress::RunCounters;
+use m365backup_engine::pool_builder::build_pool;
+use m365backup_m365::pool::PoolConfig;
+use m365backup_repo::{
+    InitOptions, ItemKind, Location, MemoryCatalog, ObjectKind, ProtectedObject, Repository,
+    SnapshotFilter,
+};
+use m365sim::{RunningSim, TenantSpec, ThrottleConfig};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+const SEED: u64 = 12;
+
+/// Two OneDrives (user1's and backup1's) of more than one delta page each (Graph's 200 items),
+/// every request slowed so that a test can change the tenant between two pages of a round.
+async fn paged_sim() -> RunningSim {
+    let tenant = TenantSpec {
+        seed: SEED,
+        users: 1,
+        backup_accounts: 1,
+        sites: 0,
+        m365_groups: 0,
+        files_per_drive: 230,
+        folders_per_drive: 3,
+        max_file_size: 16 << 10,
+        max_versions: 1,
+        ..TenantSpec::default()
+    };
+    let throttling = ThrottleConfig {
+        enabled: false,
+        latency_ms: 150,
+        ..ThrottleConfig::default()
+    };
+    support::start_sim(tenant, throttling).await
+}
+
+async fn repository(dir: &std::path::Path) -> Repository {
+    Repository::init(
+        &Location::Local {
+            path: dir.to_owned(),
+        },
+        &Secret::new("test password"),
+        Arc::new(MemoryCatalog::new()),
+        uuid::Uuid::new_v4(),
+        &InitOptions {
+            kdf_cost: (1024, 1),
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Every live file of a drive of the tenant: id → SHA-256 of its current bytes.
+fn tenant_files(sim: &RunningSim, drive: &str) -> BTreeMap<String, String> {
+    let d = sim.tenant().drive(drive).unwrap();
+    let state = d.state.read().unwrap();
+    state
+        .items
+        .iter()
+        .filter(|i| !i.deleted)
+        .filter_map(|i| {
+            let f = i.file?;
+            let sha = m365sim::content::sha256_hex(&i.content_key(&d.id), f.version, f.size);
+            Some((i.id.clone(), sha))
+        })
+        .collect()
+}
+
+/// Every file of the drive's latest restore point: id → SHA-256 of the bytes kept.
+async fn restored_files(repo: &Repository, drive: &str) -> BTreeMap<String, String> {
+    let latest = repo
+        .snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.doc.object.id == drive)
+        .max_by_key(|s| s.doc.time)
+        .expect("a restore point");
+    let mut out = BTreeMap::new();
+    let mut items = Box::pin(repo.items(&latest.doc));
+    while let Some(item) = items.next().await {
+        let item = item.unwrap();
+        if item.kind != ItemKind::File {
+            continue;
+        }
+        let content = item.content.as_ref().expect("a backed-up file has content");
+        let mut stream = repo.read_content(content, None).unwrap();
+        let mut sha = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            sha.update(chunk.unwrap());
+        }
+        let hex = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            out.insert(item.id.clone(), hex).is_none(),
+            "{} twice",
+            item.id
+        );
+    }
+    out
+}
+
+/// Backs up `drive`; once its first delta page is in, `between_pages` changes the tenant (the
+/// next page is still on its way: the simulator answers 150 ms late), then requests are fast.
+async fn back_up_changing_midway(
+    sim: &RunningSim,
+    repo: &Repository,
+    drive: &str,
+    between_pages: impl FnOnce(&RunningSim),
+) -> ObjectResult {
+    let pool = build_pool(
+        "org",
+        vec![support::backup_account(sim, 1, SEED)],
+        support::app_connection(sim),
+        PoolConfig::default(),
+    )
+    .unwrap();
+    let object = ProtectedObject {
+        organization_id: "org".into(),
+        kind: ObjectKind::OneDrive,
+        id: drive.to_owned(),
+        name: "OneDrive".into(),
+        url: None,
+        owner_id: None,
+        owner_name: None,
+        attributes: None,
+    };
+    let options = DriveOptions {
+        downloads: 4,
+        version_policy: VersionPolicy::Latest,
+        job_id: "job".into(),
+        session_id: "session".into(),
+    };
+    let counters = Arc::new(RunCounters::default());
+    let running = tokio::spawn({
+        let (repo, counters) = (repo.clone(), counters.clone());
+        async move {
+            back_up(
+                pool,
+                &repo,
+                object,
+                options,
+                counters,
+                CancellationToken::new(),
+            )
+            .await
+        }
+    });
+    while counters.items.load(Ordering::Relaxed) == 0 {
+        assert!(!running.is_finished(), "the backup ended before listing");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    between_pages(sim);
+    sim.control().set_throttling(|t| t.latency_ms = 0);
+    running.await.unwrap()
+}
+
+/// Items (and tombstones among them) a full round of `drive` lists now, page by page as Graph
+/// serves them.
+fn full_round_items(sim: &RunningSim, drive: &str) -> (u64, u64) {
+    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+    let (mut items, mut tombstones, mut next) = (0, 0, 0);
+    loop {
+        let page = state.delta_page(0, next, 200);
+        items += page.items.len() as u64;
+        tombstones += page
+            .items
+            .iter()
+            .filter(|&&i| state.items[i].deleted)
+            .count() as u64;
+        next = page.next;
+        if page.done {
+            return (items, tombstones);
+        }
+    }
+}
+
+/// Deletes the last three files of `drive` and a folder holding files; the deleted files' ids.
+fn delete_some(sim: &RunningSim, drive: &str) -> Vec<String> {
+    let (files, folder) = {
+        let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+        let files: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| i.file.is_some() && !i.deleted)
+            .map(|i| i.id.clone())
+            .collect();
+        let folder = state
+            .items
+            .iter()
+            .find(|f| {
+                f.parent.is_some()
+                    && f.file.is_none()
+                    && state
+                        .items
+                        .iter()
+                        .any(|c| c.parent.as_deref() == Some(&f.id) && c.file.is_some())
+            })
+            .expect("a folder with files")
+            .id
+            .clone();
+        (files, folder)
+    };
+    let handle = sim.drive(drive).unwrap();
+    for f in files.iter().rev().take(3) {
+        handle.delete(f).unwrap();
+    }
+    handle.delete(&folder).unwrap();
+    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+    state
+        .items
+        .iter()
+        .filter(|i| i.deleted && i.file.is_some())
+        .map(|i| i.id.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_and_a_file_twice_in_a_first_round() {
+    let sim = paged_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository(dir.path()).await;
+    let drive = sim.tenant().drives[0].id.clone();
+    let deleted = delete_some(&sim, &drive);
+    assert!(deleted.len() >= 4, "{deleted:?}");
+    let (listed, tombstones) = full_round_items(&sim, &drive);
+    assert!(
+        tombstones as usize > deleted.len(),
+        "{tombstones} tombstones"
+    );
+    // Between two pages the drive's first file changes: it comes again later in the round.
+    let changed = {
+        let state = sim.tenant().drive(&drive).unwrap().state.read().unwrap();
+        state
+            .items
+            .iter()
+            .filter(|i| i.file.is_some() && !i.deleted)
+            .min_by_key(|i| i.log_pos)
+            .unwrap()
+            .id
+            .clone()
+    };
+    let result = back_up_changing_midway(&sim, &repo, &drive, |sim| {
+        sim.drive(&drive)
+            .unwrap()
+            .modify_file(&changed, 9_999)
+            .unwrap();
+    })
+    .await;
+    assert!(result.committed, "{result:?}");
+    assert!(result.failures.is_empty(), "{:?}", result.failures);
+    assert!(
+        result.items > listed,
+        "{} items, {listed} in a still round",
+        result.items
+    );
+    let restored = restored_files(&repo, &drive).await;
+    assert_eq!(
+        restored,
+        tenant_files(&sim, &drive),
+        "every live file, its current bytes"
+    );
+    assert!(deleted.iter().all(|d| !restored.contains_key(d)));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_in_the_middle_of_a_first_round() {
+    let sim = paged_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository(dir.path()).await;
+    let drive = sim.tenant().drives[1].id.clone();
+    let deleted = delete_some(&sim, &drive);
+    let (listed, _) = full_round_items(&sim, &drive);
+    let downloads = sim.sim().content_requests();
+    let result = back_up_changing_midway(&sim, &repo, &drive, |sim| {
+        sim.drive(&drive).unwrap().force_resync();
+    })
+    .await;
+    assert!(result.committed, "{result:?}");
+    assert!(result.failures.is_empty(), "{:?}", result.failures);
+    assert!(
+        result.items > listed,
+        "the round started again: {} items",
+        result.items
+    );
+    let expected = tenant_files(&sim, &drive);
+    // Files of the first page were not downloaded again after the restart.
+    assert_eq!(
+        sim.sim().content_requests() - downloads,
+        expected.len() as u64,
+        "each file downloaded once"
+    );
+    let restored = restored_files(&repo, &drive).await;
+    assert_eq!(restored, expected, "every live file, its current bytes");
+    assert!(deleted.iter().all(|d| !restored.contains_key(d)));
+    sim.shutdown().await;
+}
