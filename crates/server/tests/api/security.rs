@@ -1,8 +1,9 @@
 //! The attacks of the security review, performed against the real server, each shown to fail:
 //! stored secrets sent to a new endpoint, raced and unbounded sign-ins, huge and forged user
 //! names, slow clients, probing internal hosts, hostile Host headers, unknown listing sets, a
-//! name locked by strangers, an open `/metrics`, forwarded addresses with ports, and files
-//! readable by others.
+//! name locked by strangers, an open `/metrics`, forwarded addresses with ports, files readable
+//! by others or planted as symbolic links, slow request bodies, stored organizations whose
+//! endpoints the server no longer allows, and a Graph whose collections never end.
 
 use crate::common;
 
@@ -803,6 +804,98 @@ async fn strangers_cannot_lock_an_operator_out() {
     // A new attacking address gets one guess before the name's lock applies to it.
     assert_eq!(sign_in_as(http, &s.base, "admin", "10.9.1.1").await, 400);
     assert_eq!(sign_in_as(http, &s.base, "admin", "10.9.1.1").await, 429);
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. A Graph endpoint whose collections never end.
+
+/// A tenant that signs in and describes itself, and whose Graph lists users without end: each
+/// page links to `?n=N+1`. Its origin, and how many pages of users it served.
+async fn endless_graph() -> (String, Arc<AtomicUsize>) {
+    use axum::extract::Query;
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+    let pages = Arc::new(AtomicUsize::new(0));
+    let count = pages.clone();
+    let users = move |headers: axum::http::HeaderMap, Query(q): Query<HashMap<String, String>>| {
+        count.fetch_add(1, Ordering::SeqCst);
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let n: u64 = q.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+        async move {
+            axum::Json(json!({
+                "value": [],
+                "@odata.nextLink": format!("http://{host}/v1.0/users?n={}", n + 1),
+            }))
+        }
+    };
+    let router = axum::Router::new()
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            post(|| async {
+                axum::Json(json!({"access_token": "t", "token_type": "Bearer", "expires_in": 3600}))
+            }),
+        )
+        .route(
+            "/v1.0/organization",
+            get(|| async {
+                axum::Json(json!({"value": [{
+                    "id": "0d7e2c55-0c3e-4d5c-9a57-1f6a2b9c4e10",
+                    "displayName": "Endless",
+                    "verifiedDomains": [{"name": "endless.onmicrosoft.com", "isDefault": true}],
+                }]}))
+            }),
+        )
+        .route("/v1.0/users", get(users))
+        .fallback(|| async { axum::Json(json!({"value": []})) });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}"), pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_without_end_stops_at_the_page_cap() {
+    let (graph, pages) = endless_graph().await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let body = json!({"type": "Office365", "region": "Worldwide", "isSharePointOnline": true,
+        "sharePointOnlineSettings": {
+            "useApplicationOnlyAuth": true, "applicationId": "app", "applicationSecret": "s",
+            "officeOrganizationName": "endless.onmicrosoft.com",
+            "authorityUrl": graph, "graphUrl": format!("{graph}/v1.0")}});
+    let r = send(
+        &s,
+        reqwest::Method::POST,
+        "/v5/Organizations",
+        &token,
+        &body,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let id = json(r).await["id"].as_str().unwrap().to_owned();
+    let r = s
+        .get(&format!("/v5/Organizations/{id}/Users"), &token)
+        .await;
+    let status = r.status().as_u16();
+    let message = json(r).await["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    println!("{status}: {message}");
+    assert!(status >= 400 && status != 500, "{status}: {message}");
+    let cap = m365backup_m365::paging::MAX_PAGES;
+    assert!(
+        message.contains(&format!("did not end after {cap} pages")),
+        "{message}"
+    );
+    assert_eq!(pages.load(Ordering::SeqCst), cap, "not one page more");
+    // The server goes on serving.
+    assert_eq!(s.get("/v5/Organizations", &token).await.status(), 200);
     s.stop().await;
 }
 
