@@ -996,3 +996,63 @@ async fn state_files_are_private_whatever_existed_before() {
     check(&data);
     s.stop().await;
 }
+
+/// Makes `path` a symbolic link to `target`, keeping what was there as `path.orig`.
+fn plant_link(target: &Path, path: &Path) {
+    if path.exists() {
+        std::fs::rename(path, path.with_extension("orig")).unwrap();
+    }
+    std::os::unix::fs::symlink(target, path).unwrap();
+}
+
+/// Undoes [`plant_link`].
+fn remove_link(path: &Path) {
+    std::fs::remove_file(path).unwrap();
+    let kept = path.with_extension("orig");
+    if kept.exists() {
+        std::fs::rename(kept, path).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_files_are_never_opened_through_a_symbolic_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    if let Some(server) = s.server.take() {
+        server.shutdown().await.unwrap();
+    }
+    // Someone who may write in the data dir (but not read the victim's files) plants links to
+    // a file outside it: a start that opened them would write the database or a key there, or
+    // read it as a key.
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, b"someone else's file").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for planted in [
+        "m365backup.db",
+        "m365backup.db-wal",
+        "m365backup.db-shm",
+        "m365backup.db-journal",
+        "server.key",
+        "tls/server.key",
+    ] {
+        let path = s.data_dir.path().join(planted);
+        plant_link(&victim, &path);
+        let err = match m365backup::server::start(&s.settings).await {
+            Ok(_) => panic!("the server started with {planted} a symbolic link"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("symbolic link") && err.contains(planted),
+            "{planted}: {err}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"someone else's file");
+        assert_eq!(mode(&victim), 0o644, "{planted}");
+        remove_link(&path);
+    }
+    // Without the links, the same data dir starts as before.
+    s.restart().await;
+    assert_eq!(s.get("/v5/Organizations", &token).await.status(), 200);
+    s.stop().await;
+}
