@@ -987,11 +987,9 @@ async fn state_files_are_private_whatever_existed_before() {
     check(&data);
     // An administrator (or an older version) left them readable: the next start narrows them.
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(
-        data.join("m365backup.db"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    for file in ["m365backup.db", "server.key", "tls/server.key"] {
+        std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     s.restart().await;
     check(&data);
     s.stop().await;
