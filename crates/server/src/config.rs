@@ -551,6 +551,22 @@ mod tests {
         };
         let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("must not carry a password"));
+        // A password in the query is a password too (libpq takes `password=` there).
+        for url in [
+            "postgres://u@h/db?password=secret",
+            "postgres://u@h/db?sslmode=require&PASSWORD=secret",
+        ] {
+            let state = StateArgs {
+                database_url: Some(url.into()),
+                ..Default::default()
+            };
+            let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("must not carry a password"),
+                "{url}"
+            );
+            assert!(!format!("{err:#}").contains("secret"), "{err:#}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db-url");
         std::fs::write(&file, "postgres://u:secret@h/db\n").unwrap();
