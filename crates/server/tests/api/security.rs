@@ -554,6 +554,64 @@ async fn slow_clients_are_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_bodies_time_out() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.connections.request_timeout = Duration::from_secs(2);
+        c.api.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tcp = TcpStream::connect(s.addr).await.unwrap();
+    let mut tls = tls_client::connector().connect(name, tcp).await.unwrap();
+    // Headers at once (the header timeout is 30 s), then a sign-in body a byte at a time.
+    tls.write_all(
+        b"POST /v5/Token HTTP/1.1\r\nHost: localhost\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n\
+          grant_type=password&username=admin&password=",
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ended = loop {
+        if start.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        tokio::select! {
+            read = tls.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break Some(start.elapsed()),
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break Some(start.elapsed());
+                    }
+                }
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if tls.write_all(b"x").await.is_err() {
+                    break Some(start.elapsed());
+                }
+            }
+        }
+    };
+    let ended = ended.expect("a trickled body was still being read after 10 s");
+    assert!(
+        ended >= Duration::from_millis(1500) && ended < Duration::from_secs(4),
+        "{ended:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // The server goes on serving.
+    let token = s.admin_token().await;
+    assert_eq!(s.get("/v5/Organizations", &token).await.status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_cap_holds() {
     let s = TestServer::start_with(Backend::Sqlite, |c| {
         c.connections.header_read_timeout = Duration::from_secs(2);
