@@ -200,6 +200,92 @@ async fn stored_secrets_never_follow_a_new_endpoint(backend: Backend) {
     sim.shutdown().await;
 }
 
+/// A TCP relay to `to`: its `http://` origin, and how many connections it forwarded.
+async fn relay(to: SocketAddr) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_organizations_are_held_to_todays_endpoint_policy() {
+    let sim = start_sim(m365sim::TenantSpec {
+        seed: 37,
+        users: 5,
+        ..Default::default()
+    })
+    .await;
+    let sim_addr: SocketAddr = sim
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    // The organization's endpoints: a relay to the simulator, allowed when it is stored.
+    let (via, connections) = relay(sim_addr).await;
+    let mut s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let secret = sim.tenant().app.client_secret.clone();
+    let mut body = app_only_body(&sim, Some(&secret));
+    body["sharePointOnlineSettings"]["authorityUrl"] = json!(via);
+    body["sharePointOnlineSettings"]["graphUrl"] =
+        json!(sim.graph_url().replace(sim.base_url(), &via));
+    let r = send(
+        &s,
+        reqwest::Method::POST,
+        "/v5/Organizations",
+        &token,
+        &body,
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let id = json(r).await["id"].as_str().unwrap().to_owned();
+    let users = format!("/v5/Organizations/{id}/Users");
+    assert_eq!(s.get(&users, &token).await.status(), 200);
+    assert!(connections.load(Ordering::SeqCst) > 0);
+
+    // The administrator narrows allowed_endpoints: the relay is no longer allowed. The stored
+    // organization keeps its old endpoints, and must not send its secret there any more.
+    s.settings.allowed_endpoints = vec![sim.base_url().to_owned()];
+    s.restart().await;
+    let before = connections.load(Ordering::SeqCst);
+    let token = s.admin_token().await;
+    for path in [users.clone(), format!("/v5/Organizations/{id}/Sites")] {
+        let r = s.get(&path, &token).await;
+        assert_eq!(r.status(), 409, "{path}");
+        let message = json(r).await["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(&id)
+                && message.contains("authorityUrl")
+                && message.contains("allowed_endpoints"),
+            "{message}"
+        );
+        assert!(!message.contains(&secret), "{message}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        before,
+        "nothing went to the endpoint no longer allowed"
+    );
+    // The organization itself is still there to be edited.
+    let r = s.get(&format!("/v5/Organizations/{id}"), &token).await;
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+    sim.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Concurrent guesses cannot overtake the lockout.
 
