@@ -23,6 +23,9 @@ pub struct AuthSettings {
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub guard: GuardPolicy,
+    /// Password hashes computed at once (see [`HashSlots`]); a sign-in finding every slot busy
+    /// is refused as busy.
+    pub hash_slots: usize,
 }
 
 impl Default for AuthSettings {
@@ -31,6 +34,7 @@ impl Default for AuthSettings {
             access_token_lifetime: Duration::from_secs(60 * 60),
             refresh_token_lifetime: Duration::from_secs(14 * 24 * 60 * 60),
             guard: GuardPolicy::default(),
+            hash_slots: HashSlots::per_core_count(),
         }
     }
 }
@@ -71,7 +75,7 @@ impl AuthService {
             store,
             tokens: TokenCache::default(),
             guard,
-            hash_slots: HashSlots::per_core(),
+            hash_slots: HashSlots::new(settings.hash_slots),
             settings,
         }
     }

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// The configured database URL names no database this server speaks (redacted).
     #[error("unsupported database URL scheme in '{0}': use sqlite:// or postgres://")]
     UnsupportedUrl(String),
+    /// A database file (or one of its journal files) is a symbolic link: whoever planted it
+    /// would redirect the database, so it is not opened.
+    #[error("{0} is a symbolic link; refusing to open the database through it (replace it with the file itself)")]
+    SymbolicLink(String),
 }
 
 impl StoreError {

@@ -335,26 +335,21 @@ impl OrganizationService {
     }
 
     /// The connection used to read the tenant (SharePoint settings first: this product backs up
-    /// SharePoint and OneDrive), with its secrets opened.
+    /// SharePoint and OneDrive), with its secrets opened. Its endpoints are checked against
+    /// today's policy first: an organization stored under a wider `allowed_endpoints` (or
+    /// before there was a policy) sends its secrets nowhere the server no longer allows (409).
     pub async fn connection(
         &self,
         id: OrganizationId,
     ) -> CoreResult<(Organization, TenantConnection)> {
         let org = self.get(id).await?;
         let secrets = self.secrets(id).await?;
-        let connection = match (
+        let (field, settings, secrets) = match (
             &org.share_point_online_settings,
             &org.exchange_online_settings,
         ) {
-            (Some(s), _) => connection_for(
-                org.region,
-                "sharePointOnlineSettings",
-                s,
-                &secrets.share_point,
-            )?,
-            (None, Some(e)) => {
-                connection_for(org.region, "exchangeOnlineSettings", e, &secrets.exchange)?
-            }
+            (Some(s), _) => ("sharePointOnlineSettings", s, &secrets.share_point),
+            (None, Some(e)) => ("exchangeOnlineSettings", e, &secrets.exchange),
             (None, None) => {
                 return Err(CoreError::internal(
                     "connecting to an organization",
@@ -362,6 +357,14 @@ impl OrganizationService {
                 ))
             }
         };
+        self.check_endpoints(org.region, field, settings)
+            .map_err(|why| {
+                CoreError::Conflict(format!(
+                    "Organization '{id}' is not connected: its {why}. Edit the organization \
+                     (with its secrets) to use an allowed endpoint."
+                ))
+            })?;
+        let connection = connection_for(org.region, field, settings, secrets)?;
         Ok((org, connection))
     }
 

@@ -140,10 +140,11 @@ impl HashSlots {
         }
     }
 
-    /// About two per core: enough to keep the cores busy, never more memory than that.
-    pub fn per_core() -> Self {
+    /// The default number of slots, two per core: enough to keep the cores busy, never more
+    /// memory than that.
+    pub fn per_core_count() -> usize {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::new(2 * cores)
+        2 * cores
     }
 
     /// A free slot now, or `None` when every slot is busy.

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
+use m365backup_m365::paging::Pager;
 use m365backup_m365::pool::{AccountPool, PoolError};
 use m365backup_m365::M365Error;
 use serde::de::DeserializeOwned;
@@ -69,7 +70,7 @@ pub struct Drive {
     pub drive_type: Option<String>,
 }
 
-/// Every item of a collection, following `@odata.nextLink`; with `as_organization`, through
+/// Every item of a collection, following `@odata.nextLink` through a [`Pager`]; with `as_organization`, through
 /// the organization's own credentials (calls that need application permissions).
 pub(crate) async fn all<T: DeserializeOwned>(
     pool: &AccountPool,
@@ -77,15 +78,15 @@ pub(crate) async fn all<T: DeserializeOwned>(
     as_organization: bool,
 ) -> Result<Vec<T>, PoolError> {
     let mut items = Vec::new();
-    let mut next = Some(first.to_owned());
-    while let Some(url) = next {
+    let mut pager = Pager::new(first);
+    while let Some(url) = pager.next_page()? {
         let page: Page<T> = if as_organization {
             pool.get_json_as_organization(&url).await?
         } else {
             pool.get_json(&url).await?
         };
         items.extend(page.value);
-        next = page.next_link;
+        pager.follow(page.next_link)?;
     }
     Ok(items)
 }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
+use m365backup_m365::paging::Pager;
 use m365backup_m365::pool::{AccessReport, AccountPool, AccountReport, PoolError};
 use m365backup_m365::M365Error;
 use quickxorhash::QuickXorHash;
@@ -147,16 +148,16 @@ async fn enumerate(
 ) -> Result<Option<Vec<FileJob>>, PoolError> {
     let first = format!("/drives/{drive}/root/delta");
     let mut files: HashMap<String, DriveItem> = HashMap::new();
-    let mut next = Some(first.clone());
+    let mut pager = Pager::new(first.clone());
     let mut resyncs = 0;
-    while let Some(url) = next {
+    while let Some(url) = pager.next_page()? {
         let page: discovery::Page<DriveItem> = match pool.get_json(&url).await {
             Ok(page) => page,
             Err(PoolError::M365(M365Error::ResyncRequired { location, .. })) if resyncs < 3 => {
                 // The round is void: start again where Graph says.
                 resyncs += 1;
                 files.clear();
-                next = Some(location.unwrap_or_else(|| first.clone()));
+                pager.restart(location.unwrap_or_else(|| first.clone()));
                 continue;
             }
             Err(e) => return discovery::readable::<()>(Err(e)).map(|_| None),
@@ -169,7 +170,7 @@ async fn enumerate(
                 files.insert(item.id.clone(), item);
             }
         }
-        next = page.next_link;
+        pager.follow(page.next_link)?;
         let _ = page.delta_link; // the next backup starts from here
     }
     Ok(Some(

@@ -10,11 +10,8 @@ use serde::Deserialize;
 use crate::endpoints::{origin_of, Endpoints};
 use crate::error::M365Error;
 use crate::identity::{Credentials, TokenSource};
+use crate::paging::{strip_query, Pager};
 use crate::response::{self, json_capped, read_capped, MAX_ERROR_BODY, MAX_GRAPH_BODY};
-
-/// Pages followed for one collection before giving up: a directory of 10 million objects at
-/// 999 a page, far beyond any tenant; stops a link that never ends.
-const MAX_PAGES: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -278,28 +275,15 @@ impl GraphClient {
     }
 
     /// Every item of a collection, following `@odata.nextLink` to the end (on the Graph host
-    /// only, at most [`MAX_PAGES`] pages, never the same page twice in a row).
+    /// only, through a [`Pager`]: at most [`crate::paging::MAX_PAGES`] pages, never the same
+    /// page twice in a row).
     pub async fn get_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, M365Error> {
         let mut items = Vec::new();
-        let mut next = Some(path.to_owned());
-        let mut pages = 0;
-        while let Some(link) = next {
-            pages += 1;
-            if pages > MAX_PAGES {
-                return Err(M365Error::Unreachable {
-                    url: strip_query(&self.url(path)?),
-                    reason: format!("the collection did not end after {MAX_PAGES} pages"),
-                });
-            }
+        let mut pager = Pager::new(path);
+        while let Some(link) = pager.next_page()? {
             let page: Page<T> = self.get_json(&link).await?;
             items.extend(page.value);
-            if page.next_link.as_deref() == Some(link.as_str()) {
-                return Err(M365Error::Unreachable {
-                    url: strip_query(&link),
-                    reason: "the collection's next link points at the same page".into(),
-                });
-            }
-            next = page.next_link;
+            pager.follow(page.next_link)?;
         }
         Ok(items)
     }
@@ -348,8 +332,4 @@ async fn resync_required(response: reqwest::Response) -> M365Error {
 /// `Retry-After` in seconds (Graph never sends the HTTP-date form), clamped to an hour.
 pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response::parse_retry_after(response.headers().get("retry-after")?.to_str().ok()?)
-}
-
-fn strip_query(url: &str) -> String {
-    url.split('?').next().unwrap_or(url).to_owned()
 }

@@ -6,6 +6,8 @@
 //! - [`graph`]: Graph calls with `@odata.nextLink` paging, `Retry-After` honoured, timeouts, a
 //!   descriptive `User-Agent`, and Microsoft's error bodies mapped to [`M365Error`].
 //! - [`directory`]: the typed directory calls (organization, users, groups, members).
+//! - [`paging`]: the [`paging::Pager`] every loop over `@odata.nextLink` walks through (a page
+//!   cap, no link to the same page).
 
 pub mod directory;
 pub mod endpoints;
@@ -16,6 +18,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod graph;
 pub mod identity;
+pub mod paging;
 pub mod pool;
 pub mod response;
 

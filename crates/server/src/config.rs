@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// First lockout in seconds; doubles with each further failure, up to 15 minutes [default: 5].
     #[arg(long, env = "M365BACKUP_SIGNIN_LOCKOUT_SECS")]
     pub signin_lockout_secs: Option<u64>,
+    /// Sign-in password hashes computed at once, each in about 19 MiB of memory; a sign-in
+    /// finding them all busy gets 503 with Retry-After [default: twice the number of cores].
+    #[arg(long, env = "M365BACKUP_SIGNIN_HASH_SLOTS")]
+    pub signin_hash_slots: Option<usize>,
     /// Origins besides Microsoft's clouds where organizations may sign in and read Graph,
     /// comma-separated (a list in the file): `https://host[:port]`, `http://host:*` (any port),
     /// or `*` (anything: tests only); `--demo` adds its simulator [default: none].
@@ -275,7 +279,9 @@ impl Settings {
                 base_delay: secs(serve.signin_lockout_secs, defaults.guard.base_delay),
                 ..defaults.guard
             },
+            hash_slots: serve.signin_hash_slots.unwrap_or(defaults.hash_slots),
         };
+        anyhow::ensure!(auth.hash_slots >= 1, "signin_hash_slots must be at least 1");
         anyhow::ensure!(
             !auth.access_token_lifetime.is_zero(),
             "access_token_lifetime_secs must be positive"
@@ -555,6 +561,22 @@ mod tests {
         };
         let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("must not carry a password"));
+        // A password in the query is a password too (libpq takes `password=` there).
+        for url in [
+            "postgres://u@h/db?password=secret",
+            "postgres://u@h/db?sslmode=require&PASSWORD=secret",
+        ] {
+            let state = StateArgs {
+                database_url: Some(url.into()),
+                ..Default::default()
+            };
+            let err = Settings::resolve(&state, &ServeArgs::default()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("must not carry a password"),
+                "{url}"
+            );
+            assert!(!format!("{err:#}").contains("secret"), "{err:#}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db-url");
         std::fs::write(&file, "postgres://u:secret@h/db\n").unwrap();

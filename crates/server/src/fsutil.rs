@@ -1,6 +1,6 @@
-//! Files the server writes in its data dir: never through a symbolic link (someone who could
-//! plant one would redirect a key), and secrets readable by the owner only, whatever mode an
-//! earlier file of that name had.
+//! Files the server writes or reads in its data dir: never through a symbolic link (someone who
+//! could plant one would redirect a key), and secrets readable by the owner only, whatever mode
+//! an earlier file of that name had.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,12 +17,7 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         create_private_dirs(parent)?;
     }
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        anyhow::bail!(
-            "{} is a symbolic link; refusing to write through it",
-            path.display()
-        );
-    }
+    refuse_symbolic_link(path, "write")?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -43,6 +38,40 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     file.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
     file.sync_all().ok();
+    Ok(())
+}
+
+/// Opens a private file of the data dir for reading: never through a symbolic link, and
+/// narrowed to mode 0600 whatever mode it had.
+pub fn open_private(path: &Path) -> anyhow::Result<std::fs::File> {
+    refuse_symbolic_link(path, "read")?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making {} private (0600)", path.display()))?;
+    }
+    Ok(file)
+}
+
+/// Fails when `path` is a symbolic link (someone who could plant one would redirect the file).
+fn refuse_symbolic_link(path: &Path, doing: &str) -> anyhow::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "{} is a symbolic link; refusing to {doing} through it (replace it with the file itself)",
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -82,9 +111,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("elsewhere");
         std::fs::write(&target, "untouched").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
         let link = dir.path().join("server.key");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(write_private(&link, b"secret").is_err());
+        let err = open_private(&link).unwrap_err();
+        assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
         assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "the link's target was not touched");
+    }
+
+    #[test]
+    fn private_files_read_are_narrowed_to_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "key").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut open_private(&path).unwrap(), &mut text).unwrap();
+        assert_eq!(text, "key");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
 }

@@ -38,6 +38,7 @@ pub fn proxy_id(settings: &Settings) -> anyhow::Result<uuid::Uuid> {
 pub fn service(settings: &Settings, parts: &StoreParts) -> anyhow::Result<Arc<RepositoryService>> {
     let sealer = Arc::new(crate::server_key::load_or_create(
         &settings.server_key_file,
+        &settings.data_dir,
     )?);
     Ok(Arc::new(RepositoryService::new(
         parts.registry.clone(),

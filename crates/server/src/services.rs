@@ -40,6 +40,7 @@ impl Services {
     pub fn build(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let sealer = Arc::new(crate::server_key::load_or_create(
             &settings.server_key_file,
+            &settings.data_dir,
         )?);
         let gateway: Arc<dyn TenantGateway> =
             Arc::new(M365Gateway::new().context("starting the HTTP client for Microsoft 365")?);

@@ -1,5 +1,6 @@
 //! The server's TLS certificate: configured files, or a self-signed one generated in the data
-//! dir on first start and reused afterwards (so clients that pinned it keep working).
+//! dir on first start and reused afterwards (so clients that pinned it keep working); its key
+//! is never read through a symbolic link and is narrowed to mode 0600 at every start.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +8,7 @@ use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::TlsSource;
-use crate::fsutil::{write_file, write_private};
+use crate::fsutil::{open_private, write_file, write_private};
 
 pub const GENERATED_CERT: &str = "tls/server.crt";
 pub const GENERATED_KEY: &str = "tls/server.key";
@@ -39,6 +40,8 @@ fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let cert_path = data_dir.join(GENERATED_CERT);
     let key_path = data_dir.join(GENERATED_KEY);
     if cert_path.exists() && key_path.exists() {
+        // The key is checked (no symbolic link) and narrowed to 0600 before rustls reads it.
+        open_private(&key_path)?;
         return Ok((cert_path, key_path));
     }
     let mut names = vec![

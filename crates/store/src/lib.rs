@@ -93,8 +93,19 @@ pub async fn open_parts(
 
 pub const DEFAULT_SQLITE_FILE: &str = "m365backup.db";
 
-/// A database URL for logs: any password in it replaced.
+/// A database URL for logs: any password in it replaced, in the user info (`user:pass@`) and in
+/// the query (`password=`, `sslpassword=`, any case). A URL this leaves unchanged holds no
+/// password.
 pub fn redact_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, query)) => format!("{}?{}", redact_userinfo(base), redact_query(query)),
+        None => redact_userinfo(url),
+    }
+}
+
+/// `scheme://user:pass@host…` with the password replaced (the last `@` ends the user info, so
+/// a password with an unescaped `@` is hidden whole).
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -110,6 +121,20 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// A query string with the value of every parameter named `…password` replaced.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().ends_with("password") => {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
@@ -131,5 +156,31 @@ mod tests {
         );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn redacts_a_password_in_the_query() {
+        assert_eq!(
+            super::redact_url("postgres://u@h/db?password=secret"),
+            "postgres://u@h/db?password=***"
+        );
+        assert_eq!(
+            super::redact_url("postgresql://h:5432/db?sslmode=require&PassWord=se%40cret&user=u"),
+            "postgresql://h:5432/db?sslmode=require&PassWord=***&user=u"
+        );
+        assert_eq!(
+            super::redact_url("postgres://u@h/db?sslpassword=k&password=a@b"),
+            "postgres://u@h/db?sslpassword=***&password=***"
+        );
+        assert_eq!(
+            super::redact_url("postgres://u:p@h/db?password=q"),
+            "postgres://u:***@h/db?password=***"
+        );
+        // Nothing to hide: unchanged, which is how "no password here" is checked.
+        let plain = "postgres://u@h/db?sslmode=require&application_name=m365backup";
+        assert_eq!(super::redact_url(plain), plain);
+        // A parameter that merely mentions a password in its value is not one.
+        let mention = "postgres://u@h/db?application_name=password";
+        assert_eq!(super::redact_url(mention), mention);
     }
 }

@@ -61,9 +61,10 @@ impl SqliteStore {
     }
 }
 
-/// The database and its journal files, readable by the owner only. SQLite gives the WAL and
-/// shared-memory files the database file's mode, so creating it 0600 covers them; files left
-/// by an older version are narrowed here.
+/// The database and its journal files, readable by the owner only and never a symbolic link
+/// (SQLite would follow it, so whoever planted one would redirect the database). SQLite gives
+/// the WAL and shared-memory files the database file's mode, so creating it 0600 covers them;
+/// files left by an older version are narrowed here.
 fn make_private(db: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
@@ -71,6 +72,8 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
         if db.as_os_str().is_empty() || db.to_str() == Some(":memory:") {
             return Ok(());
         }
+        let files = database_files(db);
+        refuse_symbolic_links(&files)?;
         let private =
             |e: std::io::Error| StoreError::backend("making the database file private", e);
         std::fs::OpenOptions::new()
@@ -78,12 +81,11 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(db)
             .map_err(private)?;
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut path = db.as_os_str().to_owned();
-            path.push(suffix);
-            match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+        for path in &files {
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(private(e)),
@@ -91,6 +93,51 @@ fn make_private(db: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The database file and the journal files SQLite keeps beside it.
+fn database_files(db: &Path) -> Vec<std::path::PathBuf> {
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            path.into()
+        })
+        .collect()
+}
+
+/// Fails on the first of `files` that is a symbolic link (a missing file is fine).
+fn refuse_symbolic_links(files: &[std::path::PathBuf]) -> Result<(), StoreError> {
+    for path in files {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(StoreError::SymbolicLink(path.display().to_string()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_files_that_are_symbolic_links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "untouched").unwrap();
+        let db = dir.path().join("m365backup.db");
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let link = dir.path().join(format!("m365backup.db{suffix}"));
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let err = make_private(&db).unwrap_err();
+            assert!(matches!(err, StoreError::SymbolicLink(_)), "{err}");
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+            std::fs::remove_file(&link).unwrap();
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"untouched");
+        make_private(&db).unwrap();
+    }
 }
 
 // SQLite has no row locks; its writes are already serialized by the single write connection.

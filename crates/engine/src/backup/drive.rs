@@ -16,6 +16,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use m365backup_core::jobs::model::VersionPolicy;
+use m365backup_m365::paging::Pager;
 use m365backup_m365::pool::{AccountPool, PoolError};
 use m365backup_m365::M365Error;
 use m365backup_repo::{
@@ -284,6 +285,11 @@ pub async fn back_up(
     result
 }
 
+/// Why a delta round stopped short.
+fn not_enumerated(e: &dyn std::fmt::Display) -> String {
+    format!("the drive could not be enumerated: {e}")
+}
+
 /// The delta rounds and the downloads they call for; the state for the next run.
 async fn enumerate_and_fetch(
     shared: &Arc<Shared>,
@@ -292,7 +298,7 @@ async fn enumerate_and_fetch(
     result: &mut ObjectResult,
 ) -> Result<DeltaState, String> {
     let first = format!("/drives/{}/root/delta", shared.drive);
-    let mut next = Some(previous.link.clone().unwrap_or_else(|| first.clone()));
+    let mut pager = Pager::new(previous.link.clone().unwrap_or_else(|| first.clone()));
     // A full enumeration (first run, or after a 410) lists every live item: what the last
     // restore point has and it does not is gone.
     let mut full = previous.link.is_none();
@@ -305,7 +311,7 @@ async fn enumerate_and_fetch(
     let failures: Arc<Mutex<Vec<(u64, ItemFailure)>>> = Arc::default();
     let fetch_stats: Arc<Mutex<FetchStats>> = Arc::default();
 
-    while let Some(url) = next.take() {
+    while let Some(url) = pager.next_page().map_err(|e| not_enumerated(&e))? {
         if shared.cancel.is_cancelled() {
             break;
         }
@@ -315,7 +321,7 @@ async fn enumerate_and_fetch(
                 resyncs += 1;
                 full = true;
                 seen.clear();
-                next = Some(location.unwrap_or_else(|| first.clone()));
+                pager.restart(location.unwrap_or_else(|| first.clone()));
                 continue;
             }
             Err(e) => return Err(match readable::<()>(Err(e)) {
@@ -323,7 +329,7 @@ async fn enumerate_and_fetch(
                     "no backup account and not the organization's credentials may read this drive"
                         .into()
                 }
-                Err(e) => format!("the drive could not be enumerated: {e}"),
+                Err(e) => not_enumerated(&e),
             }),
         };
         for graph in page.value {
@@ -377,7 +383,9 @@ async fn enumerate_and_fetch(
             )
             .await;
         }
-        next = page.next_link;
+        pager
+            .follow(page.next_link)
+            .map_err(|e| not_enumerated(&e))?;
         if page.delta_link.is_some() {
             delta_link = page.delta_link;
         }

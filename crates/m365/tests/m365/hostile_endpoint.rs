@@ -1,19 +1,21 @@
 //! The Microsoft 365 client against an endpoint that lies: absurd token lifetimes and
-//! `Retry-After` values, next links to other hosts or to themselves, bodies without end, and
-//! error text that is not Microsoft's. Nothing panics, nothing is followed off the Graph host,
-//! nothing unbounded is read, and foreign text is not passed on.
+//! `Retry-After` values, next links to other hosts, to themselves or on without end, bodies
+//! without end, and error text that is not Microsoft's. Nothing panics, nothing is followed off
+//! the Graph host, nothing unbounded is read, and foreign text is not passed on.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use m365backup_core::Secret;
 use m365backup_m365::graph::{http_client, RetryPolicy};
+use m365backup_m365::paging::MAX_PAGES;
 use m365backup_m365::{Credentials, Endpoints, GraphClient, M365Error};
 use serde_json::{json, Value};
 
@@ -40,6 +42,7 @@ async fn token(Path(tenant): Path<String>) -> Response {
 async fn graph(
     State(h): State<Hostile>,
     Path(what): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     h.hits.fetch_add(1, Ordering::SeqCst);
@@ -57,6 +60,13 @@ async fn graph(
         "elsewhere" => {
             Json(json!({"value": [1], "@odata.nextLink": format!("{}/v1.0/steal", h.other)}))
                 .into_response()
+        }
+        "endless" => {
+            // A fresh next link on every page: `?n=N+1`, forever.
+            let host = headers[header::HOST].to_str().unwrap_or_default();
+            let n: u64 = query.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+            let next = format!("http://{host}/v1.0/endless?n={}", n + 1);
+            Json(json!({"value": [n], "@odata.nextLink": next})).into_response()
         }
         "loop" => {
             let host = headers[header::HOST].to_str().unwrap_or_default();
@@ -161,6 +171,20 @@ async fn next_links_stay_on_the_graph_host() {
     );
     let err = graph.get_all::<Value>("/loop").await.unwrap_err();
     assert!(err.to_string().contains("same page"), "{err}");
+}
+
+#[tokio::test]
+async fn a_collection_without_end_stops_at_the_page_cap() {
+    let (base, hits, _) = hostile().await;
+    let graph = client(&base, "contoso");
+    let err = graph.get_all::<Value>("/endless").await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("did not end after {MAX_PAGES} pages")),
+        "{text}"
+    );
+    assert!(!text.contains("n="), "no query in the error: {text}");
+    assert_eq!(hits.load(Ordering::SeqCst), MAX_PAGES, "not one page more");
 }
 
 #[tokio::test]
