@@ -86,7 +86,12 @@ def setup():
     ids["repositoryId"] = api.first_id("/v5/BackupRepositories")
     ids["proxyId"] = api.first_id("/v5/Proxies")
     ids["userId"] = api.first_id(f"{org}/Users?limit=1")
-    ids["siteId"] = api.first_id(f"{org}/Sites?limit=1")
+    sites = api.call("GET", f"{org}/Sites?limit=1")["results"]
+    ids["siteId"] = sites[0]["id"] if sites else NOTHING
+    # Graph's id of that site (host,collection,web), for a copy's target; the API's is the
+    # collection and web GUIDs end to end.
+    host = urllib.parse.urlparse(sites[0]["url"]).hostname if sites else "nothing"
+    ids["graphSiteId"] = f"{host},{ids['siteId'][:36]},{ids['siteId'][36:]}"
     ids["objectStorageId"] = api.first_id("/v5/ObjectStorageRepositories")
     # A job run once: its session, log items, and restore points to explore.
     job = {"name": "Schemathesis", "backupType": "EntireOrganization", "schedulePolicy": {"type": "ManualOnly"}, "runNow": True}
@@ -166,10 +171,11 @@ def ids_for(method, path):
 
 
 def real_targets(body, ids):
-    """A restore action's copy target and listed items, as real ids of the organization."""
+    """A restore action's copy target and listed items, as real ones of the organization."""
     options = body.get("copyTo")
     if isinstance(options, dict):
-        for field, real in (("oneDrive", IDS["userId"]), ("site", IDS["siteId"])):
+        options.pop("library", None)  # a library of the target by name: the default one
+        for field, real in (("oneDrive", IDS["onedrive"]["oneDriveId"]), ("site", IDS["graphSiteId"])):
             target = options.get(field)
             if isinstance(target, str):
                 options[field] = real

@@ -141,10 +141,7 @@ impl<'de> de::Deserializer<'de> for CiValue {
         match self.0 {
             Value::Object(map) => visitor.visit_map(CiMap::new(map, fields)),
             // serde_json would read an array as the fields in order: an object is an object.
-            Value::Array(_) => Err(de::Error::invalid_type(
-                de::Unexpected::Seq,
-                &"an object",
-            )),
+            Value::Array(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &"an object")),
             other => other.deserialize_struct(name, fields, visitor),
         }
     }

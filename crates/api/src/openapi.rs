@@ -47,6 +47,49 @@ pub const SWAGGER_PATH: &str = "/swagger/v5/swagger.json";
 /// constraint the server enforces (issue 15; `scripts/schemathesis` holds it to that).
 pub fn served(openapi: &utoipa::openapi::OpenApi) -> Value {
     let mut doc = serde_json::to_value(openapi).unwrap_or_else(|_| json!({}));
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (schema, property, values) in BODY_ENUMS {
+            let at = schemas
+                .get_mut(*schema)
+                .and_then(|s| s.get_mut("properties"))
+                .and_then(|p| p.get_mut(*property))
+                .and_then(Value::as_object_mut);
+            if let Some(at) = at {
+                let mut choices: Vec<Value> = values.iter().map(|v| json!(v)).collect();
+                choices.push(Value::Null);
+                at.remove("type");
+                at.insert("enum".into(), Value::Array(choices));
+            }
+        }
+    }
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (schema, property, constraint) in body_constraints() {
+            let Some(target) = schemas.get_mut(schema).and_then(Value::as_object_mut) else {
+                continue;
+            };
+            if let Some(p) = target
+                .get_mut("properties")
+                .and_then(|p| p.get_mut(property))
+            {
+                *p = constraint;
+            }
+            if let Some(required) = REQUIRED
+                .iter()
+                .find(|(s, p)| *s == schema && *p == property)
+            {
+                let list = target.entry("required").or_insert_with(|| json!([]));
+                if let Some(list) = list.as_array_mut() {
+                    list.push(json!(required.1));
+                }
+            }
+        }
+    }
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -74,9 +117,21 @@ pub fn served(openapi: &utoipa::openapi::OpenApi) -> Value {
 
 /// Statuses every operation may answer, whatever its handler does: (status, description, when).
 const LAYER_STATUSES: &[(&str, &str, Needs)] = &[
-    ("400", "Bad request: a malformed parameter or body", Needs::Input),
-    ("401", "Not signed in (no or a bad bearer token)", Needs::Token),
-    ("408", "The request took too long to be answered", Needs::Nothing),
+    (
+        "400",
+        "Bad request: a malformed parameter or body",
+        Needs::Input,
+    ),
+    (
+        "401",
+        "Not signed in (no or a bad bearer token)",
+        Needs::Token,
+    ),
+    (
+        "408",
+        "The request took too long to be answered",
+        Needs::Nothing,
+    ),
     ("413", "Body larger than the configured limit", Needs::Body),
     ("415", "Body not in the accepted media type", Needs::Body),
     ("500", "A fault of the server", Needs::Nothing),
@@ -144,8 +199,7 @@ fn constrain_query(param: &mut Map<String, Value>) {
     param.insert("schema".into(), schema);
 }
 
-const GUID: &str =
-    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+const GUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 
 fn error_response(description: &str) -> Value {
     json!({
@@ -199,7 +253,10 @@ fn action_body(path: &str) -> Option<Value> {
         };
         return Some(one_of(vec![
             ("save", restore_options(bulk, Restore::Save)),
-            ("restoretoOriginallocation", restore_options(bulk, Restore::Original)),
+            (
+                "restoretoOriginallocation",
+                restore_options(bulk, Restore::Original),
+            ),
             ("restoreTo", restore_options(bulk, Restore::Original)),
             ("copyTo", restore_options(bulk, Restore::CopyTo)),
         ]));
@@ -267,13 +324,22 @@ fn restore_options(bulk: Option<&str>, action: Restore) -> Value {
             ("changedItems", json!({"type": ["boolean", "null"]})),
             ("deletedItems", json!({"type": ["boolean", "null"]})),
             ("restorePermissions", json!({"type": ["boolean", "null"]})),
-            ("userName", json!({"type": "string", "pattern": "\\S",
-                                "description": "With userPassword: the account that writes"})),
-            ("userPassword", json!({"type": "string"})),
+            (
+                "userName",
+                json!({"type": ["string", "null"],
+                                "description": "With userPassword: the account that writes"}),
+            ),
+            ("userPassword", json!({"type": ["string", "null"]})),
         ] {
             properties.insert(k.into(), v);
         }
-        extra = json!({"dependentRequired": {"userName": ["userPassword"], "userPassword": ["userName"]}});
+        // Both (the name not blank), or neither (left out or null).
+        extra = json!({"anyOf": [
+            {"properties": {"userName": {"type": "null"}, "userPassword": {"type": "null"}}},
+            {"required": ["userName", "userPassword"],
+             "properties": {"userName": {"type": "string", "pattern": "\\S"},
+                            "userPassword": {"type": "string"}}}
+        ]});
         let none = json!({"type": "null"});
         if action == Restore::CopyTo {
             let target = json!({"oneOf": [
@@ -282,7 +348,10 @@ fn restore_options(bulk: Option<&str>, action: Restore) -> Value {
                  "properties": {"id": {"type": "string", "pattern": "\\S", "maxLength": 512}}}
             ], "description": "A user or OneDrive (oneDrive), a site (site) of the organization"});
             properties.insert("library".into(), json!({"type": ["string", "null"]}));
-            properties.insert("folder".into(), json!({"type": ["string", "null"], "pattern": FOLDER_PATH}));
+            properties.insert(
+                "folder".into(),
+                json!({"type": ["string", "null"], "pattern": FOLDER_PATH}),
+            );
             extra["oneOf"] = json!([
                 {"required": ["oneDrive"], "properties": {"oneDrive": target, "site": none}},
                 {"required": ["site"], "properties": {"site": target, "oneDrive": none}}
@@ -310,3 +379,100 @@ fn restore_options(bulk: Option<&str>, action: Restore) -> Value {
 /// `copyTo.folder`: at most 64 names separated by `/`, none `.`, `..` or blank, without `\`
 /// or control characters (`m365backup_engine::restore::write::options::folder_path`).
 const FOLDER_PATH: &str = r"^/*([^/\\\x00-\x1f\x7f-\x9f]*[^/\\\x00-\x1f\x7f-\x9f\s.][^/\\\x00-\x1f\x7f-\x9f]*(/+[^/\\\x00-\x1f\x7f-\x9f]*[^/\\\x00-\x1f\x7f-\x9f\s.][^/\\\x00-\x1f\x7f-\x9f]*){0,63})?/*$";
+
+const DAYS: &[&str] = &[
+    "Everyday",
+    "Workdays",
+    "Weekends",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Body properties the handlers read as enums (in any letter case) but declare as strings:
+/// (component schema, property, values); each may also be left out or null.
+const BODY_ENUMS: &[(&str, &str, &[&str])] = &[
+    (
+        "JobBody",
+        "backupType",
+        &["EntireOrganization", "SelectedItems"],
+    ),
+    ("JobBody", "versionPolicy", &["Latest", "All"]),
+    (
+        "SchedulePolicyBody",
+        "type",
+        &["Periodically", "Daily", "ManualOnly"],
+    ),
+    ("SchedulePolicyBody", "dailyType", DAYS),
+    (
+        "SchedulePolicyBody",
+        "periodicallyEvery",
+        &[
+            "Minutes5",
+            "Minutes10",
+            "Minutes15",
+            "Minutes30",
+            "Hours1",
+            "Hours2",
+            "Hours4",
+            "Hours8",
+        ],
+    ),
+    (
+        "RepositoryBody",
+        "retentionType",
+        &["ItemLevel", "SnapshotBased"],
+    ),
+    (
+        "RepositoryBody",
+        "retentionPeriodType",
+        &["Daily", "Monthly", "Yearly"],
+    ),
+    (
+        "RepositoryBody",
+        "yearlyRetentionPeriod",
+        &[
+            "Year1", "Years2", "Years3", "Years5", "Years7", "Years10", "Years25", "Keep",
+        ],
+    ),
+    (
+        "RepositoryBody",
+        "retentionFrequencyType",
+        &["Daily", "Monthly"],
+    ),
+    ("RepositoryBody", "dailyType", DAYS),
+    ("OrganizationBody", "type", &["Office365"]),
+    (
+        "OrganizationBody",
+        "region",
+        &[
+            "Worldwide",
+            "USgovCommunity",
+            "Germany",
+            "China",
+            "USgovDefence",
+        ],
+    ),
+];
+
+/// Body properties the handlers check beyond their type: (component schema, property, schema).
+fn body_constraints() -> Vec<(&'static str, &'static str, Value)> {
+    let time = json!({"type": ["string", "null"], "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+                      "description": "HH:mm:ss (or HH:mm), server time"});
+    vec![
+        (
+            "JobBody",
+            "name",
+            json!({"type": "string", "pattern": "\\S", "maxLength": 255}),
+        ),
+        ("RepositoryBody", "dailyTime", time.clone()),
+        ("SchedulePolicyBody", "dailyTime", time),
+    ]
+}
+
+/// Properties a body must have: (component schema, property).
+const REQUIRED: &[(&str, &str)] = &[("JobBody", "name")];

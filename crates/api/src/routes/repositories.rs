@@ -568,7 +568,11 @@ fn read_data_option(options: &serde_json::Value) -> ApiResult<ReadData> {
             ))
         });
     }
-    Ok(if read_all { ReadData::All } else { ReadData::None })
+    Ok(if read_all {
+        ReadData::All
+    } else {
+        ReadData::None
+    })
 }
 
 /// `readData`: a boolean (or its text), false when absent or null.
