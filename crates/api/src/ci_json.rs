@@ -74,21 +74,37 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, String> {
 
 struct CiValue(Value);
 
-/// Number deserializers that also take the number as a string (`"3"`, `" 2.5 "`).
+/// Number deserializers that also take the number as a string (`"3"`, `" 2.5 "`); integer ones
+/// also take a whole number written with a fraction (`276.0`), an integer in JSON Schema's sense.
 macro_rules! number_from_string {
-    ($($method:ident)*) => {
+    ($convert:path: $($method:ident)*) => {
         $(
             fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
                 match self.0 {
                     Value::String(s) => match serde_json::from_str::<serde_json::Number>(s.trim()) {
-                        Ok(n) => Value::Number(n).$method(visitor),
+                        Ok(n) => $convert(Value::Number(n)).$method(visitor),
                         Err(_) => Value::String(s).$method(visitor),
                     },
-                    other => other.$method(visitor),
+                    other => $convert(other).$method(visitor),
                 }
             }
         )*
     };
+}
+
+/// A whole number written as a float (`276.0`, `-3e2`) as an integer; anything else unchanged.
+fn integral(value: Value) -> Value {
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0; // 2^63
+    match value.as_f64() {
+        Some(f) if value.is_f64() && f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) => {
+            Value::from(f as i64)
+        }
+        _ => value,
+    }
+}
+
+fn unchanged(value: Value) -> Value {
+    value
 }
 
 fn canonical(name: String, candidates: &'static [&'static str]) -> String {
@@ -124,6 +140,8 @@ impl<'de> de::Deserializer<'de> for CiValue {
     ) -> Result<V::Value, Self::Error> {
         match self.0 {
             Value::Object(map) => visitor.visit_map(CiMap::new(map, fields)),
+            // serde_json would read an array as the fields in order: an object is an object.
+            Value::Array(_) => Err(de::Error::invalid_type(de::Unexpected::Seq, &"an object")),
             other => other.deserialize_struct(name, fields, visitor),
         }
     }
@@ -158,10 +176,11 @@ impl<'de> de::Deserializer<'de> for CiValue {
         }
     }
 
-    number_from_string! {
+    number_from_string! { integral:
         deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_i8
-        deserialize_i16 deserialize_i32 deserialize_i64 deserialize_f32 deserialize_f64
+        deserialize_i16 deserialize_i32 deserialize_i64
     }
+    number_from_string! { unchanged: deserialize_f32 deserialize_f64 }
 
     forward_to_deserialize_any! {
         i128 u128 char str string
@@ -337,6 +356,26 @@ mod tests {
             from_slice::<Policy>(br#"{"scheduleEnabled":true,"retryNumber":"three"}"#).is_err()
         );
         assert!(from_slice::<Policy>(br#"{"scheduleEnabled":true,,"retryNumber":1}"#).is_err());
+    }
+
+    #[test]
+    fn an_array_is_never_an_object() {
+        let err = from_slice::<Policy>(br#"[true, 1, "Hours1", "User"]"#).unwrap_err();
+        assert!(err.contains("an object"), "{err}");
+        let err = from_slice::<Vec<Account>>(br#"[[{"groupId":"g"},"p"]]"#).unwrap_err();
+        assert!(err.contains("[0]"), "{err}");
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers() {
+        let p: Policy = from_slice(br#"{"scheduleEnabled":true,"retryNumber":276.0}"#).unwrap();
+        assert_eq!(p.retry_number, 276);
+        let p: Policy = from_slice(br#"{"scheduleEnabled":true,"retryNumber":"3e0"}"#).unwrap();
+        assert_eq!(p.retry_number, 3);
+        for bad in ["2.5", "-1.0", "1e300", "\"x\""] {
+            let body = format!(r#"{{"scheduleEnabled":true,"retryNumber":{bad}}}"#);
+            assert!(from_slice::<Policy>(body.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

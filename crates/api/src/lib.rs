@@ -227,7 +227,8 @@ fn is_restore_action(req: &Request) -> bool {
 /// The complete HTTP service, ready to be served.
 pub fn build(state: AppState) -> Router {
     let (routes, openapi) = routes_and_openapi(&state);
-    let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    let openapi_json = serde_json::to_string_pretty(&openapi::served(&openapi))
+        .unwrap_or_else(|_| "{}".to_owned());
     let canonicalizer = PathCanonicalizer::new(
         openapi
             .paths

@@ -1,6 +1,8 @@
 //! `/v5/Proxies`: the backup workers. Each running server node is one, with a stable id.
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::Utc;
 use m365backup_core::error::CoreError;
@@ -11,6 +13,7 @@ use utoipa::ToSchema;
 use crate::client::BaseUrl;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::links::{Href, Link, Links};
+use crate::paging::QueryParams;
 use crate::routes::repositories::{repository_view, BackupRepositoryView};
 use crate::state::AppState;
 
@@ -87,13 +90,22 @@ async fn find(state: &AppState, raw: &str) -> ApiResult<(Proxy, bool)> {
     params(("extendedView" = Option<bool>, Query, description = "Accepted for compatibility")),
     responses(
         (status = 200, description = "The proxies", body = Vec<ProxyView>),
+        (status = 400, description = "extendedView is not true or false", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_proxies(
     State(state): State<AppState>,
     BaseUrl(base): BaseUrl,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Vec<ProxyView>>> {
+    if let Some(v) = QueryParams::new(raw).get("extendedView") {
+        if !(v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false")) {
+            return Err(ApiError::BadRequest(format!(
+                "extendedView must be true or false, not '{v}'"
+            )));
+        }
+    }
     Ok(Json(
         proxies(&state)
             .await?

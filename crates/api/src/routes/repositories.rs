@@ -544,6 +544,11 @@ pub async fn repository_action(
 
 /// `{"readData": true}` or `{"readDataSubset": "10%"}`; nothing reads no content.
 fn read_data_option(options: &serde_json::Value) -> ApiResult<ReadData> {
+    if !(options.is_null() || options.is_object()) {
+        return Err(ApiError::BadRequest(format!(
+            "check's options must be an object such as {{\"readDataSubset\": \"10%\"}} or null, not {options}"
+        )));
+    }
     let field = |name: &str| {
         options.as_object().and_then(|o| {
             o.iter()
@@ -551,6 +556,7 @@ fn read_data_option(options: &serde_json::Value) -> ApiResult<ReadData> {
                 .map(|(_, v)| v.clone())
         })
     };
+    let read_all = read_all(field("readData"))?;
     if let Some(v) = field("readDataSubset") {
         let text = v
             .as_str()
@@ -562,10 +568,23 @@ fn read_data_option(options: &serde_json::Value) -> ApiResult<ReadData> {
             ))
         });
     }
-    match field("readData") {
-        Some(serde_json::Value::Bool(true)) => Ok(ReadData::All),
-        Some(serde_json::Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(ReadData::All),
-        _ => Ok(ReadData::None),
+    Ok(if read_all {
+        ReadData::All
+    } else {
+        ReadData::None
+    })
+}
+
+/// `readData`: a boolean (or its text), false when absent or null.
+fn read_all(value: Option<serde_json::Value>) -> ApiResult<bool> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(false),
+        Some(serde_json::Value::Bool(b)) => Ok(b),
+        Some(serde_json::Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Some(serde_json::Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ApiError::BadRequest(format!(
+            "readData must be true or false, not {v}"
+        ))),
     }
 }
 

@@ -58,6 +58,18 @@ async fn action(s: &TestServer, token: &str, id: impl std::fmt::Display, body: V
 async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
     let mut s = TestServer::start(backend).await;
     let token = s.admin_token().await;
+    assert_eq!(
+        s.get("/v5/proxies?extendedView=null", &token)
+            .await
+            .status(),
+        400,
+        "extendedView is a boolean"
+    );
+    assert_eq!(
+        s.get("/v5/proxies?extendedView=", &token).await.status(),
+        200,
+        "an empty value is no value"
+    );
     let proxies = json(s.get("/v5/proxies?extendedView=true", &token).await).await;
     let proxies = proxies.as_array().unwrap();
     assert_eq!(proxies.len(), 1);
@@ -370,6 +382,15 @@ async fn bad_repository_input_is_refused_and_changes_nothing(backend: Backend) {
             .status(),
         400
     );
+    // check's options are an object (or null), readData a boolean: anything else is refused,
+    // even beside a valid readDataSubset.
+    for bad in [
+        json!({"check": 5}),
+        json!({"check": {"readData": {}}}),
+        json!({"check": {"readData": 1, "readDataSubset": "100%"}}),
+    ] {
+        assert_eq!(action(bad.clone()).await.status(), 400, "{bad}");
+    }
     assert_eq!(
         s.get("/v5/ObjectStorageRepositories", &token)
             .await

@@ -1,0 +1,210 @@
+"""Real ids for scripts/schemathesis.
+
+Run as `schemathesis-hooks.py setup` (with M365BACKUP_BASE, M365BACKUP_PASSWORD and
+M365BACKUP_WORK set), it signs in to a fresh `serve --demo`, makes the resources the generated
+requests need and prints their ids as JSON. Loaded by schemathesis (SCHEMATHESIS_HOOKS, with
+M365BACKUP_SCHEMATHESIS_IDS naming that JSON), it puts those ids in every generated path, so that
+the calls reach real logic instead of 404s: the operations that remove or stop something get a
+resource of their own, so the others keep theirs. A path parameter that schemathesis made invalid
+on purpose (a negative case) is left alone.
+"""
+
+import json
+import os
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEMO_ORGANIZATION = "6f9b3da3-204d-4a4b-b466-55586e0233fc"
+DEMO_GROUP = "6e570850-9ce9-40ed-b81d-41772dabcead"
+# An id of nothing, for the kinds of resource the demo has none of.
+NOTHING = "00000000-0000-4000-8000-000000000001"
+
+
+# --- setup: make the resources -------------------------------------------------------------
+
+
+class Api:
+    """A minimal client of the server under test (self-signed certificate)."""
+
+    def __init__(self, base):
+        self.base = base
+        self.token = None
+        self.tls = ssl.create_default_context()
+        self.tls.check_hostname = False
+        self.tls.verify_mode = ssl.CERT_NONE
+
+    def call(self, method, path, body=None, form=None):
+        headers = {}
+        data = None
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, context=self.tls, timeout=300) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            raise SystemExit(f"{method} {path}: {error.code} {error.read().decode(errors='replace')}")
+        return json.loads(raw) if raw else None
+
+    def first_id(self, path):
+        """The id of the first item of a list (a bare array or a page), or NOTHING."""
+        answer = self.call("GET", path)
+        items = answer["results"] if isinstance(answer, dict) else answer
+        return items[0]["id"] if items else NOTHING
+
+
+def wait_idle(api, job):
+    for _ in range(600):
+        if api.call("GET", f"/v5/Jobs/{job}")["lastStatus"] not in ("Running", "Queued"):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"job {job} still running after 5 minutes")
+
+
+def explore(api, kind):
+    body = {"explore": {"type": kind}}
+    return api.call("POST", f"/v5/Organizations/{DEMO_ORGANIZATION}/Action", body)["id"]
+
+
+def setup():
+    api = Api(os.environ["M365BACKUP_BASE"])
+    password = os.environ["M365BACKUP_PASSWORD"]
+    signed_in = api.call("POST", "/v5/Token", form={"grant_type": "password", "username": "admin", "password": password})
+    api.token = signed_in["access_token"]
+    org = f"/v5/Organizations/{DEMO_ORGANIZATION}"
+    ids = {"token": api.token, "organizationId": DEMO_ORGANIZATION, "groupId": DEMO_GROUP}
+    ids["repositoryId"] = api.first_id("/v5/BackupRepositories")
+    ids["proxyId"] = api.first_id("/v5/Proxies")
+    ids["userId"] = api.first_id(f"{org}/Users?limit=1")
+    sites = api.call("GET", f"{org}/Sites?limit=1")["results"]
+    ids["siteId"] = sites[0]["id"] if sites else NOTHING
+    # Graph's id of that site (host,collection,web), for a copy's target; the API's is the
+    # collection and web GUIDs end to end.
+    host = urllib.parse.urlparse(sites[0]["url"]).hostname if sites else "nothing"
+    ids["graphSiteId"] = f"{host},{ids['siteId'][:36]},{ids['siteId'][36:]}"
+    ids["objectStorageId"] = api.first_id("/v5/ObjectStorageRepositories")
+    # A job run once: its session, log items, and restore points to explore.
+    job = {"name": "Schemathesis", "backupType": "EntireOrganization", "schedulePolicy": {"type": "ManualOnly"}, "runNow": True}
+    ids["jobId"] = api.call("POST", f"{org}/Jobs", job)["id"]
+    wait_idle(api, ids["jobId"])
+    ids["jobSessionId"] = api.first_id(f"/v5/Jobs/{ids['jobId']}/JobSessions")
+    ids["logItemId"] = api.first_id(f"/v5/JobSessions/{ids['jobSessionId']}/LogItems")
+    ids["licensedUserId"] = api.first_id("/v5/LicensedUsers")
+    # Restore sessions: OneDrive and SharePoint, each browsed to a folder and a document.
+    onedrive = explore(api, "veod")
+    drive = api.first_id(f"/v5/RestoreSessions/{onedrive}/Organization/OneDrives")
+    under = f"/v5/RestoreSessions/{onedrive}/Organization/OneDrives/{drive}"
+    ids["onedrive"] = {
+        "restoreSessionId": onedrive,
+        "oneDriveId": drive,
+        "folderId": api.first_id(f"{under}/Folders"),
+        "documentId": api.first_id(f"{under}/Documents"),
+        "eventId": api.first_id(f"/v5/RestoreSessions/{onedrive}/Events"),
+    }
+    sharepoint = explore(api, "vesp")
+    site = api.first_id(f"/v5/RestoreSessions/{sharepoint}/Organization/Sites")
+    under = f"/v5/RestoreSessions/{sharepoint}/Organization/Sites/{site}"
+    library = api.first_id(f"{under}/Libraries")
+    ids["sharepoint"] = {
+        "restoreSessionId": sharepoint,
+        "siteId": site,
+        "libraryId": library,
+        "parentId": library,
+        "folderId": api.first_id(f"{under}/Folders?parentId={library}"),
+        "documentId": api.first_id(f"{under}/Documents?parentId={library}"),
+        "eventId": api.first_id(f"/v5/RestoreSessions/{sharepoint}/Events"),
+    }
+    # What the removing and stopping operations may take.
+    spare = {"name": "Schemathesis spare", "backupType": "EntireOrganization", "schedulePolicy": {"type": "ManualOnly"}}
+    repository = {"name": "Schemathesis spare", "path": os.path.join(os.environ["M365BACKUP_WORK"], "spare-repository")}
+    ids["spare"] = {
+        "jobId": api.call("POST", f"{org}/Jobs", spare)["id"],
+        "repositoryId": api.call("POST", "/v5/BackupRepositories", repository)["id"],
+        "restoreSessionId": explore(api, "veod"),
+        # The demo organization itself is not removed: a fresh id of nothing instead.
+        "organizationId": NOTHING,
+    }
+    json.dump(ids, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["setup"]:
+        raise SystemExit("usage: schemathesis-hooks.py setup")
+    setup()
+    sys.exit(0)
+
+
+# --- hooks: put the ids in the paths ------------------------------------------------------
+
+import schemathesis  # noqa: E402  (only when loaded by schemathesis)
+from schemathesis.core.parameters import ParameterLocation  # noqa: E402
+
+IDS = json.load(open(os.environ["M365BACKUP_SCHEMATHESIS_IDS"]))
+
+
+def ids_for(method, path):
+    """The ids an operation's path parameters take."""
+    ids = dict(IDS)
+    if "/OneDrives" in path:
+        ids.update(IDS["onedrive"])
+    elif "/RestoreSessions/{restoreSessionId}/Organization/Sites" in path:
+        ids.update(IDS["sharepoint"])
+    elif "/RestoreSessions/{restoreSessionId}" in path:
+        ids.update(IDS["onedrive"])
+    if path.startswith("/v5/LicensedUsers/"):
+        ids["userId"] = IDS["licensedUserId"]
+    removes = method == "DELETE" and path.count("{") == 1 and path.endswith("Id}")
+    stops = method == "POST" and path in ("/v5/RestoreSessions/{restoreSessionId}/Action", "/v5/BackupRepositories/{repositoryId}/Action")
+    if removes or stops:
+        ids.update(IDS["spare"])
+    return ids
+
+
+def real_targets(body, ids):
+    """A restore action's copy target and listed items, as real ones of the organization."""
+    options = body.get("copyTo")
+    if isinstance(options, dict):
+        options.pop("library", None)  # a library of the target by name: the default one
+        for field, real in (("oneDrive", IDS["onedrive"]["oneDriveId"]), ("site", IDS["graphSiteId"])):
+            target = options.get(field)
+            if isinstance(target, str):
+                options[field] = real
+            elif isinstance(target, dict) and "id" in target:
+                target["id"] = real
+    for options in body.values():
+        if not isinstance(options, dict):
+            continue
+        for field, real in (("folders", ids.get("folderId")), ("documents", ids.get("documentId"))):
+            items = options.get(field)
+            if isinstance(items, list) and items and isinstance(items[0], dict) and real:
+                items[0]["id"] = real
+
+
+def negative(case, location):
+    return case.meta is not None and case.meta.is_negative_at(location)
+
+
+@schemathesis.hook
+def map_case(context, case):
+    ids = ids_for(case.method.upper(), case.operation.path)
+    if case.path_parameters and not negative(case, ParameterLocation.PATH):
+        for name in case.path_parameters:
+            if name in ids:
+                case.path_parameters[name] = ids[name]
+    if isinstance(case.body, dict) and not negative(case, ParameterLocation.BODY):
+        real_targets(case.body, ids)
+    # A site's folders and documents are listed under a library or folder of it.
+    if isinstance(case.query, dict) and "parentId" in case.query and "parentId" in ids:
+        if not negative(case, ParameterLocation.QUERY):
+            case.query["parentId"] = ids["parentId"]
+    return case
