@@ -40,7 +40,8 @@ pub const LOOKUP_BATCH: usize = 8;
 const CHUNK_BUDGET_IN_MAX_CHUNKS: usize = 8;
 /// The budget counts kibibytes (a semaphore counts in u32).
 const BUDGET_UNIT: usize = 1024;
-/// Room for the blob that closes a pack and its header, so a pack never reallocates.
+/// Room for the blob that closes a pack and its header: what a pack's buffer may grow to
+/// without reallocating beyond its expected size.
 const PACK_SLACK: usize = 5 * 1024 * 1024 + 1024 * 1024;
 
 /// What storing some content cost, added up per writer.

@@ -669,6 +669,8 @@ async fn memory() {
 
 #[tokio::main]
 async fn main() {
+    // As the server's `main` does: the figures are those of the server as it runs.
+    m365backup_repo::memory::tune_allocator();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let part = |name: &str| only.is_empty() || only.split(',').any(|p| p.trim() == name);
     let profiles: Vec<Profile> = match std::env::var("BENCH_PROFILE").as_deref() {

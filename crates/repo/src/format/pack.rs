@@ -31,7 +31,12 @@ pub struct PackEntry {
 pub struct PackBuilder {
     bytes: Vec<u8>,
     entries: Vec<PackEntry>,
+    /// What the pack is expected to reach: its buffer never grows past it unless a blob needs.
+    expected: usize,
 }
+
+/// The first buffer of a pack (it doubles from there).
+const FIRST_BUFFER: usize = 64 * 1024;
 
 /// A closed pack, ready to be written.
 pub struct FinishedPack {
@@ -41,10 +46,14 @@ pub struct FinishedPack {
 }
 
 impl PackBuilder {
-    pub fn new(capacity: usize) -> Self {
+    /// A pack expected to reach about `expected` bytes. Its buffer grows as blobs are added
+    /// (doubling, up to `expected`), so an open pack holds only what it was given: a pack of a
+    /// few small blobs (tree pages) stays small, and nothing is set aside for a full pack.
+    pub fn new(expected: usize) -> Self {
         Self {
-            bytes: Vec::with_capacity(capacity),
+            bytes: Vec::new(),
             entries: Vec::new(),
+            expected,
         }
     }
 
@@ -68,7 +77,22 @@ impl PackBuilder {
             length: stored.len() as u32,
             plain_length,
         });
+        self.reserve(stored.len());
         self.bytes.extend_from_slice(stored);
+    }
+
+    /// Room for `more` bytes: twice the buffer (at least [`FIRST_BUFFER`]) but no more than
+    /// the pack is expected to reach, or exactly what is needed beyond that.
+    fn reserve(&mut self, more: usize) {
+        let need = self.bytes.len() + more;
+        if need <= self.bytes.capacity() {
+            return;
+        }
+        let want = (self.bytes.capacity() * 2)
+            .max(FIRST_BUFFER)
+            .min(self.expected)
+            .max(need);
+        self.bytes.reserve_exact(want - self.bytes.len());
     }
 
     pub fn finish(mut self, keys: &Keys) -> FinishedPack {
@@ -81,6 +105,7 @@ impl PackBuilder {
             header.extend_from_slice(&e.plain_length.to_le_bytes());
         }
         let sealed = keys.seal(PACK_HEADER_AAD, &header);
+        self.reserve(sealed.len() + TRAILER_LEN);
         self.bytes.extend_from_slice(&sealed);
         self.bytes
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
@@ -158,5 +183,40 @@ mod tests {
         let n = bad.len();
         bad[n - 20] ^= 1;
         assert!(read_header(&keys, &bad).is_err());
+    }
+
+    /// Bytes that do not compress.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        use rand::{RngCore, SeedableRng};
+        let mut v = vec![0u8; len];
+        rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+        v
+    }
+
+    #[test]
+    fn a_pack_buffer_grows_with_its_blobs_up_to_the_expected_size() {
+        let keys = Keys::from_master(&[2; 32]);
+        let expected = 1 << 20;
+        let mut b = PackBuilder::new(expected);
+        assert_eq!(b.bytes.capacity(), 0);
+        let mut ids = Vec::new();
+        for i in 0..40u32 {
+            let plain = noise(30_000 + i as usize, i as u64);
+            let id = keys.blob_id(&plain);
+            let stored = keys.encode_blob(BlobKind::Data, &id, &plain);
+            b.append(BlobKind::Data, id, &stored, plain.len() as u32);
+            ids.push(id);
+            assert!(b.bytes.capacity() <= (2 * b.len()).max(FIRST_BUFFER).max(expected));
+        }
+        // Blobs past the expected size get exactly the room they need.
+        let big = noise(2 * expected, 99);
+        let id = keys.blob_id(&big);
+        let stored = keys.encode_blob(BlobKind::Data, &id, &big);
+        b.append(BlobKind::Data, id, &stored, big.len() as u32);
+        assert!(b.bytes.capacity() <= b.len() + expected);
+        let pack = b.finish(&keys);
+        let entries = read_header(&keys, &pack.bytes).unwrap();
+        assert_eq!(entries.len(), 41);
+        assert_eq!(entries[..40].iter().map(|e| e.id).collect::<Vec<_>>(), ids);
     }
 }
