@@ -38,12 +38,12 @@ pub mod testing;
 pub mod writer;
 
 pub use backend::{AzureLocation, Location, S3Location};
+pub use blobstore::LOOKUP_BATCH;
 pub use catalog::{Catalog, ItemChange, MemoryCatalog, RepoKey, SnapshotFilter, SnapshotRecord};
 pub use error::{CatalogError, ErrorClass, RepoError, RepoResult, StorageFault};
 pub use format::item::{ChunkRef, Content, Item, ItemKind, ItemVersion};
 pub use format::snapshot::{ObjectKind, ProtectedObject, SnapshotDoc};
 pub use ids::{BlobId, PackId, SnapshotId};
-pub use blobstore::LOOKUP_BATCH;
 pub use reader::ContentStream;
 pub use repository::{InitOptions, Repository};
 pub use writer::{ParentChoice, SnapshotSpec, SnapshotWriter};
