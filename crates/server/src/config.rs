@@ -50,6 +50,17 @@ pub struct StateArgs {
     /// database: without it the stored secrets cannot be opened.
     #[arg(long, env = "M365BACKUP_SERVER_KEY_FILE", global = true)]
     pub server_key_file: Option<PathBuf>,
+    /// Origins besides Microsoft's clouds where organizations may sign in and read Graph,
+    /// comma-separated (a list in the file): `https://host[:port]`, `http://host:*` (any port),
+    /// or `*` (anything: tests only); `serve --demo` adds its simulator, for itself only: the
+    /// shell commands (`probe`, `restore`, `export`, `job`…) need it given [default: none].
+    #[arg(
+        long,
+        env = "M365BACKUP_ALLOWED_ENDPOINTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_endpoints: Option<Vec<String>>,
 }
 
 /// Options of `m365backup serve`, declared once as [`StateArgs`] are.
@@ -95,11 +106,6 @@ pub struct ServeArgs {
     /// finding them all busy gets 503 with Retry-After [default: twice the number of cores].
     #[arg(long, env = "M365BACKUP_SIGNIN_HASH_SLOTS")]
     pub signin_hash_slots: Option<usize>,
-    /// Origins besides Microsoft's clouds where organizations may sign in and read Graph,
-    /// comma-separated (a list in the file): `https://host[:port]`, `http://host:*` (any port),
-    /// or `*` (anything: tests only); `--demo` adds its simulator [default: none].
-    #[arg(long, env = "M365BACKUP_ALLOWED_ENDPOINTS", value_delimiter = ',')]
-    pub allowed_endpoints: Option<Vec<String>>,
     /// `https://host[:port]` used in `_links` instead of the request's Host header.
     #[arg(long, env = "M365BACKUP_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -310,7 +316,7 @@ impl Settings {
             connections.max_connections >= 1,
             "max_connections must be at least 1"
         );
-        let allowed_endpoints = serve.allowed_endpoints.clone().unwrap_or_default();
+        let allowed_endpoints = state.allowed_endpoints.clone().unwrap_or_default();
         m365backup_core::endpoint_policy::EndpointPolicy::with_allowed(&allowed_endpoints)
             .map_err(|e| anyhow::anyhow!("allowed_endpoints: {e}"))?;
         let public_url = serve
@@ -596,10 +602,13 @@ mod tests {
     fn public_url_and_endpoints_are_checked() {
         let serve = ServeArgs {
             public_url: Some("https://backup.example.com:4443/".into()),
+            ..Default::default()
+        };
+        let state = StateArgs {
             allowed_endpoints: Some(vec!["http://127.0.0.1:*".into()]),
             ..Default::default()
         };
-        let s = Settings::resolve(&StateArgs::default(), &serve).unwrap();
+        let s = Settings::resolve(&state, &serve).unwrap();
         assert_eq!(
             s.api.public_url.as_deref(),
             Some("https://backup.example.com:4443")
@@ -614,11 +623,11 @@ mod tests {
                 "{bad}"
             );
         }
-        let serve = ServeArgs {
+        let state = StateArgs {
             allowed_endpoints: Some(vec!["127.0.0.1".into()]),
             ..Default::default()
         };
-        assert!(Settings::resolve(&StateArgs::default(), &serve).is_err());
+        assert!(Settings::resolve(&state, &ServeArgs::default()).is_err());
     }
 
     /// The README's options table is the one [`reference_table`] makes from the definitions;

@@ -453,7 +453,14 @@ pub async fn cli_with_env(
     if let Some(url) = &s.settings.database_url {
         cmd.arg("--database-url").arg(url.expose());
     }
-    cmd.args(args).env_remove("M365BACKUP_CONFIG");
+    // The shell commands run with the server's endpoint policy (its simulators on loopback).
+    if !s.settings.allowed_endpoints.is_empty() {
+        cmd.arg("--allowed-endpoints")
+            .arg(s.settings.allowed_endpoints.join(","));
+    }
+    cmd.args(args)
+        .env_remove("M365BACKUP_CONFIG")
+        .env_remove("M365BACKUP_ALLOWED_ENDPOINTS");
     for (k, v) in env {
         cmd.env(k, v);
     }
