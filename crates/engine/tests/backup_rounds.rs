@@ -25,34 +25,11 @@ use m365backup_repo::{
     InitOptions, ItemKind, Location, MemoryCatalog, ObjectKind, ProtectedObject, Repository,
     SnapshotFilter,
 };
-use m365sim::{RunningSim, TenantSpec, ThrottleConfig};
+use m365sim::RunningSim;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 const SEED: u64 = 12;
-
-/// Two OneDrives (user1's and backup1's) of more than one delta page each (Graph's 200 items),
-/// every request slowed so that a test can change the tenant between two pages of a round.
-async fn paged_sim() -> RunningSim {
-    let tenant = TenantSpec {
-        seed: SEED,
-        users: 1,
-        backup_accounts: 1,
-        sites: 0,
-        m365_groups: 0,
-        files_per_drive: 230,
-        folders_per_drive: 3,
-        max_file_size: 16 << 10,
-        max_versions: 1,
-        ..TenantSpec::default()
-    };
-    let throttling = ThrottleConfig {
-        enabled: false,
-        latency_ms: 150,
-        ..ThrottleConfig::default()
-    };
-    support::start_sim(tenant, throttling).await
-}
 
 async fn repository(dir: &std::path::Path) -> Repository {
     Repository::init(
@@ -237,7 +214,7 @@ fn delete_some(sim: &RunningSim, drive: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_and_a_file_twice_in_a_first_round() {
-    let sim = paged_sim().await;
+    let sim = support::paged_sim(SEED).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repository(dir.path()).await;
     let drive = sim.tenant().drives[0].id.clone();
@@ -286,7 +263,7 @@ async fn tombstones_and_a_file_twice_in_a_first_round() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_in_the_middle_of_a_first_round() {
-    let sim = paged_sim().await;
+    let sim = support::paged_sim(SEED).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repository(dir.path()).await;
     let drive = sim.tenant().drives[1].id.clone();

@@ -558,29 +558,6 @@ async fn egress_throttles_pause_the_account_without_lowering_its_request_pace() 
     sim.shutdown().await;
 }
 
-/// Two OneDrives (user1's and backup1's) of more than one delta page each (Graph's 200 items),
-/// every request slowed so that a test can change the tenant between two pages of a round.
-async fn paged_sim() -> RunningSim {
-    let tenant = TenantSpec {
-        seed: SEED,
-        users: 1,
-        backup_accounts: 1,
-        sites: 0,
-        m365_groups: 0,
-        files_per_drive: 230,
-        folders_per_drive: 3,
-        max_file_size: 16 << 10,
-        max_versions: 1,
-        ..TenantSpec::default()
-    };
-    let throttling = ThrottleConfig {
-        enabled: false,
-        latency_ms: 150,
-        ..ThrottleConfig::default()
-    };
-    support::start_sim(tenant, throttling).await
-}
-
 /// Items a full round of every drive lists now, page by page as Graph serves them (an
 /// ancestor may come once as a parent and again for its own change); and how many of them
 /// are tombstones.
@@ -658,7 +635,7 @@ fn assert_every_file_once(sim: &RunningSim, report: &m365backup_engine::probe::P
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_and_repeats_of_a_first_enumeration_are_folded() {
-    let sim = paged_sim().await;
+    let sim = support::paged_sim(SEED).await;
     // Before the first enumeration: files deleted, and a folder with its children.
     let drive_ids: Vec<String> = sim.tenant().drives.iter().map(|d| d.id.clone()).collect();
     let mut doomed = Vec::new();
@@ -758,7 +735,7 @@ async fn tombstones_and_repeats_of_a_first_enumeration_are_folded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_in_the_middle_of_a_round_still_reads_every_file_once() {
-    let sim = paged_sim().await;
+    let sim = support::paged_sim(SEED).await;
     let (listed, _) = full_round_items(&sim);
     // Between two pages, Microsoft forgets every delta token: the next page answers 410.
     let report = probe_changing_midway(&sim, |sim| {

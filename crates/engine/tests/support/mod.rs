@@ -8,6 +8,30 @@ use m365backup_core::Secret;
 use m365sim::tenant::generated_password;
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
 
+/// Two OneDrives (user1's and backup1's) of more than one delta page each (Graph's 200 items),
+/// every request slowed so that a test can change the tenant between two pages of a round.
+#[allow(dead_code)] // Not every includer (the benchmark) pages through rounds.
+pub async fn paged_sim(seed: u64) -> RunningSim {
+    let tenant = TenantSpec {
+        seed,
+        users: 1,
+        backup_accounts: 1,
+        sites: 0,
+        m365_groups: 0,
+        files_per_drive: 230,
+        folders_per_drive: 3,
+        max_file_size: 16 << 10,
+        max_versions: 1,
+        ..TenantSpec::default()
+    };
+    let throttling = ThrottleConfig {
+        enabled: false,
+        latency_ms: 150,
+        ..ThrottleConfig::default()
+    };
+    start_sim(tenant, throttling).await
+}
+
 /// A simulated tenant on a loopback port.
 pub async fn start_sim(tenant: TenantSpec, throttling: ThrottleConfig) -> RunningSim {
     let config = SimConfig {
