@@ -251,6 +251,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
                     Err(e) => tracing::warn!(error = %e, "purging old audit items failed"),
                 }
             }
+            // Hand the allocator's free pages back, so a long-running server's RSS stays flat.
+            let _ = tokio::task::spawn_blocking(m365backup_repo::memory::release_free_memory).await;
         }
     });
     if let Some(sim) = &demo {
