@@ -152,75 +152,15 @@ async fn back_up_changing_midway(
     running.await.unwrap()
 }
 
-/// Items (and tombstones among them) a full round of `drive` lists now, page by page as Graph
-/// serves them.
-fn full_round_items(sim: &RunningSim, drive: &str) -> (u64, u64) {
-    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
-    let (mut items, mut tombstones, mut next) = (0, 0, 0);
-    loop {
-        let page = state.delta_page(0, next, 200);
-        items += page.items.len() as u64;
-        tombstones += page
-            .items
-            .iter()
-            .filter(|&&i| state.items[i].deleted)
-            .count() as u64;
-        next = page.next;
-        if page.done {
-            return (items, tombstones);
-        }
-    }
-}
-
-/// Deletes the last three files of `drive` and a folder holding files; the deleted files' ids.
-fn delete_some(sim: &RunningSim, drive: &str) -> Vec<String> {
-    let (files, folder) = {
-        let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
-        let files: Vec<String> = state
-            .items
-            .iter()
-            .filter(|i| i.file.is_some() && !i.deleted)
-            .map(|i| i.id.clone())
-            .collect();
-        let folder = state
-            .items
-            .iter()
-            .find(|f| {
-                f.parent.is_some()
-                    && f.file.is_none()
-                    && state
-                        .items
-                        .iter()
-                        .any(|c| c.parent.as_deref() == Some(&f.id) && c.file.is_some())
-            })
-            .expect("a folder with files")
-            .id
-            .clone();
-        (files, folder)
-    };
-    let handle = sim.drive(drive).unwrap();
-    for f in files.iter().rev().take(3) {
-        handle.delete(f).unwrap();
-    }
-    handle.delete(&folder).unwrap();
-    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
-    state
-        .items
-        .iter()
-        .filter(|i| i.deleted && i.file.is_some())
-        .map(|i| i.id.clone())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_and_a_file_twice_in_a_first_round() {
     let sim = support::paged_sim(SEED).await;
     let dir = tempfile::tempdir().unwrap();
     let repo = repository(dir.path()).await;
     let drive = sim.tenant().drives[0].id.clone();
-    let deleted = delete_some(&sim, &drive);
+    let deleted = support::delete_some(&sim, &drive);
     assert!(deleted.len() >= 4, "{deleted:?}");
-    let (listed, tombstones) = full_round_items(&sim, &drive);
+    let (listed, tombstones) = support::full_round_items(&sim, &drive);
     assert!(
         tombstones as usize > deleted.len(),
         "{tombstones} tombstones"
@@ -267,8 +207,8 @@ async fn a_resync_in_the_middle_of_a_first_round() {
     let dir = tempfile::tempdir().unwrap();
     let repo = repository(dir.path()).await;
     let drive = sim.tenant().drives[1].id.clone();
-    let deleted = delete_some(&sim, &drive);
-    let (listed, _) = full_round_items(&sim, &drive);
+    let deleted = support::delete_some(&sim, &drive);
+    let (listed, _) = support::full_round_items(&sim, &drive);
     let downloads = sim.sim().content_requests();
     let result = back_up_changing_midway(&sim, &repo, &drive, |sim| {
         sim.drive(&drive).unwrap().force_resync();

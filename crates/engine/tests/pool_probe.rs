@@ -562,25 +562,11 @@ async fn egress_throttles_pause_the_account_without_lowering_its_request_pace() 
 /// ancestor may come once as a parent and again for its own change); and how many of them
 /// are tombstones.
 fn full_round_items(sim: &RunningSim) -> (u64, u64) {
-    let (mut items, mut tombstones) = (0, 0);
-    for d in &sim.tenant().drives {
-        let state = d.state.read().unwrap();
-        let mut next = 0;
-        loop {
-            let page = state.delta_page(0, next, 200);
-            items += page.items.len() as u64;
-            tombstones += page
-                .items
-                .iter()
-                .filter(|&&i| state.items[i].deleted)
-                .count() as u64;
-            next = page.next;
-            if page.done {
-                break;
-            }
-        }
-    }
-    (items, tombstones)
+    sim.tenant()
+        .drives
+        .iter()
+        .map(|d| support::full_round_items(sim, &d.id))
+        .fold((0, 0), |(items, tombs), (i, t)| (items + i, tombs + t))
 }
 
 /// Runs the probe; once its first delta page is in, `between_pages` changes the tenant (the
@@ -638,52 +624,12 @@ async fn tombstones_and_repeats_of_a_first_enumeration_are_folded() {
     let sim = support::paged_sim(SEED).await;
     // Before the first enumeration: files deleted, and a folder with its children.
     let drive_ids: Vec<String> = sim.tenant().drives.iter().map(|d| d.id.clone()).collect();
-    let mut doomed = Vec::new();
-    for id in &drive_ids {
-        let (files, folder) = {
-            let state = sim.tenant().drive(id).unwrap().state.read().unwrap();
-            let live_files: Vec<String> = state
-                .items
-                .iter()
-                .filter(|i| i.file.is_some() && !i.deleted)
-                .map(|i| i.id.clone())
-                .collect();
-            let folder = state
-                .items
-                .iter()
-                .enumerate()
-                .find(|(i, item)| {
-                    item.parent.is_some()
-                        && item.file.is_none()
-                        && state
-                            .items
-                            .iter()
-                            .any(|c| c.parent.as_deref() == Some(&item.id) && c.file.is_some())
-                        && *i > 0
-                })
-                .map(|(_, f)| f.id.clone())
-                .expect("a folder with files");
-            (live_files, folder)
-        };
-        let handle = sim.drive(id).unwrap();
-        for f in files.iter().rev().take(3) {
-            handle.delete(f).unwrap();
-        }
-        handle.delete(&folder).unwrap();
-        doomed.push(folder);
-    }
-    let deleted_files: Vec<(String, String)> = sim
-        .tenant()
-        .drives
+    let deleted_files: Vec<(String, String)> = drive_ids
         .iter()
         .flat_map(|d| {
-            let state = d.state.read().unwrap();
-            state
-                .items
-                .iter()
-                .filter(|i| i.deleted && i.file.is_some())
-                .map(|i| (d.id.clone(), i.id.clone()))
-                .collect::<Vec<_>>()
+            support::delete_some(&sim, d)
+                .into_iter()
+                .map(move |f| (d.clone(), f))
         })
         .collect();
     assert!(deleted_files.len() >= 2 * 4, "{deleted_files:?}");

@@ -32,6 +32,68 @@ pub async fn paged_sim(seed: u64) -> RunningSim {
     start_sim(tenant, throttling).await
 }
 
+#[allow(dead_code)] // Not every includer (the benchmark) pages through rounds.
+/// Items (and tombstones among them) a full round of `drive` lists now, page by page as Graph
+/// serves them.
+pub fn full_round_items(sim: &RunningSim, drive: &str) -> (u64, u64) {
+    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+    let (mut items, mut tombstones, mut next) = (0, 0, 0);
+    loop {
+        let page = state.delta_page(0, next, 200);
+        items += page.items.len() as u64;
+        tombstones += page
+            .items
+            .iter()
+            .filter(|&&i| state.items[i].deleted)
+            .count() as u64;
+        next = page.next;
+        if page.done {
+            return (items, tombstones);
+        }
+    }
+}
+
+#[allow(dead_code)] // Not every includer (the benchmark) deletes.
+/// Deletes the last three files of `drive` and a folder holding files; the deleted files' ids.
+pub fn delete_some(sim: &RunningSim, drive: &str) -> Vec<String> {
+    let (files, folder) = {
+        let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+        let files: Vec<String> = state
+            .items
+            .iter()
+            .filter(|i| i.file.is_some() && !i.deleted)
+            .map(|i| i.id.clone())
+            .collect();
+        let folder = state
+            .items
+            .iter()
+            .find(|f| {
+                f.parent.is_some()
+                    && f.file.is_none()
+                    && state
+                        .items
+                        .iter()
+                        .any(|c| c.parent.as_deref() == Some(&f.id) && c.file.is_some())
+            })
+            .expect("a folder with files")
+            .id
+            .clone();
+        (files, folder)
+    };
+    let handle = sim.drive(drive).unwrap();
+    for f in files.iter().rev().take(3) {
+        handle.delete(f).unwrap();
+    }
+    handle.delete(&folder).unwrap();
+    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+    state
+        .items
+        .iter()
+        .filter(|i| i.deleted && i.file.is_some())
+        .map(|i| i.id.clone())
+        .collect()
+}
+
 /// A simulated tenant on a loopback port.
 pub async fn start_sim(tenant: TenantSpec, throttling: ThrottleConfig) -> RunningSim {
     let config = SimConfig {
