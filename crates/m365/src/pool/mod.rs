@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::M365Error;
 use crate::graph::{GraphClient, RequestBody};
+use m365backup_core::log_text::LogText;
 
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
@@ -299,7 +300,7 @@ impl AccountPool {
     fn quarantine(&self, account: &PooledAccount, e: &M365Error) {
         let mut pace = account.pace.lock().unwrap_or_else(|p| p.into_inner());
         if pace.quarantined.is_none() {
-            tracing::warn!(organization = %self.organization, account = %account.login, reason = %e, "backup account quarantined");
+            tracing::warn!(organization = %self.organization, account = %LogText(&account.login), reason = %e, "backup account quarantined");
             pace.quarantined = Some(e.to_string());
         }
         drop(pace);
@@ -427,7 +428,7 @@ impl AccountPool {
                 "app budget throttled; pool paused"
             );
         }
-        tracing::debug!(account = %account.login, status, retry_after_ms = retry_after.as_millis() as u64, "throttled; account paused");
+        tracing::debug!(account = %LogText(&account.login), status, retry_after_ms = retry_after.as_millis() as u64, "throttled; account paused");
     }
 
     /// Whether a request throttled `throttles` times may be tried again.
@@ -561,7 +562,7 @@ impl AccountPool {
                         // Not a throttle, not a broken account: this one may not read it.
                         e if e.is_access_denied() && route.scope.is_some() => {
                             let scope = route.scope.as_deref().unwrap_or_default();
-                            tracing::debug!(account = %account.login, scope, "access denied; trying another credential");
+                            tracing::debug!(account = %LogText(&account.login), scope, "access denied; trying another credential");
                             let unreadable = self
                                 .access
                                 .lock()
