@@ -50,7 +50,7 @@
 
 mod support;
 
-#[path = "../../engine/tests/support/mod.rs"]
+#[path = "../../engine/tests/engine/support/mod.rs"]
 #[allow(dead_code)]
 mod engine_support;
 

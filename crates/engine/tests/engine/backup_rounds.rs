@@ -4,15 +4,12 @@
 //! a round. The restore point holds every live file once, with its current bytes, and nothing
 //! deleted.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-mod support;
+use crate::support;
 
 use futures_util::StreamExt;
 use m365backup_core::jobs::model::VersionPolicy;

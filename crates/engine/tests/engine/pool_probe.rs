@@ -4,14 +4,11 @@
 //! file fetched once with the right bytes and a verified quickXorHash, drives only some
 //! credentials may read, and `410` resyncs.
 
-// Test and benchmark code panics on purpose: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-mod support;
+use crate::support;
 
 use m365backup_core::backup_accounts::BackupAccountSession;
 use m365backup_core::Secret;
