@@ -11,8 +11,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken (e.g. an operator name that already exists).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// The database failed (its driver's error is the source); for logs, never for clients.
-    #[error("database error while {doing}")]
+    /// The database failed in `doing` (the store function or step; its driver's error is the
+    /// source); for logs, never for clients.
+    #[error("database error in {doing}")]
     Backend {
         doing: &'static str,
         #[source]
@@ -122,12 +123,12 @@ mod tests {
     #[test]
     fn store_errors_keep_their_source_and_chain_prints_it() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer went away");
-        let e = CoreError::from(StoreError::backend("querying", io));
+        let e = CoreError::from(StoreError::backend("list_jobs", io));
         let kept = std::error::Error::source(&e).expect("the driver's error is kept");
         assert!(kept.downcast_ref::<std::io::Error>().is_some());
         assert_eq!(
             Chain(&e).to_string(),
-            "database error while querying: peer went away"
+            "database error in list_jobs: peer went away"
         );
     }
 

@@ -81,7 +81,7 @@ macro_rules! impl_audit_store {
                 .bind(serde_json::to_string(item).map_err(json_err)?)
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("append_audit_item"))?;
                 Ok(())
             }
 
@@ -103,7 +103,7 @@ macro_rules! impl_audit_store {
                 let total = count
                     .fetch_one(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("list_audit_items"))?;
                 let n = values.len();
                 let page_sql = format!(
                     "SELECT document FROM audit_items{clause}
@@ -123,7 +123,7 @@ macro_rules! impl_audit_store {
                     .bind(i64::try_from(offset).unwrap_or(i64::MAX))
                     .fetch_all(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("list_audit_items"))?;
                 Ok(Paged {
                     items: docs
                         .iter()
@@ -138,7 +138,7 @@ macro_rules! impl_audit_store {
                     .bind(to_millis(before))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("purge_audit_items"))?;
                 Ok(done.rows_affected())
             }
         }

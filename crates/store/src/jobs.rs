@@ -46,7 +46,7 @@ macro_rules! impl_job_store {
 
         fn job_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Job> {
             let get_s = |c: &str| -> StoreResult<String> {
-                row.try_get::<String, _>(c).map_err(crate::backend_error)
+                row.try_get::<String, _>(c).map_err(crate::db_error("job_from_row"))
             };
             let definition: JobDefinition =
                 serde_json::from_str(&get_s("document")?).map_err(json_err)?;
@@ -54,7 +54,7 @@ macro_rules! impl_job_store {
                 "queued" => JobState::Queued,
                 "running" => {
                     let session: Option<String> =
-                        row.try_get("running_session_id").map_err(crate::backend_error)?;
+                        row.try_get("running_session_id").map_err(crate::db_error("job_from_row"))?;
                     match session {
                         Some(s) => JobState::Running(parse_id(&s)?),
                         None => JobState::Idle,
@@ -66,28 +66,28 @@ macro_rules! impl_job_store {
                 id: parse_id(&get_s("id")?)?,
                 organization_id: parse_id(&get_s("organization_id")?)?,
                 definition,
-                is_enabled: row.try_get("is_enabled").map_err(crate::backend_error)?,
+                is_enabled: row.try_get("is_enabled").map_err(crate::db_error("job_from_row"))?,
                 state,
                 last_status: enum_from(&get_s("last_status")?)?,
-                last_run: opt_millis(row.try_get("last_run").map_err(crate::backend_error)?),
-                next_run: opt_millis(row.try_get("next_run").map_err(crate::backend_error)?),
-                created_at: from_millis(row.try_get("created_at").map_err(crate::backend_error)?),
+                last_run: opt_millis(row.try_get("last_run").map_err(crate::db_error("job_from_row"))?),
+                next_run: opt_millis(row.try_get("next_run").map_err(crate::db_error("job_from_row"))?),
+                created_at: from_millis(row.try_get("created_at").map_err(crate::db_error("job_from_row"))?),
             })
         }
 
         fn session_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<JobSession> {
             let get_s = |c: &str| -> StoreResult<String> {
-                row.try_get::<String, _>(c).map_err(crate::backend_error)
+                row.try_get::<String, _>(c).map_err(crate::db_error("session_from_row"))
             };
             let int = |c: &str| -> StoreResult<i64> {
-                row.try_get::<i64, _>(c).map_err(crate::backend_error)
+                row.try_get::<i64, _>(c).map_err(crate::db_error("session_from_row"))
             };
             Ok(JobSession {
                 id: parse_id(&get_s("id")?)?,
                 job_id: parse_id(&get_s("job_id")?)?,
                 organization_id: parse_id(&get_s("organization_id")?)?,
                 creation_time: from_millis(int("creation_time")?),
-                end_time: opt_millis(row.try_get("end_time").map_err(crate::backend_error)?),
+                end_time: opt_millis(row.try_get("end_time").map_err(crate::db_error("session_from_row"))?),
                 retry_count: u32::try_from(int("retry_count")?).unwrap_or(0),
                 progress: u8::try_from(int("progress")?).unwrap_or(0),
                 status: enum_from(&get_s("status")?)?,
@@ -97,17 +97,17 @@ macro_rules! impl_job_store {
         }
 
         fn log_item_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<LogItem> {
-            let id: String = row.try_get("id").map_err(crate::backend_error)?;
-            let session: String = row.try_get("session_id").map_err(crate::backend_error)?;
+            let id: String = row.try_get("id").map_err(crate::db_error("log_item_from_row"))?;
+            let session: String = row.try_get("session_id").map_err(crate::db_error("log_item_from_row"))?;
             Ok(LogItem {
                 id: parse_id(&id)?,
                 session_id: parse_id(&session)?,
-                usn: row.try_get("usn").map_err(crate::backend_error)?,
-                title: row.try_get("title").map_err(crate::backend_error)?,
+                usn: row.try_get("usn").map_err(crate::db_error("log_item_from_row"))?,
+                title: row.try_get("title").map_err(crate::db_error("log_item_from_row"))?,
                 creation_time: from_millis(
-                    row.try_get("creation_time").map_err(crate::backend_error)?,
+                    row.try_get("creation_time").map_err(crate::db_error("log_item_from_row"))?,
                 ),
-                end_time: opt_millis(row.try_get("end_time").map_err(crate::backend_error)?),
+                end_time: opt_millis(row.try_get("end_time").map_err(crate::db_error("log_item_from_row"))?),
             })
         }
 
@@ -123,7 +123,7 @@ macro_rules! impl_job_store {
                 selected: &[BackupItem],
                 excluded_items: &[BackupItem],
             ) -> StoreResult<()> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("insert_job"))?;
                 sqlx::query(
                     "INSERT INTO jobs (id, organization_id, name_key, repository_id, document,
                        is_enabled, state, last_status, next_run, created_at)
@@ -140,13 +140,13 @@ macro_rules! impl_job_store {
                 .bind(to_millis(job.created_at))
                 .execute(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("insert_job"))?;
                 for (list, items) in [(ItemList::Selected, selected), (ItemList::Excluded, excluded_items)] {
                     for (position, item) in items.iter().enumerate() {
                         insert_item(&mut tx, job.id, list, position as i64, item).await?;
                     }
                 }
-                tx.commit().await.map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::db_error("insert_job"))?;
                 Ok(())
             }
 
@@ -163,7 +163,7 @@ macro_rules! impl_job_store {
                 .bind(job.next_run.map(to_millis))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("update_job"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -172,7 +172,7 @@ macro_rules! impl_job_store {
                     .bind(id.to_string())
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("delete_job"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -181,7 +181,7 @@ macro_rules! impl_job_store {
                     .bind(id.to_string())
                     .fetch_optional(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("get_job"))?;
                 row.as_ref().map(job_from_row).transpose()
             }
 
@@ -202,7 +202,7 @@ macro_rules! impl_job_store {
                     .fetch_all(&self.read)
                     .await,
                 }
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_jobs"))?;
                 rows.iter().map(job_from_row).collect()
             }
 
@@ -211,7 +211,7 @@ macro_rules! impl_job_store {
                     .bind(repository.to_string())
                     .fetch_one(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("count_jobs_using_repository"))?;
                 Ok(n as u64)
             }
 
@@ -223,7 +223,7 @@ macro_rules! impl_job_store {
                 .bind(excluded(list))
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("job_items"))?;
                 rows.iter()
                     .map(|r| serde_json::from_str(r).map_err(json_err))
                     .collect()
@@ -235,7 +235,7 @@ macro_rules! impl_job_store {
                 list: ItemList,
                 items: &[BackupItem],
             ) -> StoreResult<()> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("add_job_items"))?;
                 let last: Option<i64> = sqlx::query_scalar(
                     "SELECT MAX(position) FROM job_items WHERE job_id = $1 AND excluded = $2",
                 )
@@ -243,12 +243,12 @@ macro_rules! impl_job_store {
                 .bind(excluded(list))
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("add_job_items"))?;
                 let first = last.map_or(0, |p| p + 1);
                 for (i, item) in items.iter().enumerate() {
                     insert_item(&mut tx, job, list, first + i as i64, item).await?;
                 }
-                tx.commit().await.map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::db_error("add_job_items"))?;
                 Ok(())
             }
 
@@ -258,7 +258,7 @@ macro_rules! impl_job_store {
                 list: ItemList,
                 ids: &[BackupItemId],
             ) -> StoreResult<u64> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("remove_job_items"))?;
                 let mut removed = 0;
                 for id in ids {
                     removed += sqlx::query(
@@ -269,10 +269,10 @@ macro_rules! impl_job_store {
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?
+                    .map_err(crate::db_error("remove_job_items"))?
                     .rows_affected();
                 }
-                tx.commit().await.map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::db_error("remove_job_items"))?;
                 Ok(removed)
             }
 
@@ -281,7 +281,7 @@ macro_rules! impl_job_store {
                     .bind(id.to_string())
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("queue_job"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -290,7 +290,7 @@ macro_rules! impl_job_store {
                     .bind(id.to_string())
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("dequeue_job"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -300,7 +300,7 @@ macro_rules! impl_job_store {
                 node: uuid::Uuid,
                 session_id: JobSessionId,
             ) -> StoreResult<Option<ClaimedRun>> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("claim_due_run"))?;
                 let due = sqlx::query(&format!(
                     "SELECT {JOB_COLUMNS}, pending_retry FROM jobs
                      WHERE state = 'queued'
@@ -313,12 +313,12 @@ macro_rules! impl_job_store {
                 .bind(to_millis(now))
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("claim_due_run"))?;
                 let Some(row) = due else {
                     return Ok(None);
                 };
                 let mut job = job_from_row(&row)?;
-                let retry: Option<String> = row.try_get("pending_retry").map_err(crate::backend_error)?;
+                let retry: Option<String> = row.try_get("pending_retry").map_err(crate::db_error("claim_due_run"))?;
                 let retry: Option<PendingRetry> = retry
                     .map(|r| serde_json::from_str(&r).map_err(json_err))
                     .transpose()?;
@@ -346,7 +346,7 @@ macro_rules! impl_job_store {
                 .bind(to_millis(now))
                 .execute(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("claim_due_run"))?;
                 sqlx::query(&format!(
                     "INSERT INTO job_sessions ({SESSION_COLUMNS}, stop_requested, heartbeat_at)
                      VALUES ($1, $2, $3, $4, NULL, $5, 0, $6, '', $7, $8, $9)"
@@ -362,8 +362,8 @@ macro_rules! impl_job_store {
                 .bind(to_millis(now))
                 .execute(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
-                tx.commit().await.map_err(crate::backend_error)?;
+                .map_err(crate::db_error("claim_due_run"))?;
+                tx.commit().await.map_err(crate::db_error("claim_due_run"))?;
                 job.state = JobState::Running(session.id);
                 Ok(Some(ClaimedRun {
                     job,
@@ -378,18 +378,18 @@ macro_rules! impl_job_store {
                     .bind(to_millis(now))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("heartbeat"))?;
                 sqlx::query("UPDATE jobs SET heartbeat_at = $2 WHERE running_session_id = $1")
                     .bind(session.to_string())
                     .bind(to_millis(now))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("heartbeat"))?;
                 Ok(())
             }
 
             async fn finish_run(&self, session: &JobSession, end: &RunEnd) -> StoreResult<()> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("finish_run"))?;
                 write_session(&mut tx, session).await?;
                 sqlx::query(
                     "UPDATE jobs SET state = 'idle', running_session_id = NULL, claimed_by = NULL,
@@ -410,8 +410,8 @@ macro_rules! impl_job_store {
                 )
                 .execute(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
-                tx.commit().await.map_err(crate::backend_error)?;
+                .map_err(crate::db_error("finish_run"))?;
+                tx.commit().await.map_err(crate::db_error("finish_run"))?;
                 Ok(())
             }
 
@@ -422,7 +422,7 @@ macro_rules! impl_job_store {
                 .bind(job.to_string())
                 .fetch_optional(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("request_stop"))?;
                 let Some(Some(session)) = running else {
                     return Ok(None);
                 };
@@ -431,7 +431,7 @@ macro_rules! impl_job_store {
                     .bind(true)
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("request_stop"))?;
                 Ok(Some(parse_id(&session)?))
             }
 
@@ -441,7 +441,7 @@ macro_rules! impl_job_store {
                         .bind(session.to_string())
                         .fetch_optional(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("stop_requested"))?;
                 Ok(stop.unwrap_or(false))
             }
 
@@ -459,7 +459,7 @@ macro_rules! impl_job_store {
                 .bind(node.map(|n| n.to_string()).unwrap_or_default())
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("abandoned_sessions"))?;
                 rows.iter().map(session_from_row).collect()
             }
 
@@ -473,7 +473,7 @@ macro_rules! impl_job_store {
                     .bind(retry.map(serde_json::to_string).transpose().map_err(json_err)?)
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("set_pending_retry"))?;
                 Ok(())
             }
 
@@ -482,13 +482,13 @@ macro_rules! impl_job_store {
                 organization: OrganizationId,
                 at: DateTime<Utc>,
             ) -> StoreResult<()> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("record_backup_time"))?;
                 let doc: Option<String> =
                     sqlx::query_scalar("SELECT document FROM organizations WHERE id = $1")
                         .bind(organization.to_string())
                         .fetch_optional(&mut *tx)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("record_backup_time"))?;
                 let Some(doc) = doc else {
                     return Ok(());
                 };
@@ -500,17 +500,17 @@ macro_rules! impl_job_store {
                     .bind(serde_json::to_string(&org).map_err(json_err)?)
                     .execute(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("record_backup_time"))?;
                 let committed = tx.commit().await;
                 self.organizations.invalidate();
-                committed.map_err(crate::backend_error)?;
+                committed.map_err(crate::db_error("record_backup_time"))?;
                 Ok(())
             }
 
             async fn update_session(&self, session: &JobSession) -> StoreResult<()> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("update_session"))?;
                 write_session(&mut tx, session).await?;
-                tx.commit().await.map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::db_error("update_session"))?;
                 Ok(())
             }
 
@@ -521,7 +521,7 @@ macro_rules! impl_job_store {
                 .bind(id.to_string())
                 .fetch_optional(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("get_session"))?;
                 row.as_ref().map(session_from_row).transpose()
             }
 
@@ -541,7 +541,7 @@ macro_rules! impl_job_store {
                 .bind(&job_id)
                 .fetch_one(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_sessions"))?;
                 let rows = sqlx::query(&format!(
                     "SELECT {SESSION_COLUMNS} FROM job_sessions {filter}
                      ORDER BY creation_time DESC, id LIMIT $2 OFFSET $3"
@@ -551,7 +551,7 @@ macro_rules! impl_job_store {
                 .bind(offset as i64)
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_sessions"))?;
                 Ok(Paged {
                     items: rows.iter().map(session_from_row).collect::<StoreResult<_>>()?,
                     total: total as u64,
@@ -577,7 +577,7 @@ macro_rules! impl_job_store {
                 .bind(end_time.map(to_millis))
                 .fetch_one(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("append_log_item"))?;
                 Ok(LogItem {
                     id,
                     session_id: session,
@@ -600,7 +600,7 @@ macro_rules! impl_job_store {
                     .bind(end_time.map(to_millis))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("update_log_item"))?;
                 Ok(())
             }
 
@@ -612,7 +612,7 @@ macro_rules! impl_job_store {
                 .bind(id.to_string())
                 .fetch_optional(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("get_log_item"))?;
                 row.as_ref().map(log_item_from_row).transpose()
             }
 
@@ -627,7 +627,7 @@ macro_rules! impl_job_store {
                         .bind(session.to_string())
                         .fetch_one(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("list_log_items"))?;
                 let rows = sqlx::query(
                     "SELECT usn, id, session_id, title, creation_time, end_time
                      FROM job_log_items WHERE session_id = $1 ORDER BY usn LIMIT $2 OFFSET $3",
@@ -637,7 +637,7 @@ macro_rules! impl_job_store {
                 .bind(offset as i64)
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_log_items"))?;
                 Ok(Paged {
                     items: rows.iter().map(log_item_from_row).collect::<StoreResult<_>>()?,
                     total: total as u64,
@@ -658,7 +658,7 @@ macro_rules! impl_job_store {
                 .bind(r.user_id.to_string())
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("revoke_license"))?;
                 sqlx::query(
                     "INSERT INTO licensing_revocations (organization_id, user_id, revoked_at)
                      VALUES ($1, $2, $3)",
@@ -668,7 +668,7 @@ macro_rules! impl_job_store {
                 .bind(to_millis(r.revoked_at))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("revoke_license"))?;
                 Ok(())
             }
 
@@ -680,16 +680,16 @@ macro_rules! impl_job_store {
                 )
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("license_revocations"))?;
                 rows.iter()
                     .map(|row| {
-                        let org: String = row.try_get("organization_id").map_err(crate::backend_error)?;
-                        let user: String = row.try_get("user_id").map_err(crate::backend_error)?;
+                        let org: String = row.try_get("organization_id").map_err(crate::db_error("license_revocations"))?;
+                        let user: String = row.try_get("user_id").map_err(crate::db_error("license_revocations"))?;
                         Ok(m365backup_core::licensing::Revocation {
                             organization_id: parse_id(&org)?,
                             user_id: parse_id(&user)?,
                             revoked_at: from_millis(
-                                row.try_get("revoked_at").map_err(crate::backend_error)?,
+                                row.try_get("revoked_at").map_err(crate::db_error("license_revocations"))?,
                             ),
                         })
                     })
@@ -714,7 +714,7 @@ macro_rules! impl_job_store {
                 .bind(to_millis(s.last_activity))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("insert_restore_session"))?;
                 Ok(())
             }
 
@@ -727,7 +727,7 @@ macro_rules! impl_job_store {
                         .bind(id.to_string())
                         .fetch_optional(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("get_restore_session"))?;
                 doc.map(|d| serde_json::from_str(&d).map_err(json_err))
                     .transpose()
             }
@@ -740,7 +740,7 @@ macro_rules! impl_job_store {
                 let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM restore_sessions")
                     .fetch_one(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("list_restore_sessions"))?;
                 let docs: Vec<String> = sqlx::query_scalar(
                     "SELECT document FROM restore_sessions ORDER BY creation_time DESC, id
                      LIMIT $1 OFFSET $2",
@@ -749,7 +749,7 @@ macro_rules! impl_job_store {
                 .bind(offset as i64)
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_restore_sessions"))?;
                 Ok(Paged {
                     items: docs
                         .iter()
@@ -773,7 +773,7 @@ macro_rules! impl_job_store {
                 .bind(to_millis(s.last_activity))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("update_restore_session"))?;
                 Ok(())
             }
 
@@ -790,7 +790,7 @@ macro_rules! impl_job_store {
                 .bind(to_millis(at))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("touch_restore_session"))?;
                 Ok(())
             }
 
@@ -805,7 +805,7 @@ macro_rules! impl_job_store {
                 .bind(to_millis(idle_before))
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("stop_idle_restore_sessions"))?;
                 let mut stopped = 0;
                 for d in docs {
                     let mut s: m365backup_core::restore::model::RestoreSession =
@@ -831,7 +831,7 @@ macro_rules! impl_job_store {
                 .bind(serde_json::to_string(e).map_err(json_err)?)
                 .fetch_one(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("append_restore_event"))?;
                 let mut stored = e.clone();
                 stored.order = order;
                 self.update_restore_event(&stored).await?;
@@ -847,7 +847,7 @@ macro_rules! impl_job_store {
                     .bind(serde_json::to_string(e).map_err(json_err)?)
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("update_restore_event"))?;
                 Ok(())
             }
 
@@ -860,7 +860,7 @@ macro_rules! impl_job_store {
                         .bind(id.to_string())
                         .fetch_optional(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("get_restore_event"))?;
                 doc.map(|d| serde_json::from_str(&d).map_err(json_err))
                     .transpose()
             }
@@ -876,7 +876,7 @@ macro_rules! impl_job_store {
                         .bind(session.to_string())
                         .fetch_one(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("list_restore_events"))?;
                 let docs: Vec<String> = sqlx::query_scalar(
                     "SELECT document FROM restore_events WHERE session_id = $1
                      ORDER BY event_order LIMIT $2 OFFSET $3",
@@ -886,7 +886,7 @@ macro_rules! impl_job_store {
                 .bind(offset as i64)
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_restore_events"))?;
                 Ok(Paged {
                     items: docs
                         .iter()
@@ -914,7 +914,7 @@ macro_rules! impl_job_store {
             .bind(serde_json::to_string(item).map_err(json_err)?)
             .execute(&mut **tx)
             .await
-            .map_err(crate::backend_error)?;
+            .map_err(crate::db_error("insert_item"))?;
             Ok(())
         }
 
@@ -935,7 +935,7 @@ macro_rules! impl_job_store {
             .bind(serde_json::to_string(&session.statistics).map_err(json_err)?)
             .execute(&mut **tx)
             .await
-            .map_err(crate::backend_error)?;
+            .map_err(crate::db_error("write_session"))?;
             Ok(())
         }
     };

@@ -137,12 +137,15 @@ fn redact_query(query: &str) -> String {
         .join("&")
 }
 
-pub(crate) fn backend_error(e: sqlx::Error) -> StoreError {
-    match &e {
+/// The store's error for a driver error met in `doing` (the store function that failed, so a log
+/// says which query broke): a broken uniqueness rule is a conflict; anything else keeps the
+/// driver's error as its source.
+pub(crate) fn db_error(doing: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_owned())
         }
-        _ => StoreError::backend("querying", e),
+        _ => StoreError::backend(doing, e),
     }
 }
 

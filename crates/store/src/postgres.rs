@@ -6,7 +6,7 @@ use m365backup_core::StoreError;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-use crate::backend_error;
+use crate::db_error;
 
 pub struct PgStore {
     pub(crate) read: PgPool,
@@ -26,7 +26,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(backend_error)?;
+            .map_err(db_error("connect"))?;
         // Migrations take an advisory lock, so nodes starting together apply them once.
         MIGRATOR
             .run(&pool)

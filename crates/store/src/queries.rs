@@ -29,11 +29,11 @@ macro_rules! impl_store {
         }
 
         fn operator_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Operator> {
-            let id: String = row.try_get("id").map_err(crate::backend_error)?;
+            let id: String = row.try_get("id").map_err(crate::db_error("operator_from_row"))?;
             Ok(Operator {
                 id: parse_id::<OperatorId>(&id)?,
-                name: row.try_get("name").map_err(crate::backend_error)?,
-                created_at: from_millis(row.try_get("created_at").map_err(crate::backend_error)?),
+                name: row.try_get("name").map_err(crate::db_error("operator_from_row"))?,
+                created_at: from_millis(row.try_get("created_at").map_err(crate::db_error("operator_from_row"))?),
             })
         }
 
@@ -55,7 +55,7 @@ macro_rules! impl_store {
                 .bind(to_millis(operator.created_at))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("insert_operator"))?;
                 Ok(())
             }
 
@@ -69,13 +69,13 @@ macro_rules! impl_store {
                 .bind(normalized_name)
                 .fetch_optional(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("operator_credentials"))?;
                 row.map(|row| {
                     Ok(OperatorCredentials {
                         operator: operator_from_row(&row)?,
                         password_hash: row
                             .try_get("password_hash")
-                            .map_err(crate::backend_error)?,
+                            .map_err(crate::db_error("operator_credentials"))?,
                     })
                 })
                 .transpose()
@@ -86,7 +86,7 @@ macro_rules! impl_store {
                     sqlx::query("SELECT id, name, created_at FROM operators ORDER BY name_key")
                         .fetch_all(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("list_operators"))?;
                 rows.iter().map(operator_from_row).collect()
             }
 
@@ -94,7 +94,7 @@ macro_rules! impl_store {
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM operators")
                     .fetch_one(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("count_operators"))?;
                 Ok(n.max(0) as u64)
             }
 
@@ -103,7 +103,7 @@ macro_rules! impl_store {
                 normalized_name: &str,
                 password_hash: &str,
             ) -> StoreResult<bool> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("set_operator_password"))?;
                 let id: Option<String> = sqlx::query_scalar(
                     "UPDATE operators SET password_hash = $2 WHERE name_key = $1 RETURNING id",
                 )
@@ -111,14 +111,14 @@ macro_rules! impl_store {
                 .bind(password_hash)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("set_operator_password"))?;
                 let Some(id) = id else { return Ok(false) };
                 sqlx::query("DELETE FROM sessions WHERE operator_id = $1")
                     .bind(&id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
-                tx.commit().await.map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("set_operator_password"))?;
+                tx.commit().await.map_err(crate::db_error("set_operator_password"))?;
                 Ok(true)
             }
 
@@ -127,7 +127,7 @@ macro_rules! impl_store {
                     .bind(normalized_name)
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("delete_operator"))?;
                 Ok(done.rows_affected() > 0)
             }
         }
@@ -150,7 +150,7 @@ macro_rules! impl_store {
                 .bind(to_millis(session.created_at))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("insert_session"))?;
                 Ok(())
             }
 
@@ -168,18 +168,18 @@ macro_rules! impl_store {
                 .bind(to_millis(now))
                 .fetch_optional(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("principal_for_access_token"))?;
                 row.map(|row| {
-                    let session: String = row.try_get("id").map_err(crate::backend_error)?;
+                    let session: String = row.try_get("id").map_err(crate::db_error("principal_for_access_token"))?;
                     let operator: String =
-                        row.try_get("operator_id").map_err(crate::backend_error)?;
+                        row.try_get("operator_id").map_err(crate::db_error("principal_for_access_token"))?;
                     let expires_at: i64 =
-                        row.try_get("access_expires_at").map_err(crate::backend_error)?;
+                        row.try_get("access_expires_at").map_err(crate::db_error("principal_for_access_token"))?;
                     Ok(ValidAccessToken {
                         principal: Principal {
                             session_id: parse_id::<SessionId>(&session)?,
                             operator_id: parse_id::<OperatorId>(&operator)?,
-                            operator_name: row.try_get("name").map_err(crate::backend_error)?,
+                            operator_name: row.try_get("name").map_err(crate::db_error("principal_for_access_token"))?,
                         },
                         expires_at: from_millis(expires_at),
                     })
@@ -193,7 +193,7 @@ macro_rules! impl_store {
                 next: &SessionTokens,
                 now: DateTime<Utc>,
             ) -> StoreResult<RefreshOutcome> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("rotate_refresh_token"))?;
                 let rotated = sqlx::query(
                     "UPDATE sessions SET access_digest = $2, access_expires_at = $3,
                          previous_refresh_digest = refresh_digest,
@@ -209,17 +209,17 @@ macro_rules! impl_store {
                 .bind(to_millis(now))
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("rotate_refresh_token"))?;
                 let outcome = if let Some(row) = rotated {
-                    let session: String = row.try_get("id").map_err(crate::backend_error)?;
+                    let session: String = row.try_get("id").map_err(crate::db_error("rotate_refresh_token"))?;
                     let operator: String =
-                        row.try_get("operator_id").map_err(crate::backend_error)?;
+                        row.try_get("operator_id").map_err(crate::db_error("rotate_refresh_token"))?;
                     let name: String =
                         sqlx::query_scalar("SELECT name FROM operators WHERE id = $1")
                             .bind(&operator)
                             .fetch_one(&mut *tx)
                             .await
-                            .map_err(crate::backend_error)?;
+                            .map_err(crate::db_error("rotate_refresh_token"))?;
                     RefreshOutcome::Rotated(Principal {
                         session_id: parse_id::<SessionId>(&session)?,
                         operator_id: parse_id::<OperatorId>(&operator)?,
@@ -232,13 +232,13 @@ macro_rules! impl_store {
                     .bind(&presented.0)
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("rotate_refresh_token"))?;
                     match replayed {
                         Some(id) => RefreshOutcome::Replayed(parse_id::<SessionId>(&id)?),
                         None => RefreshOutcome::Unknown,
                     }
                 };
-                tx.commit().await.map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::db_error("rotate_refresh_token"))?;
                 Ok(outcome)
             }
 
@@ -247,7 +247,7 @@ macro_rules! impl_store {
                     .bind(id.to_string())
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("delete_session"))?;
                 Ok(())
             }
 
@@ -256,7 +256,7 @@ macro_rules! impl_store {
                     .bind(to_millis(now))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("purge_expired_sessions"))?;
                 Ok(done.rows_affected())
             }
         }
@@ -285,7 +285,7 @@ macro_rules! impl_store {
                 )
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_organizations"))?;
                 let organizations = docs
                     .iter()
                     .map(|d| organization_from_document(d))
@@ -303,7 +303,7 @@ macro_rules! impl_store {
                         .bind(id.to_string())
                         .fetch_optional(&self.read)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("get_organization"))?;
                 doc.map(|d| organization_from_document(&d)).transpose()
             }
 
@@ -325,7 +325,7 @@ macro_rules! impl_store {
                 .execute(&self.write)
                 .await;
                 self.organizations.invalidate();
-                inserted.map_err(crate::backend_error)?;
+                inserted.map_err(crate::db_error("insert_organization"))?;
                 Ok(())
             }
 
@@ -344,7 +344,7 @@ macro_rules! impl_store {
                 .execute(&self.write)
                 .await;
                 self.organizations.invalidate();
-                Ok(done.map_err(crate::backend_error)?.rows_affected() > 0)
+                Ok(done.map_err(crate::db_error("update_organization"))?.rows_affected() > 0)
             }
 
             async fn delete_organization(&self, id: OrganizationId) -> StoreResult<bool> {
@@ -353,7 +353,7 @@ macro_rules! impl_store {
                     .execute(&self.write)
                     .await;
                 self.organizations.invalidate();
-                Ok(done.map_err(crate::backend_error)?.rows_affected() > 0)
+                Ok(done.map_err(crate::db_error("delete_organization"))?.rows_affected() > 0)
             }
 
             async fn organization_secrets(
@@ -364,7 +364,7 @@ macro_rules! impl_store {
                     .bind(id.to_string())
                     .fetch_optional(&self.read)
                     .await
-                    .map_err(crate::backend_error)
+                    .map_err(crate::db_error("organization_secrets"))
             }
         }
 
@@ -378,29 +378,29 @@ macro_rules! impl_store {
                 .bind(org.to_string())
                 .fetch_all(&self.read)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("list_backup_accounts"))?;
                 rows.iter()
                     .map(|row| {
                         Ok(StoredBackupAccount {
-                            login: row.try_get("login").map_err(crate::backend_error)?,
-                            name: row.try_get("name").map_err(crate::backend_error)?,
-                            group_id: row.try_get("group_id").map_err(crate::backend_error)?,
-                            is_cloud: row.try_get("is_cloud").map_err(crate::backend_error)?,
-                            sealed_password: row.try_get("sealed_password").map_err(crate::backend_error)?,
+                            login: row.try_get("login").map_err(crate::db_error("list_backup_accounts"))?,
+                            name: row.try_get("name").map_err(crate::db_error("list_backup_accounts"))?,
+                            group_id: row.try_get("group_id").map_err(crate::db_error("list_backup_accounts"))?,
+                            is_cloud: row.try_get("is_cloud").map_err(crate::db_error("list_backup_accounts"))?,
+                            sealed_password: row.try_get("sealed_password").map_err(crate::db_error("list_backup_accounts"))?,
                         })
                     })
                     .collect()
             }
 
             async fn replace_backup_accounts(&self, org: OrganizationId, accounts: &[StoredBackupAccount]) -> StoreResult<bool> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("replace_backup_accounts"))?;
                 // Lock the organization row: concurrent replacements of one list take turns,
                 // so the result is one of them, never a mix.
                 let found: Option<String> = sqlx::query_scalar($lock_organization)
                     .bind(org.to_string())
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("replace_backup_accounts"))?;
                 if found.is_none() {
                     return Ok(false);
                 }
@@ -408,7 +408,7 @@ macro_rules! impl_store {
                     .bind(org.to_string())
                     .execute(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("replace_backup_accounts"))?;
                 for (position, a) in accounts.iter().enumerate() {
                     sqlx::query(
                         "INSERT INTO backup_accounts
@@ -425,9 +425,9 @@ macro_rules! impl_store {
                     .bind(position as i64)
                     .execute(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("replace_backup_accounts"))?;
                 }
-                tx.commit().await.map_err(crate::backend_error)?;
+                tx.commit().await.map_err(crate::db_error("replace_backup_accounts"))?;
                 Ok(true)
             }
         }

@@ -491,7 +491,7 @@ macro_rules! impl_repository_stores {
                 let docs: Vec<String> = sqlx::query_scalar("SELECT document FROM repositories ORDER BY created_at, id")
                     .fetch_all(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("list_repositories"))?;
                 docs.iter().map(|d| record_from_document(d)).collect()
             }
 
@@ -500,7 +500,7 @@ macro_rules! impl_repository_stores {
                     .bind(id.to_string())
                     .fetch_optional(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("get_repository"))?;
                 doc.map(|d| record_from_document(&d)).transpose()
             }
 
@@ -509,7 +509,7 @@ macro_rules! impl_repository_stores {
                     .bind(id.to_string())
                     .fetch_optional(&self.read)
                     .await
-                    .map_err(crate::backend_error)
+                    .map_err(crate::db_error("repository_secrets"))
             }
 
             async fn insert_repository(&self, record: &RepositoryRecord, sealed_secrets: &[u8]) -> StoreResult<()> {
@@ -523,7 +523,7 @@ macro_rules! impl_repository_stores {
                 .bind(to_millis(record.created_at))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("insert_repository"))?;
                 Ok(())
             }
 
@@ -534,7 +534,7 @@ macro_rules! impl_repository_stores {
                     .bind(record_document(record))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("update_repository"))?;
                 Ok(done.rows_affected() > 0)
             }
 
@@ -543,17 +543,17 @@ macro_rules! impl_repository_stores {
                     .bind(id.to_string())
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("delete_repository"))?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn set_last_retention(&self, id: uuid::Uuid, at: DateTime<Utc>) -> StoreResult<()> {
-                let mut tx = self.write.begin().await.map_err(crate::backend_error)?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("set_last_retention"))?;
                 let doc: Option<String> = sqlx::query_scalar($lock_repository_document)
                     .bind(id.to_string())
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("set_last_retention"))?;
                 if let Some(doc) = doc {
                     let mut record = record_from_document(&doc)?;
                     record.last_retention_at = Some(at);
@@ -562,14 +562,14 @@ macro_rules! impl_repository_stores {
                         .bind(record_document(&record))
                         .execute(&mut *tx)
                         .await
-                        .map_err(crate::backend_error)?;
+                        .map_err(crate::db_error("set_last_retention"))?;
                 }
-                tx.commit().await.map_err(crate::backend_error)
+                tx.commit().await.map_err(crate::db_error("set_last_retention"))
             }
         }
 
         fn proxy_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Proxy> {
-            let get = |e: sqlx::Error| crate::backend_error(e);
+            let get = |e: sqlx::Error| crate::db_error("proxy_from_row")(e);
             let id: String = row.try_get("id").map_err(get)?;
             let port: i32 = row.try_get("port").map_err(get)?;
             let threads: i32 = row.try_get("threads").map_err(get)?;
@@ -602,7 +602,7 @@ macro_rules! impl_repository_stores {
                 .bind(to_millis(proxy.heartbeat_at))
                 .execute(&self.write)
                 .await
-                .map_err(crate::backend_error)?;
+                .map_err(crate::db_error("register_proxy"))?;
                 Ok(())
             }
 
@@ -612,7 +612,7 @@ macro_rules! impl_repository_stores {
                     .bind(to_millis(at))
                     .execute(&self.write)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("proxy_heartbeat"))?;
                 Ok(())
             }
 
@@ -620,7 +620,7 @@ macro_rules! impl_repository_stores {
                 let rows = sqlx::query("SELECT * FROM proxies ORDER BY created_at, id")
                     .fetch_all(&self.read)
                     .await
-                    .map_err(crate::backend_error)?;
+                    .map_err(crate::db_error("list_proxies"))?;
                 rows.iter().map(proxy_from_row).collect()
             }
         }

@@ -8,7 +8,7 @@ use m365backup_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-use crate::backend_error;
+use crate::db_error;
 
 pub struct SqliteStore {
     /// Many readers (WAL lets them run beside the writer).
@@ -28,7 +28,7 @@ impl SqliteStore {
     }
 
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
-        Self::open(SqliteConnectOptions::from_str(url).map_err(backend_error)?).await
+        Self::open(SqliteConnectOptions::from_str(url).map_err(db_error("open_url"))?).await
     }
 
     async fn open(options: SqliteConnectOptions) -> Result<Self, StoreError> {
@@ -43,7 +43,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await
-            .map_err(backend_error)?;
+            .map_err(db_error("open"))?;
         MIGRATOR
             .run(&write)
             .await
@@ -52,7 +52,7 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options.read_only(true))
             .await
-            .map_err(backend_error)?;
+            .map_err(db_error("open"))?;
         Ok(Self {
             read,
             write,
