@@ -57,7 +57,9 @@ impl From<CoreError> for ApiError {
             },
             CoreError::Throttled { retry_after } => ApiError::TooManyRequests(retry_after),
             CoreError::Unauthenticated => ApiError::Unauthorized,
-            CoreError::Unavailable(m) => ApiError::ServiceUnavailable(m),
+            e @ CoreError::Unavailable { .. } => {
+                ApiError::ServiceUnavailable(m365backup_core::error::Chain(&e).to_string())
+            }
             CoreError::Busy { retry_after } => ApiError::Busy(retry_after),
             e @ CoreError::Store(_) => ApiError::internal(e),
             e @ CoreError::Internal { .. } => ApiError::internal(e),

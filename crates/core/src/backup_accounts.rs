@@ -237,9 +237,13 @@ impl BackupAccountService {
         failures.sort_by_key(|(i, _, _)| *i);
         if let Some((i, login, e)) = failures.into_iter().next() {
             return Err(match e {
-                GatewayError::Unavailable(m) => CoreError::Unavailable(format!(
+                GatewayError::Unavailable(m) => CoreError::unavailable(format!(
                     "Backup account [{i}] ({login}): the sign-in could not be checked: {m}"
                 )),
+                GatewayError::Failed(e) => CoreError::unavailable_because(
+                    format!("Backup account [{i}] ({login}): the sign-in could not be checked"),
+                    e,
+                ),
                 other => entry_error(i, &login, format!("the sign-in failed: {other}")),
             });
         }

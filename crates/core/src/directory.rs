@@ -224,9 +224,13 @@ pub enum GatewayError {
     Connection(String),
     #[error("{0}")]
     NotFound(String),
-    /// Throttled or otherwise failed after retries.
+    /// The tenant answered something this server cannot use (the text says what).
     #[error("{0}")]
     Unavailable(String),
+    /// Microsoft 365 failed (throttled past the retries, 5xx, unreachable mid-read): its error,
+    /// kept whole and shared (a listing's failure reaches every request waiting for it).
+    #[error(transparent)]
+    Failed(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 #[async_trait]

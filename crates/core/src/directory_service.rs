@@ -101,7 +101,10 @@ fn gateway_error(e: GatewayError) -> CoreError {
     match e {
         GatewayError::NotFound(m) => CoreError::NotFound(m),
         GatewayError::Connection(m) | GatewayError::Unavailable(m) => {
-            CoreError::Unavailable(format!("Cannot read the organization's directory: {m}"))
+            CoreError::unavailable(format!("Cannot read the organization's directory: {m}"))
+        }
+        GatewayError::Failed(e) => {
+            CoreError::unavailable_because("Cannot read the organization's directory", e)
         }
     }
 }

@@ -87,9 +87,15 @@ pub enum CoreError {
     /// 503, try again after the given delay.
     #[error("the server is busy; retry in {} s", retry_after.as_secs().max(1))]
     Busy { retry_after: Duration },
-    /// A service the request depends on (Microsoft 365) is unavailable or throttling: 503.
-    #[error("{0}")]
-    Unavailable(String),
+    /// A service the request depends on (Microsoft 365, the backup repository) is unavailable or
+    /// throttling: 503. The message says what could not be done; the failure behind it, when
+    /// there is one, is kept as the source (the answer's text is the whole chain, see [`Chain`]).
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<BoxError>,
+    },
     /// No valid access token.
     #[error("Authorization has been denied for this request.")]
     Unauthenticated,
@@ -105,6 +111,22 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// A service the request depends on is unavailable; `message` says what could not be done.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A service the request depends on failed with `source` while the server tried `message`.
+    pub fn unavailable_because(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
     /// A fault of the server while `doing` something; `source` is an error or a message.
     pub fn internal(doing: &'static str, source: impl Into<BoxError>) -> Self {
         Self::Internal {

@@ -100,7 +100,10 @@ fn gateway_error(e: GatewayError) -> CoreError {
             CoreError::Invalid(format!("Cannot connect to the organization: {m}"))
         }
         GatewayError::NotFound(m) => CoreError::NotFound(m),
-        GatewayError::Unavailable(m) => CoreError::Unavailable(m),
+        GatewayError::Unavailable(m) => CoreError::unavailable(m),
+        GatewayError::Failed(e) => {
+            CoreError::unavailable_because("Microsoft 365 is unavailable", e)
+        }
     }
 }
 

@@ -98,7 +98,7 @@ pub fn gateway_error(e: M365Error) -> GatewayError {
         } => GatewayError::Connection(format!(
             "Microsoft Graph refused access ({code}): {message}"
         )),
-        other => GatewayError::Unavailable(other.to_string()),
+        other => GatewayError::Failed(std::sync::Arc::new(other)),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod drive;
 pub mod objects;
 pub mod progress;
+pub mod setup_error;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use m365backup_core::backup_accounts::BackupAccountService;
+use m365backup_core::error::Chain;
 use m365backup_core::ids::OrganizationId;
 use m365backup_core::jobs::model::SessionStatus;
 use m365backup_core::jobs::store::{ClaimedRun, ItemList};
@@ -29,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backup::drive::{DriveOptions, ObjectResult};
 use crate::backup::progress::{details_line, human_bytes, RunCounters, StatisticsMaker};
+use crate::backup::setup_error::RunSetupError;
 use crate::pool_builder::build_pool;
 use crate::scheduler::{JobRunner, RunOutcome, SessionLog};
 
@@ -84,7 +87,7 @@ impl BackupEngine {
     }
 
     /// The organization's pool: the live one, or a new one signed in now.
-    async fn pool(&self, org: OrganizationId) -> Result<(Arc<AccountPool>, String), String> {
+    async fn pool(&self, org: OrganizationId) -> Result<(Arc<AccountPool>, String), RunSetupError> {
         let live = self
             .pools
             .lock()
@@ -95,7 +98,7 @@ impl BackupEngine {
             .organizations
             .connection(org)
             .await
-            .map_err(|e| format!("the organization's settings cannot be used: {e}"))?;
+            .map_err(RunSetupError::Settings)?;
         if let Some(pool) = live {
             return Ok((pool, organization.name));
         }
@@ -103,18 +106,16 @@ impl BackupEngine {
             .backup_accounts
             .sessions(org)
             .await
-            .map_err(|e| format!("the backup accounts cannot be opened: {e}"))?;
+            .map_err(RunSetupError::BackupAccounts)?;
         let pool = build_pool(
             &org.to_string(),
             accounts,
             connection,
             self.config.pool.clone(),
         )
-        .map_err(|e| format!("the HTTP client cannot start: {e}"))?;
+        .map_err(RunSetupError::HttpClient)?;
         if pool.sign_in_all().await == 0 {
-            return Err(
-                "no backup account and not the organization's own credentials could sign in".into(),
-            );
+            return Err(RunSetupError::NoSignIn);
         }
         self.pools
             .lock()
@@ -127,11 +128,15 @@ impl BackupEngine {
         &self,
         run: &ClaimedRun,
         pool: &AccountPool,
-    ) -> Result<Vec<ProtectedObject>, String> {
+    ) -> Result<Vec<ProtectedObject>, RunSetupError> {
         let job = &run.job;
         let items = |list| self.store.job_items(job.id, list);
-        let selected = items(ItemList::Selected).await.map_err(|e| e.to_string())?;
-        let excluded = items(ItemList::Excluded).await.map_err(|e| e.to_string())?;
+        let selected = items(ItemList::Selected)
+            .await
+            .map_err(RunSetupError::JobItems)?;
+        let excluded = items(ItemList::Excluded)
+            .await
+            .map_err(RunSetupError::JobItems)?;
         let mut objects = objects::resolve(
             pool,
             job.organization_id,
@@ -141,7 +146,7 @@ impl BackupEngine {
             self.config.objects_at_once.max(4),
         )
         .await
-        .map_err(|e| format!("the organization's OneDrives and sites could not be listed: {e}"))?;
+        .map_err(RunSetupError::Objects)?;
         if let Some(retry) = &run.retry_objects {
             objects.retain(|o| retry.contains(&o.id));
         }
@@ -220,6 +225,7 @@ impl JobRunner for BackupEngine {
         let (pool, org_name) = match self.pool(org).await {
             Ok(p) => p,
             Err(e) => {
+                let e = Chain(&e).to_string();
                 let _ = log
                     .line(&format!("[Failed] Cannot connect to the organization: {e}"))
                     .await;
@@ -243,6 +249,7 @@ impl JobRunner for BackupEngine {
         {
             Ok(r) => r,
             Err(e) => {
+                let e = Chain(&e).to_string();
                 let _ = log
                     .line(&format!(
                         "[Failed] The backup repository cannot be opened: {e}"
@@ -254,6 +261,7 @@ impl JobRunner for BackupEngine {
         let objects = match self.objects(run, &pool).await {
             Ok(o) => o,
             Err(e) => {
+                let e = Chain(&e).to_string();
                 let _ = log.line(&format!("[Failed] {e}")).await;
                 return failed(e);
             }

@@ -97,7 +97,7 @@ impl RestorePoint {
 }
 
 pub(crate) fn repo_error(e: m365backup_repo::RepoError) -> CoreError {
-    CoreError::Unavailable(format!("the backup repository cannot be read: {e}"))
+    CoreError::unavailable_because("the backup repository cannot be read", e)
 }
 
 /// A SharePoint site of the point in time, from its libraries' restore points.

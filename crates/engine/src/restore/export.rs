@@ -162,12 +162,8 @@ pub fn zip_export(entries: Vec<(Selection, String)>) -> Export {
             }
             let outcome = match outcome {
                 Ok(()) => match zip.close().await {
-                    Ok(mut inner) => inner
-                        .close()
-                        .await
-                        .map(|_| stats)
-                        .map_err(|e| archive_failed(&e)),
-                    Err(e) => Err(archive_failed(&e)),
+                    Ok(mut inner) => inner.close().await.map(|_| stats).map_err(archive_failed),
+                    Err(e) => Err(archive_failed(e)),
                 },
                 Err(e) => Err(e),
             };
@@ -240,8 +236,8 @@ pub async fn selection_totals(selection: &Selection) -> CoreResult<ExportStats> 
     Ok(totals)
 }
 
-fn archive_failed(e: &dyn std::fmt::Display) -> CoreError {
-    CoreError::Unavailable(format!("writing the archive failed: {e}"))
+fn archive_failed(e: impl Into<m365backup_core::BoxError>) -> CoreError {
+    CoreError::unavailable_because("writing the archive failed", e)
 }
 
 type Zip = ZipFileWriter<tokio_util::compat::Compat<tokio::io::DuplexStream>>;
@@ -297,7 +293,7 @@ pub(crate) async fn write_folder_entry(zip: &mut Zip, path: &str) -> CoreResult<
     let entry = ZipEntryBuilder::new(format!("{path}/").into(), Compression::Stored);
     zip.write_entry_whole(entry, &[])
         .await
-        .map_err(|e| archive_failed(&e))
+        .map_err(archive_failed)
 }
 
 async fn write_document(
@@ -313,16 +309,13 @@ async fn write_document(
     let mut writer = zip
         .write_entry_stream(entry)
         .await
-        .map_err(|e| archive_failed(&e))?;
+        .map_err(archive_failed)?;
     while let Some(chunk) = content.next().await {
-        let chunk = chunk.map_err(|e| archive_failed(&e))?;
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|e| archive_failed(&e))?;
+        let chunk = chunk.map_err(archive_failed)?;
+        writer.write_all(&chunk).await.map_err(archive_failed)?;
         stats.bytes += chunk.len() as u64;
     }
-    writer.close().await.map_err(|e| archive_failed(&e))?;
+    writer.close().await.map_err(archive_failed)?;
     stats.documents += 1;
     Ok(())
 }

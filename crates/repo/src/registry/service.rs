@@ -75,7 +75,7 @@ fn repo_error(e: RepoError) -> CoreError {
         ErrorClass::Invalid => CoreError::Invalid(message),
         ErrorClass::NotFound => CoreError::NotFound(message),
         ErrorClass::Conflict => CoreError::Conflict(message),
-        ErrorClass::Unavailable => CoreError::Unavailable(message),
+        ErrorClass::Unavailable => CoreError::unavailable(message),
         ErrorClass::Damaged | ErrorClass::Internal => {
             CoreError::internal("using a backup repository", e)
         }

@@ -45,7 +45,7 @@ impl Connections {
                 let pool = build_pool(&org.to_string(), accounts, connection, self.pool.clone())
                     .map_err(|e| CoreError::internal("starting the HTTP client", e))?;
                 if pool.sign_in_all().await == 0 {
-                    return Err(CoreError::Unavailable(format!(
+                    return Err(CoreError::unavailable(format!(
                         "No backup account and not the organization's own credentials could sign in: {}",
                         quarantine_reasons(&pool)
                     )));
@@ -143,9 +143,10 @@ fn absent<T>(result: Result<T, PoolError>) -> CoreResult<Option<T>> {
         Ok(v) => Ok(Some(v)),
         Err(PoolError::M365(e)) if e.is_not_found() => Ok(None),
         Err(PoolError::M365(m365backup_m365::M365Error::Graph { status: 400, .. })) => Ok(None),
-        Err(e) => Err(CoreError::Unavailable(format!(
-            "Microsoft 365 could not be asked for the restore's target: {e}"
-        ))),
+        Err(e) => Err(CoreError::unavailable_because(
+            "Microsoft 365 could not be asked for the restore's target",
+            e,
+        )),
     }
 }
 
