@@ -1092,35 +1092,51 @@ fn account_figures(line: &str) -> (u64, u64, u64, f64) {
     (requests, throttled, unavailable, paused)
 }
 
-/// A run against a tenant whose app budget is far below the pool's first pace: the account's
-/// log line counts what the tenant answered (requests, 429s, 503s) and the seconds it paused,
-/// the session names Microsoft 365 as the bottleneck, and the organization keeps the time of
-/// its first backup while the last one moves.
+/// A run through a backup account whose budget is far below the pool's first pace (Microsoft
+/// sends no hints before a user's throttle): the account's log line counts what the tenant
+/// answered (429s, 503s) and the seconds it paused, the session names Microsoft 365 as the
+/// bottleneck, and the organization keeps the time of its first backup while the last moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_run_reports_its_waits_and_the_source_as_bottleneck() {
     let sim = start_sim(small_tenant(48)).await;
+    let t = sim.tenant();
+    let account = &t.users[t.backup_accounts_group().unwrap().members[0]];
+    let upn = account.user_principal_name.clone();
     sim.control().set_throttling(|c| {
         c.enabled = true;
-        c.app_rate = 10.0;
-        c.app_burst = 10.0;
+        c.user_rate = 20.0;
+        c.user_burst = 5.0;
+        // The app's budget never binds: the throttles are the user's.
+        c.app_rate = 100_000.0;
+        c.app_burst = 100_000.0;
         c.fraction_503 = 0.5;
     });
     let s = TestServer::start_with(Backend::Sqlite, |c| {
         c.engine.pool.initial_rate = 150.0;
-        c.engine.pool.max_in_flight = 16;
+        c.engine.pool.max_in_flight = 8;
     })
     .await;
     let token = s.admin_token().await;
-    let org = add_organization(&s, &token, &sim).await;
+    let r = post(
+        &s,
+        "/v5/Organizations",
+        &token,
+        &common::organization_body(&sim, &upn, &account.password),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let org = json(r).await["id"].as_str().unwrap().to_owned();
     let job = add_job(&s, &token, &org, json!({"name": "Throttled"})).await;
-    let before = sim.sim().app_stats();
+    let before = sim.sim().user_stats(&upn);
+    let all_before = sim.sim().app_stats().requests;
     let session = run_job(&s, &token, &job).await;
     assert_eq!(session["status"], "Success", "{session}");
-    let stats = sim.sim().app_stats();
+    let stats = sim.sim().user_stats(&upn);
+    let all = sim.sim().app_stats().requests - all_before;
     let titles = log_titles(&s, &token, &session).await;
     let line = titles
         .iter()
-        .find(|t| t.contains("Organization credentials"))
+        .find(|t| t.contains("(429)") && t.contains(&upn))
         .unwrap_or_else(|| panic!("no account line: {titles:?}"));
     let (requests, throttled, unavailable, paused) = account_figures(line);
     assert_eq!(
@@ -1135,9 +1151,8 @@ async fn a_throttled_run_reports_its_waits_and_the_source_as_bottleneck() {
     assert!(throttled > 0 && unavailable > 0, "both kinds: {line}");
     assert!(paused > 0.0, "{line}");
     assert!(
-        requests >= throttled + unavailable && requests <= stats.requests - before.requests,
-        "{line}: the tenant answered {} requests",
-        stats.requests - before.requests
+        requests >= throttled + unavailable && requests <= all,
+        "{line}: the tenant answered {all} requests"
     );
     assert_eq!(session["statistics"]["bottleneck"], "Source", "{session}");
 
