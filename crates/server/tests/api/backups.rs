@@ -1248,7 +1248,7 @@ async fn every_kind_of_item_backs_up_what_it_names_sub_sites_included() {
     let s = TestServer::start(Backend::Sqlite).await;
     let token = s.admin_token().await;
     let org = add_organization(&s, &token, &sim).await;
-    let repo_id = |job: &str| {
+    let repository = |job: &str| {
         let (s, token, job) = (&s, token.clone(), job.to_owned());
         async move { repository_of(s, &token, &job).await }
     };
@@ -1336,7 +1336,7 @@ async fn every_kind_of_item_backs_up_what_it_names_sub_sites_included() {
     let by_url = json(r).await["id"].as_str().unwrap().to_owned();
     let session = first_run_ends(&s, &token, &by_url).await;
     assert_eq!(session["status"], "Success", "{session}");
-    let repo = repo_id(&by_url).await;
+    let repo = repository(&by_url).await;
     let tree = site_tree_drives(t, top);
     assert!(
         tree.len() >= 4,
@@ -1417,6 +1417,68 @@ async fn every_kind_of_item_backs_up_what_it_names_sub_sites_included() {
     assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
     let all: std::collections::BTreeSet<String> = t.drives.iter().map(|d| d.id.clone()).collect();
     assert_eq!(drives_of_job(&repo, &org, &job).await, all);
+    s.stop().await;
+    sim.shutdown().await;
+}
+
+/// When no object can be saved (the repository's data folder is not a folder) the session is
+/// `Failed`, every object's line and the closing line say `[Failed]`, and nothing is counted as
+/// backed up; once the repository is writable again the next run succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_where_every_object_fails_is_failed() {
+    let sim = start_sim(m365sim::TenantSpec {
+        users: 2,
+        sites: 1,
+        files_per_drive: 3,
+        max_file_size: 64 * 1024,
+        ..small_tenant(50)
+    })
+    .await;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let token = s.admin_token().await;
+    let org = add_organization(&s, &token, &sim).await;
+    let job = add_job(&s, &token, &org, json!({"name": "Nowhere"})).await;
+    let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+    let repo = json(
+        s.get(
+            &format!(
+                "/v5/BackupRepositories/{}",
+                view["repositoryId"].as_str().unwrap()
+            ),
+            &token,
+        )
+        .await,
+    )
+    .await;
+    let data = std::path::Path::new(repo["path"].as_str().unwrap()).join("data");
+    // Even as root, nothing can be created under a file.
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::write(&data, b"not a folder").unwrap();
+
+    let session = run_job(&s, &token, &job).await;
+    assert_eq!(session["status"], "Failed", "{session}");
+    assert_eq!(session["statistics"]["processedObjects"], 0, "{session}");
+    let titles = log_titles(&s, &token, &session).await;
+    let objects: Vec<&String> = titles
+        .iter()
+        .filter(|t| t.contains("OneDrive of") || t.contains("Library '"))
+        .collect();
+    assert_eq!(objects.len(), sim.tenant().drives.len(), "{titles:?}");
+    assert!(
+        objects.iter().all(|t| t.starts_with("[Failed]")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.last().unwrap().starts_with("[Failed] Job failed at"),
+        "{titles:?}"
+    );
+    let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
+    assert_eq!(view["lastStatus"], "Failed");
+    let org_view = json(s.get(&format!("/v5/Organizations/{org}"), &token).await).await;
+    assert!(org_view["firstBackuptime"].is_null(), "{org_view}");
+
+    std::fs::remove_file(&data).unwrap();
+    assert_eq!(run_job(&s, &token, &job).await["status"], "Success");
     s.stop().await;
     sim.shutdown().await;
 }
