@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use m365backup_core::jobs::model::{Job, JobState, JobStatus};
+use m365backup_core::jobs::model::{Job, JobSession, JobState, JobStatus};
 
 use crate::state::AppState;
 
@@ -85,44 +85,39 @@ pub async fn render(state: &AppState) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP m365backup_session_progress_percent Progress of the running session"
-    );
-    let _ = writeln!(out, "# TYPE m365backup_session_progress_percent gauge");
-    let _ = writeln!(
-        out,
-        "# HELP m365backup_session_transferred_bytes Bytes the running session read"
-    );
-    let _ = writeln!(out, "# TYPE m365backup_session_transferred_bytes gauge");
-    let _ = writeln!(
-        out,
-        "# HELP m365backup_session_processed_objects Objects the running session finished"
-    );
-    let _ = writeln!(out, "# TYPE m365backup_session_processed_objects gauge");
+    // The running sessions first, then one group per family: the text format wants each
+    // family's samples together after its HELP and TYPE lines.
+    let mut running = Vec::new();
     for j in &jobs {
         let JobState::Running(id) = j.state else {
             continue;
         };
-        let Ok(s) = state.jobs.session(id).await else {
-            continue;
-        };
-        let l = format!("{},session=\"{}\"", labels(j), s.id);
-        let _ = writeln!(
-            out,
-            "m365backup_session_progress_percent{{{l}}} {}",
-            s.progress
-        );
-        let _ = writeln!(
-            out,
-            "m365backup_session_transferred_bytes{{{l}}} {}",
-            s.statistics.transferred_data_bytes
-        );
-        let _ = writeln!(
-            out,
-            "m365backup_session_processed_objects{{{l}}} {}",
-            s.statistics.processed_objects
-        );
+        if let Ok(s) = state.jobs.session(id).await {
+            running.push((format!("{},session=\"{}\"", labels(j), s.id), s));
+        }
+    }
+    for (metric, help, value) in [
+        (
+            "m365backup_session_progress_percent",
+            "Progress of the running session",
+            (|s: &JobSession| u64::from(s.progress)) as fn(&JobSession) -> u64,
+        ),
+        (
+            "m365backup_session_transferred_bytes",
+            "Bytes the running session read",
+            |s: &JobSession| s.statistics.transferred_data_bytes,
+        ),
+        (
+            "m365backup_session_processed_objects",
+            "Objects the running session finished",
+            |s: &JobSession| s.statistics.processed_objects,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {metric} {help}");
+        let _ = writeln!(out, "# TYPE {metric} gauge");
+        for (l, s) in &running {
+            let _ = writeln!(out, "{metric}{{{l}}} {}", value(s));
+        }
     }
     out
 }

@@ -71,6 +71,8 @@ pub struct Sim {
     pub uploads: upload::UploadSessions,
     /// `/content` requests answered (files and versions), for tests that count downloads.
     pub content_requests: std::sync::atomic::AtomicU64,
+    /// `/permissions` reads answered, for tests that check sharing is read only where shared.
+    pub permission_requests: std::sync::atomic::AtomicU64,
 }
 
 pub type SharedSim = Arc<Sim>;
@@ -79,6 +81,12 @@ impl Sim {
     /// `/content` requests answered so far (a file's or a version's).
     pub fn content_requests(&self) -> u64 {
         self.content_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `/permissions` reads answered so far.
+    pub fn permission_requests(&self) -> u64 {
+        self.permission_requests
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -219,6 +227,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> anyhow::Result<Runn
         base_url: format!("http://{host}:{}", addr.port()),
         config,
         content_requests: Default::default(),
+        permission_requests: Default::default(),
     });
     let handle = Handle::new();
     let app = router(sim.clone());

@@ -9,8 +9,11 @@
 //! point's delta state, since the next delta will not mention it unless it changes again).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -29,7 +32,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::backup::progress::RunCounters;
+use crate::backup::progress::{add_wait, RunCounters};
 use crate::discovery::{readable, Page};
 
 /// What a restore point keeps for the next run of its object.
@@ -639,11 +642,13 @@ async fn back_up_file(
         // Listed again later in the round, or deleted since: that listing decides.
         return Ok(());
     }
+    let writing = Instant::now();
     shared
         .writer
         .put_item(item)
         .await
         .map_err(|e| FileError::Target(target_error(&e)))?;
+    add_wait(&shared.counters.target_wait_nanos, writing.elapsed());
     drop(latest);
     shared.counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -674,23 +679,39 @@ async fn fetch_verified(
         if shared.cancel.is_cancelled() {
             return Err(FileError::Cancelled);
         }
+        // Asking for the download (the pool's pace and Retry-After included) is the source's.
+        let asking = Instant::now();
         let stream = shared
             .pool
             .download_stream(url)
             .await
             .map_err(|e| source_error(&e))?;
+        add_wait(&shared.counters.source_wait_nanos, asking.elapsed());
         let hasher = Arc::new(Mutex::new((QuickXorHash::new(), 0u64)));
         let source_failed = Arc::new(AtomicBool::new(false));
-        let stream = observed(
-            stream,
-            hasher.clone(),
-            source_failed.clone(),
-            shared.counters.clone(),
-        );
+        let source_wait = Arc::new(AtomicU64::new(0));
+        let stream = SourceTimed {
+            inner: Box::pin(observed(
+                stream,
+                hasher.clone(),
+                source_failed.clone(),
+                shared.counters.clone(),
+            )),
+            since: None,
+            waited: source_wait.clone(),
+        };
+        let storing = Instant::now();
         let stored = tokio::select! {
             stored = shared.writer.store_content(stream) => stored,
             _ = shared.cancel.cancelled() => return Err(FileError::Cancelled),
         };
+        // The store's time is the source's (waiting for chunks) plus the repository's.
+        let source = Duration::from_nanos(source_wait.load(Ordering::Relaxed));
+        add_wait(&shared.counters.source_wait_nanos, source);
+        add_wait(
+            &shared.counters.target_wait_nanos,
+            storing.elapsed().saturating_sub(source),
+        );
         let content = match stored {
             Ok(c) => c,
             Err(e) if source_failed.load(Ordering::Relaxed) => {
@@ -714,6 +735,28 @@ async fn fetch_verified(
             }
             _ => return Ok((content, read)),
         }
+    }
+}
+
+/// A stream that sums the time its consumer waits for each chunk into `waited`: the time the
+/// writer spends waiting on Microsoft 365 rather than on the repository.
+struct SourceTimed<S> {
+    inner: Pin<Box<S>>,
+    since: Option<Instant>,
+    waited: Arc<AtomicU64>,
+}
+
+impl<S: Stream> Stream for SourceTimed<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let polled = self.inner.as_mut().poll_next(cx);
+        if polled.is_ready() {
+            self.since = None;
+            add_wait(&self.waited, since.elapsed());
+        }
+        polled
     }
 }
 

@@ -22,6 +22,19 @@ pub struct RunCounters {
     pub bytes_stored: AtomicU64,
     /// Files that could not be backed up this run.
     pub failures: AtomicU64,
+    /// Nanoseconds the file workers waited for Microsoft 365 to send content, summed.
+    pub source_wait_nanos: AtomicU64,
+    /// Nanoseconds the file workers waited on the repository (storing content, recording
+    /// items) while not waiting for the source, summed.
+    pub target_wait_nanos: AtomicU64,
+}
+
+/// Adds `d` to a nanosecond counter.
+pub fn add_wait(counter: &AtomicU64, d: Duration) {
+    counter.fetch_add(
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }
 
 /// Turns counters into statistics, remembering the previous reading for the rates' window.
@@ -47,17 +60,12 @@ impl StatisticsMaker {
         let done = c.objects_done.load(Ordering::Relaxed);
         let total = c.objects_total.load(Ordering::Relaxed);
         let waited = paused(accounts).saturating_sub(self.paused_before);
-        // Throttled accounts' pauses summed over the run, against the run's time: when the
-        // accounts spend more than a tenth of the time paused, Microsoft 365 sets the pace.
-        let bottleneck = if secs < 5.0 {
-            Bottleneck::Detecting
-        } else if waited.as_secs_f64() / accounts.len().max(1) as f64 > secs * 0.1 {
-            Bottleneck::Source
-        } else if read > 0 {
-            Bottleneck::Target
-        } else {
-            Bottleneck::NA
-        };
+        let bottleneck = bottleneck(
+            secs,
+            waited.as_secs_f64() / accounts.len().max(1) as f64,
+            Duration::from_nanos(c.source_wait_nanos.load(Ordering::Relaxed)),
+            Duration::from_nanos(c.target_wait_nanos.load(Ordering::Relaxed)),
+        );
         let progress = (done * 100).checked_div(total).unwrap_or(0).min(99) as u8;
         (
             SessionStatistics {
@@ -71,6 +79,29 @@ impl StatisticsMaker {
             },
             progress,
         )
+    }
+}
+
+/// Where a run of `secs` seconds waits. Throttled accounts' pauses (per account) against the
+/// run's time: when the accounts spend more than a tenth of the time paused, Microsoft 365 sets
+/// the pace. Otherwise the workers' measured waits decide: on the download (`Source`) or on
+/// the repository (`Target`).
+fn bottleneck(
+    secs: f64,
+    paused_per_account: f64,
+    source: Duration,
+    target: Duration,
+) -> Bottleneck {
+    if secs < 5.0 {
+        Bottleneck::Detecting
+    } else if paused_per_account > secs * 0.1 {
+        Bottleneck::Source
+    } else if source.is_zero() && target.is_zero() {
+        Bottleneck::NA
+    } else if target > source {
+        Bottleneck::Target
+    } else {
+        Bottleneck::Source
     }
 }
 
@@ -114,6 +145,18 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slower_side_is_the_bottleneck() {
+        let s = Duration::from_secs;
+        assert_eq!(bottleneck(2.0, 0.0, s(1), s(9)), Bottleneck::Detecting);
+        // Paused for throttling a fifth of the run: Microsoft 365, whatever the writer did.
+        assert_eq!(bottleneck(60.0, 12.0, s(1), s(100)), Bottleneck::Source);
+        // Unthrottled: the side the workers waited on longer.
+        assert_eq!(bottleneck(60.0, 1.0, s(10), s(100)), Bottleneck::Target);
+        assert_eq!(bottleneck(60.0, 1.0, s(100), s(10)), Bottleneck::Source);
+        assert_eq!(bottleneck(60.0, 0.0, s(0), s(0)), Bottleneck::NA);
+    }
 
     #[test]
     fn sizes() {

@@ -1,6 +1,7 @@
 //! A server killed with SIGKILL in the middle of a backup: it restarts with that session
 //! `Failed` ("interrupted"), the repository checks clean, and the next run resumes from the
-//! last committed restore point of every object, losing no file.
+//! last committed restore point of every object, losing no file: objects committed before the
+//! kill are not downloaded again and no file is stored twice.
 
 use crate::common;
 
@@ -36,6 +37,35 @@ async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// The bytes of every drive's live files in the demo tenant: drive → bytes.
+fn demo_drive_bytes() -> BTreeMap<String, u64> {
+    let tenant = m365sim::Tenant::generate(&m365backup::demo::tenant_spec()).unwrap();
+    tenant
+        .drives
+        .iter()
+        .map(|drive| {
+            let state = drive.state.read().unwrap();
+            let bytes = state
+                .items
+                .iter()
+                .filter(|i| !i.deleted)
+                .filter_map(|i| i.file.map(|f| f.size))
+                .sum();
+            (drive.id.clone(), bytes)
+        })
+        .collect()
+}
+
+/// The repository as the (stopped) server left it in `data_dir`.
+async fn open_repository(data_dir: &std::path::Path, repo_id: &str) -> m365backup_repo::Repository {
+    let settings = Settings::for_data_dir(data_dir).unwrap();
+    let parts = m365backup::server::open_store_parts(&settings)
+        .await
+        .unwrap();
+    let repositories = m365backup::repositories::service(&settings, &parts).unwrap();
+    repositories.open(repo_id.parse().unwrap()).await.unwrap()
 }
 
 /// Every file of the demo tenant as generated (the demo is deterministic): drive → item → SHA-256.
@@ -89,6 +119,11 @@ async fn a_killed_server_resumes_without_losing_files() {
             assert_eq!(r.status(), 200);
         }
     };
+    let repo_id = get_json(&http, format!("{}/v5/Jobs/{job}", server.base), &token).await
+        ["repositoryId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     start(server.base.clone(), token.clone()).await;
 
     // Kill it once a few objects are committed and the run is still going.
@@ -114,6 +149,33 @@ async fn a_killed_server_resumes_without_losing_files() {
     };
     server.kill();
 
+    // What the killed run committed: those objects' restore points, and the packs' bytes.
+    let (committed, stored_at_kill) = {
+        let repo = open_repository(&server.data_dir(), &repo_id).await;
+        let committed: std::collections::BTreeSet<String> = repo
+            .snapshots(&SnapshotFilter {
+                organization_id: Some(ORG.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.doc.object.id.clone())
+            .collect();
+        (committed, repo.stored_bytes().await.unwrap())
+    };
+    let drive_bytes = demo_drive_bytes();
+    assert!(!committed.is_empty(), "the kill came after commits");
+    assert!(
+        committed.len() < drive_bytes.len(),
+        "the kill came before the end"
+    );
+    let left: u64 = drive_bytes
+        .iter()
+        .filter(|(d, _)| !committed.contains(*d))
+        .map(|(_, b)| b)
+        .sum();
+
     // Restarted: the session is failed as interrupted, and the job is idle.
     server.restart(1);
     let token = server.admin_token(&http).await;
@@ -132,7 +194,6 @@ async fn a_killed_server_resumes_without_losing_files() {
     assert!(s["endTime"].is_string());
     let j = get_json(&http, format!("{}/v5/Jobs/{job}", server.base), &token).await;
     assert_eq!(j["lastStatus"], "Failed");
-    let repo_id = j["repositoryId"].as_str().unwrap().to_owned();
     // The repository is consistent: only unreferenced data can be left behind.
     let check = call(
         &http,
@@ -149,7 +210,7 @@ async fn a_killed_server_resumes_without_losing_files() {
     // The next run completes.
     start(server.base.clone(), token.clone()).await;
     let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
+    let resumed = loop {
         let j = get_json(&http, format!("{}/v5/Jobs/{job}", server.base), &token).await;
         let status = j["lastStatus"].as_str().unwrap().to_owned();
         if status != "Running" && status != "Queued" && j["lastRun"] != s["creationTime"] {
@@ -171,24 +232,38 @@ async fn a_killed_server_resumes_without_losing_files() {
             )
             .await;
             assert_eq!(status, "Success", "{last}\n{log:#}");
-            break;
+            break last.clone();
         }
         assert!(
             Instant::now() < deadline,
             "the resumed run did not finish: {j}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    };
     server.kill();
+
+    // The resumed run downloaded exactly the files of the objects the killed run had not
+    // committed: what was committed is not read again.
+    assert_eq!(
+        resumed["statistics"]["transferredDataBytes"]
+            .as_u64()
+            .unwrap(),
+        left,
+        "{} of {} objects were committed before the kill: {resumed}",
+        committed.len(),
+        drive_bytes.len()
+    );
 
     // Every file of the tenant, byte-exact, in the latest restore points; no object has more
     // restore points than the runs that committed it.
-    let settings = Settings::for_data_dir(&server.data_dir()).unwrap();
-    let parts = m365backup::server::open_store_parts(&settings)
-        .await
-        .unwrap();
-    let repositories = m365backup::repositories::service(&settings, &parts).unwrap();
-    let repo = repositories.open(repo_id.parse().unwrap()).await.unwrap();
+    let repo = open_repository(&server.data_dir(), &repo_id).await;
+    // No file stored twice: the resumed run added about the bytes it downloaded (the content
+    // neither compresses nor deduplicates), not the committed objects' again.
+    let added = repo.stored_bytes().await.unwrap() - stored_at_kill;
+    assert!(
+        added <= left + left / 50 + (1 << 20),
+        "the resumed run stored {added} bytes for {left} bytes of new files"
+    );
     let snapshots = repo
         .snapshots(&SnapshotFilter {
             organization_id: Some(ORG.into()),

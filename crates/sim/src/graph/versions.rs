@@ -150,6 +150,8 @@ async fn permissions(
     let d = readable_drive(&sim, &caller, &id)?;
     let state = d.state.read().unwrap_or_else(|p| p.into_inner());
     let i = live_item(&state, &item)?;
+    sim.permission_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(json_response(
         rate,
         json!({
