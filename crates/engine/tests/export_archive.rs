@@ -138,7 +138,8 @@ async fn archive_reads_back(size: u64) {
     };
 
     // The save, as a client reads it, into a file.
-    let Export { mut stream, done } = zip_export(vec![(Selection::Object { point }, String::new())]);
+    let Export { mut stream, done } =
+        zip_export(vec![(Selection::Object { point }, String::new())]);
     let archive = dir.path().join("save.zip");
     let mut file = tokio::io::BufWriter::with_capacity(
         1 << 20,

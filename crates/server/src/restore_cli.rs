@@ -18,7 +18,8 @@ use m365backup_core::restore::service::{EventItem, ExploreInput, RestoreService}
 use m365backup_core::store::Store;
 use m365backup_engine::restore::browse::{Browser, RestorePoint};
 use m365backup_engine::restore::export::{
-    archive_entries, safe_segment, selection_items, selection_totals, zip_export, Export, ExportStats,
+    archive_entries, safe_segment, selection_items, selection_totals, zip_export, Export,
+    ExportStats,
 };
 use m365backup_engine::restore::selection::Selection;
 use m365backup_engine::restore::write::options::{

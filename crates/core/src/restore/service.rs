@@ -30,8 +30,7 @@ pub struct ExploreInput {
 }
 
 /// The message of an event whose server stopped while it ran.
-pub const INTERRUPTED: &str =
-    "Interrupted: the server stopped while this ran.";
+pub const INTERRUPTED: &str = "Interrupted: the server stopped while this ran.";
 
 /// How long a session may sit unused before it stops by itself.
 pub const IDLE_STOP: Duration = Duration::from_secs(30 * 60);
@@ -186,7 +185,10 @@ impl RestoreService {
             .fail_running_restore_events(INTERRUPTED, Utc::now())
             .await?;
         if n > 0 {
-            tracing::warn!(events = n, "restore events left running by a stopped server marked failed");
+            tracing::warn!(
+                events = n,
+                "restore events left running by a stopped server marked failed"
+            );
         }
         Ok(n)
     }

@@ -96,7 +96,10 @@ impl Demo {
             if events.iter().all(|e| e["status"] != "Running") {
                 return events;
             }
-            assert!(Instant::now() < deadline, "events still running: {events:?}");
+            assert!(
+                Instant::now() < deadline,
+                "events still running: {events:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -164,9 +167,9 @@ async fn the_readme_walk_through_and_downloads_that_end_early_or_crash() {
         .filter(|i| i["folder"] == true && i["parentId"].is_string())
         .filter(|f| {
             let prefix = format!("{}/", f["path"].as_str().unwrap());
-            items.iter().any(|i| {
-                i["folder"] == false && i["path"].as_str().unwrap().starts_with(&prefix)
-            })
+            items
+                .iter()
+                .any(|i| i["folder"] == false && i["path"].as_str().unwrap().starts_with(&prefix))
         })
         .max_by_key(|f| f["path"].as_str().unwrap().matches('/').count() == 1)
         .unwrap_or_else(|| panic!("a folder with files: {tree}"))
@@ -218,7 +221,10 @@ async fn the_readme_walk_through_and_downloads_that_end_early_or_crash() {
             assert_eq!(last["status"], "Success", "{last}");
             break;
         }
-        assert!(Instant::now() < deadline, "the backup did not end: {sessions}");
+        assert!(
+            Instant::now() < deadline,
+            "the backup did not end: {sessions}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
@@ -301,7 +307,8 @@ async fn the_readme_walk_through_and_downloads_that_end_early_or_crash() {
         .as_str()
         .unwrap()
         .to_owned();
-    let document = format!("/v5/RestoreSessions/{rs}/Organization/OneDrives/{drive}/Documents/{large}/Action");
+    let document =
+        format!("/v5/RestoreSessions/{rs}/Organization/OneDrives/{drive}/Documents/{large}/Action");
     let whole = format!("/v5/RestoreSessions/{rs}/Organization/OneDrives/{drive}/Action");
     // The counter sees the repository: a whole download reads at least the document.
     let start = d.reads_settled().await;
