@@ -1173,7 +1173,8 @@ async fn sharing_and_version_history_come_back_where_they_were() {
     let linked = d
         .add_file_bytes(Some(&folder), "linked.txt", b"a link to it")
         .unwrap();
-    d.add_file_bytes(Some(&folder), "private.txt", b"mine").unwrap();
+    d.add_file_bytes(Some(&folder), "private.txt", b"mine")
+        .unwrap();
     d.share_with(&shared, &t.upn(1), Role::Write).unwrap();
     d.share_with(&folder, &t.upn(2), Role::Read).unwrap();
     d.share(
@@ -1315,7 +1316,10 @@ async fn events_left_running_end_as_interrupted_at_start_up(backend: Backend) {
         .append_restore_event(&event(EventStatus::Success, "Saved"))
         .await
         .unwrap();
-    assert_eq!(event_view(&t, &session, running.id).await["status"], "Running");
+    assert_eq!(
+        event_view(&t, &session, running.id).await["status"],
+        "Running"
+    );
 
     t.s.restart().await;
     t.token = t.s.admin_token().await;
@@ -1338,8 +1342,97 @@ async fn event_view(
     id: m365backup_core::restore::model::RestoreEventId,
 ) -> Value {
     json(
-        t.s.get(&format!("/v5/RestoreSessions/{session}/Events/{id}"), &t.token)
-            .await,
+        t.s.get(
+            &format!("/v5/RestoreSessions/{session}/Events/{id}"),
+            &t.token,
+        )
+        .await,
     )
     .await
+}
+
+/// A backup holding names Microsoft 365 never gives (`..`, a slash: a damaged or hostile
+/// repository): restoring them fails item by item, named, and nothing lands outside the folder;
+/// the rest is restored; a ZIP of them holds safe names only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_in_a_backup_are_refused_item_by_item() {
+    use m365backup_repo::{Item, SnapshotFilter, SnapshotSpec};
+    let t = setup(311, "Latest").await;
+    let d = t.drive(0);
+    t.backup().await;
+    let repo = common::jobs::repository_of(&t.s, &t.token, &t.job).await;
+    let point = repo
+        .snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.doc.object.id == d.id())
+        .expect("the OneDrive's restore point");
+    let root = d.tree().into_iter().find(|e| e.path == "/").unwrap().id;
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(point.doc.object.clone()))
+        .await
+        .unwrap();
+    w.put_item(Item::folder("hostile-folder", Some(&root), "Hostile"))
+        .await
+        .unwrap();
+    for (id, name) in [("h1", ".."), ("h2", "a/b"), ("h3", "fine.txt")] {
+        let bytes = bytes::Bytes::from(format!("content of {name}"));
+        w.put_file(
+            Item::file(id, Some("hostile-folder"), name),
+            futures_util::stream::iter([Ok(bytes)]),
+        )
+        .await
+        .unwrap();
+    }
+    w.commit(None).await.unwrap();
+    let before = snapshot(&d);
+
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Folders/hostile-folder"),
+            &json!({"restoretoOriginallocation": {"documentAction": "overwrite"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 2, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 2, "{stats}");
+    let issues = stats["restoreIssues"].to_string();
+    assert!(
+        issues.contains("Hostile/..") && issues.contains("a/b"),
+        "{stats}"
+    );
+    let mut after = snapshot(&d);
+    for path in before.keys() {
+        after.remove(path);
+    }
+    assert_eq!(
+        after.keys().cloned().collect::<Vec<_>>(),
+        ["/Hostile", "/Hostile/fine.txt"],
+        "nothing else written"
+    );
+
+    // Saved as a ZIP: safe names only.
+    let r = post(
+        &t.s,
+        &format!("/v5/RestoreSessions/{session}/Organization/OneDrives/{drive}/Folders/hostile-folder/Action"),
+        &t.token,
+        &json!({"save": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let zip = async_zip::base::read::mem::ZipFileReader::new(r.bytes().await.unwrap().to_vec())
+        .await
+        .unwrap();
+    let mut names: Vec<String> = zip
+        .file()
+        .entries()
+        .iter()
+        .map(|e| e.filename().as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Hostile/_", "Hostile/a_b", "Hostile/fine.txt"]);
 }
