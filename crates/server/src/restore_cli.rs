@@ -18,7 +18,8 @@ use m365backup_core::restore::service::{EventItem, ExploreInput, RestoreService}
 use m365backup_core::store::Store;
 use m365backup_engine::restore::browse::{Browser, RestorePoint};
 use m365backup_engine::restore::export::{
-    archive_entries, safe_segment, selection_totals, zip_export, Export, ExportStats,
+    archive_entries, safe_segment, selection_items, selection_totals, zip_export, Export,
+    ExportStats,
 };
 use m365backup_engine::restore::selection::Selection;
 use m365backup_engine::restore::write::options::{
@@ -474,6 +475,32 @@ fn progress_bar(totals: ExportStats) -> ProgressBar {
     bar
 }
 
+/// A restore's bar: as long as the items it will meet (counted from the catalog).
+async fn restore_bar(selections: &[Selection]) -> anyhow::Result<ProgressBar> {
+    let mut items = 0;
+    for s in selections {
+        items += selection_items(s).await?;
+    }
+    let bar = ProgressBar::new(items);
+    bar.set_style(progress_style::bar(
+        "{elapsed_precise} [{bar:30}] {pos}/{len} items {msg}",
+    ));
+    Ok(bar)
+}
+
+/// The items a restore has met so far on its bar, and how they ended.
+fn show_restore_progress(bar: &ProgressBar, s: &RestoreStats) {
+    // Counted from the catalog before the restore began: never past the end, whatever it met.
+    bar.set_position(s.total.min(bar.length().unwrap_or(u64::MAX)));
+    bar.set_message(format!(
+        "{} restored, {} unchanged, {} failed | {} written",
+        s.restored,
+        s.skipped_unchanged,
+        s.unsuccessful(),
+        indicatif::HumanBytes(s.bytes_written)
+    ));
+}
+
 pub async fn run_restore(args: RestoreArgs, settings: &Settings) -> anyhow::Result<()> {
     let options = restore_options(&args)?;
     let opened = open_pick(&args.pick, settings).await?;
@@ -602,23 +629,13 @@ async fn restore_to_m365(
         .begin_event(opened.session.id, EventType::Restore, item)
         .await?;
     let progress = prepared.progress();
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(progress_style::spinner("{spinner} {elapsed_precise} {msg}"));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let bar = restore_bar(&opened.selections).await?;
     let running = tokio::spawn(prepared.run());
     let stats = loop {
         if running.is_finished() {
             break running.await?;
         }
-        let s = progress.snapshot();
-        bar.set_message(format!(
-            "{} items: {} restored, {} unchanged, {} failed | {} written",
-            s.total,
-            s.restored,
-            s.skipped_unchanged,
-            s.unsuccessful(),
-            indicatif::HumanBytes(s.bytes_written)
-        ));
+        show_restore_progress(&bar, &progress.snapshot());
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     };
     bar.finish_and_clear();

@@ -173,6 +173,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<RunningServer> {
     );
     let restore =
         Arc::new(RestoreService::new(store.clone()).with_idle_stop(settings.restore_idle_stop));
+    // Before serving: whatever a previous run left running is over.
+    restore.fail_interrupted().await?;
     let browser = Arc::new(Browser::new(store.clone(), node.service.clone()));
     let restorer = Arc::new(Restorer::new(
         Connections {

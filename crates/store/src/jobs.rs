@@ -851,6 +851,35 @@ macro_rules! impl_job_store {
                 Ok(())
             }
 
+            async fn fail_running_restore_events(
+                &self,
+                message: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<u64> {
+                use m365backup_core::restore::model::{EventStatus, RestoreEvent};
+                // Events are documents: the text filter narrows the scan, the parsed status
+                // decides.
+                let docs: Vec<String> = sqlx::query_scalar(
+                    "SELECT document FROM restore_events WHERE document LIKE '%\"status\":\"Running\"%'",
+                )
+                .fetch_all(&self.read)
+                .await
+                .map_err(crate::db_error("fail_running_restore_events"))?;
+                let mut failed = 0;
+                for d in docs {
+                    let mut e: RestoreEvent = serde_json::from_str(&d).map_err(json_err)?;
+                    if e.status != EventStatus::Running {
+                        continue;
+                    }
+                    e.status = EventStatus::Failed;
+                    e.message = message.to_owned();
+                    e.end_time = Some(now);
+                    self.update_restore_event(&e).await?;
+                    failed += 1;
+                }
+                Ok(failed)
+            }
+
             async fn get_restore_event(
                 &self,
                 id: m365backup_core::restore::model::RestoreEventId,

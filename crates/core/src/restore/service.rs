@@ -29,6 +29,9 @@ pub struct ExploreInput {
     pub show_all_versions: bool,
 }
 
+/// The message of an event whose server stopped while it ran.
+pub const INTERRUPTED: &str = "Interrupted: the server stopped while this ran.";
+
 /// How long a session may sit unused before it stops by itself.
 pub const IDLE_STOP: Duration = Duration::from_secs(30 * 60);
 
@@ -170,6 +173,24 @@ impl RestoreService {
         let now = Utc::now();
         let before = now - chrono::Duration::from_std(self.idle_stop).unwrap_or_default();
         Ok(self.store.stop_idle_restore_sessions(before, now).await?)
+    }
+
+    /// At start-up: events left `Running` by a server that stopped without ending them (a
+    /// crash, a kill) end as `Failed`, so no save or restore shows as running forever. A shell
+    /// command's restore running beside the starting server is marked too, and writes its real
+    /// outcome over it when it ends.
+    pub async fn fail_interrupted(&self) -> CoreResult<u64> {
+        let n = self
+            .store
+            .fail_running_restore_events(INTERRUPTED, Utc::now())
+            .await?;
+        if n > 0 {
+            tracing::warn!(
+                events = n,
+                "restore events left running by a stopped server marked failed"
+            );
+        }
+        Ok(n)
     }
 
     /// Starts an event (an item being saved or restored).

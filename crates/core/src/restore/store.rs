@@ -38,6 +38,13 @@ pub trait RestoreStore: Send + Sync {
     /// Stores an event; its `order` is assigned here.
     async fn append_restore_event(&self, event: &RestoreEvent) -> StoreResult<RestoreEvent>;
     async fn update_restore_event(&self, event: &RestoreEvent) -> StoreResult<()>;
+    /// Ends every event still `Running` as `Failed` with `message` (the process that ran it is
+    /// gone); how many.
+    async fn fail_running_restore_events(
+        &self,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     async fn get_restore_event(&self, id: RestoreEventId) -> StoreResult<Option<RestoreEvent>>;
     /// In order.
     async fn list_restore_events(

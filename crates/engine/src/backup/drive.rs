@@ -354,9 +354,23 @@ async fn enumerate_and_fetch(
             }
             seen.insert(graph.id.clone());
             if graph.file.is_none() {
+                let mut item = graph.to_item();
+                // A shared folder's sharing, as a document's (restorePermissions re-creates
+                // it). Best effort: a folder whose sharing cannot be read is still recorded.
+                if graph.shared.is_some() {
+                    match read_permissions(shared, &graph.id).await {
+                        Ok(p) => item.permissions = Some(p),
+                        Err(e) => tracing::warn!(
+                            drive = %shared.drive,
+                            folder = %graph.id,
+                            error = %m365backup_core::Chain(&e),
+                            "a shared folder's permissions could not be read"
+                        ),
+                    }
+                }
                 shared
                     .writer
-                    .put_item(graph.to_item())
+                    .put_item(item)
                     .await
                     .map_err(|e| target_error(&e))?;
                 continue;
@@ -629,13 +643,11 @@ async fn back_up_file(
     }
     // Sharing is read only for shared items: a permissions read costs 5 resource units.
     if g.shared.is_some() {
-        let url = format!("/drives/{}/items/{}/permissions", shared.drive, g.id);
-        let page = shared
-            .pool
-            .get_json::<Page<Value>>(&url)
-            .await
-            .map_err(|e| source_error(&e))?;
-        item.permissions = Some(Value::Array(page.value));
+        item.permissions = Some(
+            read_permissions(shared, &g.id)
+                .await
+                .map_err(|e| source_error(&e))?,
+        );
     }
     let latest = shared.latest.lock().await;
     if !latest.is_current(&g.id, work.generation) {
@@ -652,6 +664,13 @@ async fn back_up_file(
     drop(latest);
     shared.counters.files.fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// A shared item's permissions as Graph lists them (a read costs 5 resource units).
+async fn read_permissions(shared: &Shared, item: &str) -> Result<Value, PoolError> {
+    let url = format!("/drives/{}/items/{item}/permissions", shared.drive);
+    let page = shared.pool.get_json::<Page<Value>>(&url).await?;
+    Ok(Value::Array(page.value))
 }
 
 fn previous_hash(item: &Item) -> Option<&str> {

@@ -236,6 +236,27 @@ pub async fn selection_totals(selection: &Selection) -> CoreResult<ExportStats> 
     Ok(totals)
 }
 
+/// How many items a restore of `selection` meets, as it counts them (the selected folder, and
+/// every folder and document below it or the object), from the catalog: the length of a
+/// restore's progress.
+pub async fn selection_items(selection: &Selection) -> CoreResult<u64> {
+    let (point, top, mut items) = match selection {
+        Selection::Document { .. } => return Ok(1),
+        Selection::Folder { point, folder } => (point, Some(folder.id.clone()), 1),
+        Selection::Object { point } => (point, None, 0),
+    };
+    let mut pending = vec![top];
+    while let Some(folder) = pending.pop() {
+        for child in point.children(folder.as_deref()).await? {
+            items += 1;
+            if child.kind == ItemKind::Folder {
+                pending.push(Some(child.id));
+            }
+        }
+    }
+    Ok(items)
+}
+
 fn archive_failed(e: impl Into<m365backup_core::BoxError>) -> CoreError {
     CoreError::unavailable_because("writing the archive failed", e)
 }

@@ -6,5 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backup_rounds;
+mod export_archive;
 mod pool_probe;
 mod support;

@@ -23,6 +23,7 @@ mod probe_cli;
 mod repositories;
 mod repository_cli;
 mod restore;
+mod restore_demo;
 mod restore_writes;
 mod security;
 mod token_revocation;

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 on_both_stores! {
     idle_sessions_stop_but_not_while_their_work_runs;
+    events_left_running_end_as_interrupted_at_start_up;
 }
 
 fn tenant(seed: u64) -> m365sim::TenantSpec {
@@ -759,6 +760,52 @@ async fn hostile_requests_are_refused_and_write_nothing() {
         )
         .await;
     assert_eq!(status, 400, "{answer}");
+    // A session that does not exist, and ids of another session's objects (a SharePoint
+    // session's library and its document) named in this one: 404.
+    let (status, answer) = t
+        .act(
+            "5c0ffee0-0000-4000-8000-000000000002",
+            &rest,
+            &json!({"restoretoOriginallocation": null}),
+        )
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    let tenant = t.sim.tenant();
+    let lib_id = tenant.drives[tenant.sites[0].drives[0]].id.clone();
+    let lib_doc = t
+        .sim
+        .drive(&lib_id)
+        .unwrap()
+        .add_file_bytes(None, "library.txt", b"a library's")
+        .unwrap();
+    let sp_session = {
+        t.backup().await;
+        t.explore("vesp").await
+    };
+    let latest = t.explore("veod").await;
+    for (session, rest, body) in [
+        (
+            &latest,
+            format!("OneDrives/{lib_id}/Documents/{lib_doc}"),
+            json!({"restoretoOriginallocation": null}),
+        ),
+        (
+            &latest,
+            format!("OneDrives/{drive}/Documents/{lib_doc}"),
+            json!({"copyTo": {"oneDrive": {"id": t.upn(1)}}}),
+        ),
+        (
+            &sp_session,
+            format!("OneDrives/{drive}/Folders/{folder}"),
+            json!({"restoretoOriginallocation": null}),
+        ),
+    ] {
+        let (status, answer) = t.act(session, &rest, &body).await;
+        assert_eq!(status, 404, "{rest} {body} → {answer}");
+    }
+    for session in [&latest, &sp_session] {
+        assert!(t.events(session).await.is_empty());
+    }
     assert_eq!(trees(), before, "nothing was written");
     assert!(t.events(&session).await.is_empty());
 
@@ -1080,4 +1127,312 @@ async fn a_library_folder_comes_back_by_restore_to() {
     assert!(events
         .iter()
         .all(|e| e["type"] == "Restore" && e["status"] == "Success"));
+}
+
+/// The explicit sharing of an item in the tenant, in a comparable form.
+fn grants(d: &DriveHandle, path: &str) -> Vec<String> {
+    let mut out: Vec<String> = d
+        .find(path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .permissions
+        .iter()
+        .map(|p| format!("{:?}", p.grant))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every version of a document, oldest first.
+fn history(d: &DriveHandle, path: &str) -> Vec<Vec<u8>> {
+    let item = d.find(path).unwrap_or_else(|| panic!("{path} missing"));
+    d.versions(&item.id)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|v| v.content.read_all().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_and_version_history_come_back_where_they_were() {
+    use m365sim::tenant::{Grant, LinkScope, Role};
+    let t = setup(309, "All").await;
+    let versions: Vec<Vec<u8>> = vec![
+        b"first draft".to_vec(),
+        b"second draft, longer than the first".to_vec(),
+        b"final".to_vec(),
+    ];
+    let d = t.drive(0);
+    let folder = d.add_folder(None, "Shared work").unwrap();
+    let shared = d
+        .add_file_bytes(Some(&folder), "shared.txt", &versions[0])
+        .unwrap();
+    for v in &versions[1..] {
+        d.modify_file_bytes(&shared, v).unwrap();
+    }
+    let linked = d
+        .add_file_bytes(Some(&folder), "linked.txt", b"a link to it")
+        .unwrap();
+    d.add_file_bytes(Some(&folder), "private.txt", b"mine")
+        .unwrap();
+    d.share_with(&shared, &t.upn(1), Role::Write).unwrap();
+    d.share_with(&folder, &t.upn(2), Role::Read).unwrap();
+    d.share(
+        &linked,
+        vec![Grant::Link {
+            scope: LinkScope::Organization,
+            role: Role::Read,
+        }],
+    )
+    .unwrap();
+    let sharing = |d: &DriveHandle| {
+        [
+            "/Shared work",
+            "/Shared work/shared.txt",
+            "/Shared work/linked.txt",
+            "/Shared work/private.txt",
+        ]
+        .map(|p| grants(d, p))
+    };
+    let shared_before = sharing(&d);
+    assert!(shared_before[..3].iter().all(|g| !g.is_empty()));
+    assert!(shared_before[3].is_empty());
+
+    // A library's document with its history too.
+    let tenant = t.sim.tenant();
+    let site_url = tenant.sites[0].web_url.clone();
+    let lib = t
+        .sim
+        .drive(&tenant.drives[tenant.sites[0].drives[0]].id)
+        .unwrap();
+    let minutes = lib.add_folder(None, "Minutes").unwrap();
+    let doc = lib
+        .add_file_bytes(Some(&minutes), "minutes.txt", &versions[0])
+        .unwrap();
+    for v in &versions[1..] {
+        lib.modify_file_bytes(&doc, v).unwrap();
+    }
+    t.backup().await;
+
+    // OneDrive, in place, every version, without sharing: the history in order, no sharing.
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+    let rest = format!("OneDrives/{drive}/Folders/{folder}");
+    d.delete(&folder).unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &rest,
+            &json!({"restoretoOriginallocation": {"documentVersion": "all", "restorePermissions": false}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 4, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 0, "{stats}");
+    assert_eq!(history(&d, "/Shared work/shared.txt"), versions);
+    assert_eq!(
+        sharing(&d),
+        [Vec::<String>::new(), vec![], vec![], vec![]],
+        "no sharing when not asked"
+    );
+
+    // Again with sharing: the same users, roles and links as backed up.
+    d.delete(&d.find("/Shared work").unwrap().id).unwrap();
+    let (status, stats) = t
+        .act(
+            &session,
+            &rest,
+            &json!({"restoretoOriginallocation": {"documentVersion": "all", "restorePermissions": true}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 4, "{stats}");
+    assert_eq!(count(&stats, "failedRestrictionsCount"), 0, "{stats}");
+    assert_eq!(stats["restoreIssues"], json!([]), "{stats}");
+    assert_eq!(sharing(&d), shared_before);
+    assert_eq!(history(&d, "/Shared work/shared.txt"), versions);
+
+    // SharePoint, `restoreTo` with every version: the library's history in order.
+    lib.delete(&minutes).unwrap();
+    let session = t.explore("vesp").await;
+    let sites = json(
+        t.s.get(
+            &format!("/v5/RestoreSessions/{session}/Organization/Sites"),
+            &t.token,
+        )
+        .await,
+    )
+    .await;
+    let site_id = sites["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"] == site_url.as_str())
+        .unwrap_or_else(|| panic!("{sites}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("Sites/{site_id}/Folders/{minutes}"),
+            &json!({"restoreTo": {"documentVersion": "all", "documentLastVersionAction": "overwrite"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 2, "{stats}");
+    assert_eq!(history(&lib, "/Minutes/minutes.txt"), versions);
+}
+
+/// A save or restore a server left running when it stopped (as a crash leaves it in the
+/// database) ends as failed when the server starts again; events that ended stay as they were.
+async fn events_left_running_end_as_interrupted_at_start_up(backend: Backend) {
+    use m365backup_core::restore::model::{EventStatus, EventType, RestoreEvent, RestoreEventId};
+    let mut t = setup_on(backend, 310, "Latest", |_| {}).await;
+    t.backup().await;
+    let session = t.explore("veod").await;
+    let store = t.s.server.as_ref().unwrap().store.clone();
+    let event = |status: EventStatus, message: &str| RestoreEvent {
+        id: RestoreEventId::new_random(),
+        session_id: session.parse().unwrap(),
+        order: 0,
+        kind: EventType::Save,
+        status,
+        start_time: Utc::now(),
+        end_time: (status != EventStatus::Running).then(Utc::now),
+        title: "a save".into(),
+        message: message.into(),
+        item_name: "Projects".into(),
+        item_type: "Folder".into(),
+        item_size: 0,
+        source: String::new(),
+        target: String::new(),
+    };
+    let running = store
+        .append_restore_event(&event(EventStatus::Running, ""))
+        .await
+        .unwrap();
+    let done = store
+        .append_restore_event(&event(EventStatus::Success, "Saved"))
+        .await
+        .unwrap();
+    assert_eq!(
+        event_view(&t, &session, running.id).await["status"],
+        "Running"
+    );
+
+    t.s.restart().await;
+    t.token = t.s.admin_token().await;
+    let e = event_view(&t, &session, running.id).await;
+    assert_eq!(e["status"], "Failed", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("Interrupted"),
+        "{e}"
+    );
+    assert!(e["endTime"].is_string(), "{e}");
+    let e = event_view(&t, &session, done.id).await;
+    assert_eq!(e["status"], "Success", "{e}");
+    assert_eq!(e["message"], "Saved", "{e}");
+    t.s.stop().await;
+}
+
+async fn event_view(
+    t: &Setup,
+    session: &str,
+    id: m365backup_core::restore::model::RestoreEventId,
+) -> Value {
+    json(
+        t.s.get(
+            &format!("/v5/RestoreSessions/{session}/Events/{id}"),
+            &t.token,
+        )
+        .await,
+    )
+    .await
+}
+
+/// A backup holding names Microsoft 365 never gives (`..`, a slash: a damaged or hostile
+/// repository): restoring them fails item by item, named, and nothing lands outside the folder;
+/// the rest is restored; a ZIP of them holds safe names only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_in_a_backup_are_refused_item_by_item() {
+    use m365backup_repo::{Item, SnapshotFilter, SnapshotSpec};
+    let t = setup(311, "Latest").await;
+    let d = t.drive(0);
+    t.backup().await;
+    let repo = common::jobs::repository_of(&t.s, &t.token, &t.job).await;
+    let point = repo
+        .snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.doc.object.id == d.id())
+        .expect("the OneDrive's restore point");
+    let root = d.tree().into_iter().find(|e| e.path == "/").unwrap().id;
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(point.doc.object.clone()))
+        .await
+        .unwrap();
+    w.put_item(Item::folder("hostile-folder", Some(&root), "Hostile"))
+        .await
+        .unwrap();
+    for (id, name) in [("h1", ".."), ("h2", "a/b"), ("h3", "fine.txt")] {
+        let bytes = bytes::Bytes::from(format!("content of {name}"));
+        w.put_file(
+            Item::file(id, Some("hostile-folder"), name),
+            futures_util::stream::iter([Ok(bytes)]),
+        )
+        .await
+        .unwrap();
+    }
+    w.commit(None).await.unwrap();
+    let before = snapshot(&d);
+
+    let session = t.explore("veod").await;
+    let drive = d.id().to_owned();
+    let (status, stats) = t
+        .act(
+            &session,
+            &format!("OneDrives/{drive}/Folders/hostile-folder"),
+            &json!({"restoretoOriginallocation": {"documentAction": "overwrite"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(count(&stats, "restoredItemsCount"), 2, "{stats}");
+    assert_eq!(count(&stats, "failedItemsCount"), 2, "{stats}");
+    let issues = stats["restoreIssues"].to_string();
+    assert!(
+        issues.contains("Hostile/..") && issues.contains("a/b"),
+        "{stats}"
+    );
+    let mut after = snapshot(&d);
+    for path in before.keys() {
+        after.remove(path);
+    }
+    assert_eq!(
+        after.keys().cloned().collect::<Vec<_>>(),
+        ["/Hostile", "/Hostile/fine.txt"],
+        "nothing else written"
+    );
+
+    // Saved as a ZIP: safe names only.
+    let r = post(
+        &t.s,
+        &format!("/v5/RestoreSessions/{session}/Organization/OneDrives/{drive}/Folders/hostile-folder/Action"),
+        &t.token,
+        &json!({"save": null}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let zip = async_zip::base::read::mem::ZipFileReader::new(r.bytes().await.unwrap().to_vec())
+        .await
+        .unwrap();
+    let mut names: Vec<String> = zip
+        .file()
+        .entries()
+        .iter()
+        .map(|e| e.filename().as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Hostile/_", "Hostile/a_b", "Hostile/fine.txt"]);
 }

@@ -368,7 +368,7 @@ impl ChildServer {
             .env("M365BACKUP_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
             .env_remove("M365BACKUP_CONFIG")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::fs::File::create(dir.join(format!("stdout-{generation}.txt"))).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -408,6 +408,30 @@ impl ChildServer {
             .find(|l| l.starts_with(field))
             .and_then(|l| l.split_whitespace().nth(1))
             .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// What the server printed on its standard output since its last (re)start.
+    pub fn stdout_text(&self) -> String {
+        let name = self
+            .log
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap()
+            .replace("server-", "stdout-")
+            .replace(".log", ".txt");
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// The bytes the server process has read so far (`rchar` of `/proc/<pid>/io`: files,
+    /// whether from the disk or the page cache, and sockets).
+    pub fn read_chars(&self) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id())).unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar:"))
+            .unwrap()
+            .trim()
             .parse()
             .unwrap()
     }
