@@ -763,7 +763,7 @@ async fn a_run_missed_while_the_server_was_down_starts_once_at_start_up(backend:
     store.update_job(&stored).await.unwrap();
     s.restart().await;
     let token = s.admin_token().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     let view = loop {
         let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
         if view["lastStatus"] == "Success" {
