@@ -2,7 +2,8 @@
 //! work moving off a throttled account, Retry-After honoured exactly, the app's budget as a
 //! shared ceiling (with and without `RateLimit-*` headers), quarantine of a bad account, every
 //! file fetched once with the right bytes and a verified quickXorHash, drives only some
-//! credentials may read, and `410` resyncs.
+//! credentials may read, `410` resyncs, and large files read in ranges spread over the
+//! accounts' egress budgets.
 
 // Test and benchmark code panics on purpose: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -778,4 +779,35 @@ async fn a_large_file_is_read_in_ranges_spread_over_the_accounts_egress() {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_signs_no_one_in_again() {
+    let sim = sim(
+        ThrottleConfig {
+            enabled: false,
+            ..ThrottleConfig::default()
+        },
+        2,
+    )
+    .await;
+    let accounts = || (0..4).map(|i| backup_account(&sim, i)).collect::<Vec<_>>();
+    let issued = || sim.sim().tokens.issued();
+    let before = issued();
+    // Each run builds its pool anew, as a job run does.
+    let first = pool(&sim, accounts());
+    assert_eq!(first.sign_in_all().await, 4);
+    run(first).await;
+    let signed_in = issued() - before;
+    assert_eq!(signed_in, 5, "each backup account and the app once");
+    let second = pool(&sim, accounts());
+    assert_eq!(second.sign_in_all().await, 4);
+    let report = run(second).await;
+    assert_eq!(report.files as usize, expected_files(&sim).len());
+    assert_eq!(
+        issued() - before,
+        signed_in,
+        "the second run reuses the first run's tokens"
+    );
+    sim.shutdown().await;
 }

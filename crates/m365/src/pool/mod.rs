@@ -11,6 +11,9 @@
 //! paces itself at the rate the budget refills, or, never seeing headers, learns it from the
 //! app's throttles.
 //!
+//! Downloads (`download.rs`) are read in ranges, so a user's egress budget fills evenly and a
+//! large file moves on to another account when its account is told to wait.
+//!
 //! Access (`access.rs`): a backup account reads only what its user may. The pool learns from
 //! `403`s which accounts can read which site or drive (a 403 is neither a throttle nor a broken
 //! account), sends a drive's requests only to accounts that can read it, falls back to the
