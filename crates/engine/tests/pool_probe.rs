@@ -737,7 +737,7 @@ async fn a_large_file_is_read_in_ranges_spread_over_the_accounts_egress() {
         ..TenantSpec::default()
     };
     let sim = support::start_sim(tenant, throttling).await;
-    let pool = pool(&sim, vec![backup_account(&sim, 0), backup_account(&sim, 1)]);
+    let pool = pool(&sim, vec![backup_account(&sim, 1), backup_account(&sim, 2)]);
     let files = expected_files(&sim);
     let large: Vec<_> = files
         .iter()
@@ -791,7 +791,7 @@ async fn a_second_run_signs_no_one_in_again() {
         2,
     )
     .await;
-    let accounts = || (0..4).map(|i| backup_account(&sim, i)).collect::<Vec<_>>();
+    let accounts = || (1..=4).map(|i| backup_account(&sim, i)).collect::<Vec<_>>();
     let issued = || sim.sim().tokens.issued();
     let before = issued();
     // Each run builds its pool anew, as a job run does.
