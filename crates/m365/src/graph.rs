@@ -221,7 +221,7 @@ impl GraphClient {
             }
             if status == 401 && !renewed {
                 renewed = true;
-                self.tokens.invalidate().await;
+                self.tokens.refused(&token).await;
                 continue;
             }
             return Err(self.graph_error(status, response).await);
@@ -235,7 +235,8 @@ impl GraphClient {
             .await
     }
 
-    /// One request of any method, no retries; the answer as [`Self::get_once`] gives it.
+    /// One request of any method, no retries (but one renewal of a refused token); the answer
+    /// as [`Self::get_once`] gives it.
     pub async fn send_once(
         &self,
         method: reqwest::Method,
@@ -243,18 +244,31 @@ impl GraphClient {
         body: RequestBody,
     ) -> Result<reqwest::Response, M365Error> {
         let url = self.url(path_or_url)?;
-        let token = self.tokens.token().await?;
-        let request = body.attach(self.http.request(method, &url));
-        let response = request
-            .bearer_auth(token.expose())
-            // Lets Microsoft's support trace a request; Graph echoes it.
-            .header("client-request-id", uuid::Uuid::new_v4().to_string())
-            .send()
-            .await
-            .map_err(|e| {
-                response::unreachable(self.endpoints.is_microsoft(), &strip_query(&url), &e)
-            })?;
-        let status = response.status().as_u16();
+        let mut renewed = false;
+        let (response, status) = loop {
+            let token = self.tokens.token().await?;
+            let request = body.clone().attach(self.http.request(method.clone(), &url));
+            let response = request
+                .bearer_auth(token.expose())
+                // Lets Microsoft's support trace a request; Graph echoes it.
+                .header("client-request-id", uuid::Uuid::new_v4().to_string())
+                .send()
+                .await
+                .map_err(|e| {
+                    response::unreachable(self.endpoints.is_microsoft(), &strip_query(&url), &e)
+                })?;
+            let status = response.status().as_u16();
+            if status == 401 {
+                // The token (perhaps cached from an earlier run) was refused: forget it, and
+                // send once more with a new one. Refused then too, the credentials are.
+                self.tokens.refused(&token).await;
+                if !renewed {
+                    renewed = true;
+                    continue;
+                }
+            }
+            break (response, status);
+        };
         if status < 400 {
             return Ok(response);
         }
@@ -264,9 +278,6 @@ impl GraphClient {
                 retry_after,
                 status,
             });
-        }
-        if status == 401 {
-            self.tokens.invalidate().await;
         }
         if status == 410 {
             return Err(resync_required(response).await);

@@ -1,7 +1,16 @@
 //! Microsoft identity platform: access tokens for Graph, cached and renewed before expiry.
+//!
+//! The cache is the process's, keyed by the credentials (authority, tenant, application,
+//! account, and a digest of the secrets): a job or a restore builds new clients for its
+//! backup accounts and the organization every run, and each would otherwise sign in again
+//! (a sign-in per account per run, against Microsoft's own limits on them). A token is reused
+//! until shortly before it expires and dropped as soon as Graph refuses it (`401`).
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use m365backup_core::token::TokenDigest;
 use m365backup_core::Secret;
 use serde::Deserialize;
 
@@ -35,6 +44,34 @@ impl Credentials {
         }
     }
 
+    /// What identifies these credentials in the token cache: who signs in where, and digests
+    /// of the secrets, so changed credentials never get the old ones' token.
+    fn cache_key(&self, endpoints: &Endpoints) -> String {
+        let (authority, graph) = (&endpoints.authority, &endpoints.graph);
+        let digest = |s: &Secret| TokenDigest::of(s).0;
+        match self {
+            Credentials::AppSecret {
+                tenant,
+                client_id,
+                client_secret,
+            } => format!(
+                "app|{authority}|{graph}|{tenant}|{client_id}|{}",
+                digest(client_secret)
+            ),
+            Credentials::Password {
+                tenant,
+                client_id,
+                client_secret,
+                username,
+                password,
+            } => format!(
+                "user|{authority}|{graph}|{tenant}|{client_id}|{}|{username}|{}",
+                client_secret.as_ref().map(digest).unwrap_or_default(),
+                digest(password)
+            ),
+        }
+    }
+
     /// Who signs in, for logs: the account or the application id (never a secret).
     pub fn principal(&self) -> &str {
         match self {
@@ -52,12 +89,31 @@ struct Cached {
     renew_at: Instant,
 }
 
+/// One cached token, shared by every source of the same credentials; its lock also makes
+/// them sign in one at a time.
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
+/// Distinct credentials above which the slots no source holds any more are dropped.
+const CACHE_PRUNE_ABOVE: usize = 256;
+
+/// The process's tokens, by [`Credentials::cache_key`].
+static TOKENS: LazyLock<Mutex<HashMap<String, Slot>>> = LazyLock::new(Mutex::default);
+
+/// The cache's slot for `key`, created empty on first use.
+fn slot(key: String) -> Slot {
+    let mut tokens = TOKENS.lock().unwrap_or_else(|p| p.into_inner());
+    if tokens.len() > CACHE_PRUNE_ABOVE && !tokens.contains_key(&key) {
+        tokens.retain(|_, slot| Arc::strong_count(slot) > 1);
+    }
+    tokens.entry(key).or_default().clone()
+}
+
 /// Hands out a valid access token for one set of credentials, signing in when needed.
 pub struct TokenSource {
     http: reqwest::Client,
     endpoints: Endpoints,
     credentials: Credentials,
-    cached: tokio::sync::Mutex<Option<Cached>>,
+    cached: Slot,
 }
 
 #[derive(Deserialize)]
@@ -82,12 +138,14 @@ impl TokenSource {
         matches!(self.credentials, Credentials::AppSecret { .. })
     }
 
+    /// A source sharing the process's cached token of these credentials, if there is one.
     pub fn new(http: reqwest::Client, endpoints: Endpoints, credentials: Credentials) -> Self {
+        let cached = slot(credentials.cache_key(&endpoints));
         Self {
             http,
             endpoints,
             credentials,
-            cached: tokio::sync::Mutex::new(None),
+            cached,
         }
     }
 
@@ -110,9 +168,21 @@ impl TokenSource {
         Ok(token)
     }
 
-    /// Forgets the cached token (after Graph refused it).
+    /// Forgets the cached token.
     pub async fn invalidate(&self) {
         *self.cached.lock().await = None;
+    }
+
+    /// Graph refused `token` (`401`): it is forgotten, unless another request already
+    /// replaced it (many requests in flight with one token all come back refused).
+    pub async fn refused(&self, token: &Secret) {
+        let mut cached = self.cached.lock().await;
+        if cached
+            .as_ref()
+            .is_some_and(|c| c.token.expose() == token.expose())
+        {
+            *cached = None;
+        }
     }
 
     /// The scope for Graph: its origin plus `/.default`.

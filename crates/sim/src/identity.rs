@@ -2,6 +2,7 @@
 //! (ROPC) and client-credentials grants, answering errors as Microsoft does (AADSTS codes).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -29,10 +30,27 @@ pub struct TokenInfo {
 #[derive(Default)]
 pub struct TokenRegistry {
     tokens: RwLock<HashMap<String, TokenInfo>>,
+    /// Tokens issued since the start: successful sign-ins.
+    issued: AtomicU64,
 }
 
 impl TokenRegistry {
+    /// Successful sign-ins since the start (every grant), for tests counting them.
+    pub fn issued(&self) -> u64 {
+        self.issued.load(Ordering::Relaxed)
+    }
+
+    /// Forgets every token issued: Graph answers `401` to them from now on (as when tokens
+    /// are revoked).
+    pub fn revoke_all(&self) {
+        self.tokens
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub fn issue(&self, info: TokenInfo) -> String {
+        self.issued.fetch_add(1, Ordering::Relaxed);
         let mut raw = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let token = format!(

@@ -2,7 +2,8 @@
 //! work moving off a throttled account, Retry-After honoured exactly, the app's budget as a
 //! shared ceiling (with and without `RateLimit-*` headers), quarantine of a bad account, every
 //! file fetched once with the right bytes and a verified quickXorHash, drives only some
-//! credentials may read, and `410` resyncs.
+//! credentials may read, `410` resyncs, and large files read in ranges spread over the
+//! accounts' egress budgets.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -703,4 +704,107 @@ fn report_throttles_of(report: &m365backup_engine::probe::ProbeReport) -> u64 {
         .iter()
         .map(|a| a.throttled_429 + a.throttled_503)
         .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_is_read_in_ranges_spread_over_the_accounts_egress() {
+    // One 40-MiB file; each user's egress window (2 s) holds 16 MiB; requests plentiful. Asked
+    // for whole, the file went through one account's empty window in one piece; in ranges, an
+    // account told to wait hands the rest of the file to the other.
+    const MIB: u64 = 1 << 20;
+    let window_secs = 2.0;
+    let throttling = ThrottleConfig {
+        user_egress_bytes_per_hour: 16.0 * MIB as f64 * 3600.0 / window_secs,
+        user_requests_per_5min: 1e9,
+        app_units_per_minute: Some(1e9),
+        app_units_per_day: Some(1e12),
+        tenant_units_per_5min: Some(1e12),
+        ..ThrottleConfig::realistic(window_secs / 3600.0)
+    };
+    let tenant = TenantSpec {
+        seed: SEED,
+        users: 1,
+        backup_accounts: 2,
+        sites: 0,
+        m365_groups: 0,
+        files_per_drive: 0,
+        large_files_per_drive: 1,
+        large_file_min_size: 40 * MIB,
+        large_file_max_size: 40 * MIB,
+        ..TenantSpec::default()
+    };
+    let sim = support::start_sim(tenant, throttling).await;
+    let pool = pool(&sim, vec![backup_account(&sim, 1), backup_account(&sim, 2)]);
+    let files = expected_files(&sim);
+    let large: Vec<_> = files
+        .iter()
+        .filter(|(d, i, _)| {
+            sim.tenant()
+                .drive(d)
+                .and_then(|d| d.state.read().unwrap().get(i).and_then(|i| i.file))
+                .is_some_and(|f| f.size == 40 * MIB)
+        })
+        .collect();
+    let (drive, item, sha) = large.first().expect("the large file");
+    let url = format!("/drives/{drive}/items/{item}/content");
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(60),
+        pool.download(&url, |chunk| sha2::Digest::update(&mut hasher, chunk)),
+    )
+    .await
+    .expect("the download ends")
+    .unwrap();
+    assert_eq!(read, 40 * MIB);
+    assert_eq!(
+        &hex(&sha2::Digest::finalize(hasher)),
+        sha,
+        "the right bytes, in order"
+    );
+    let report = pool.report();
+    let accounts: Vec<_> = report.iter().filter(|a| !a.organization).collect();
+    assert!(
+        accounts.iter().all(|a| a.bytes > 0 && a.bytes < 40 * MIB),
+        "the file was spread over both accounts: {accounts:?}"
+    );
+    assert!(
+        accounts.iter().any(|a| a.throttled_429 > 0),
+        "egress bound: {accounts:?}"
+    );
+    sim.shutdown().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_signs_no_one_in_again() {
+    let sim = sim(
+        ThrottleConfig {
+            enabled: false,
+            ..ThrottleConfig::default()
+        },
+        2,
+    )
+    .await;
+    let accounts = || (1..=4).map(|i| backup_account(&sim, i)).collect::<Vec<_>>();
+    let issued = || sim.sim().tokens.issued();
+    let before = issued();
+    // Each run builds its pool anew, as a job run does.
+    let first = pool(&sim, accounts());
+    assert_eq!(first.sign_in_all().await, 4);
+    run(first).await;
+    let signed_in = issued() - before;
+    assert_eq!(signed_in, 5, "each backup account and the app once");
+    let second = pool(&sim, accounts());
+    assert_eq!(second.sign_in_all().await, 4);
+    let report = run(second).await;
+    assert_eq!(report.files as usize, expected_files(&sim).len());
+    assert_eq!(
+        issued() - before,
+        signed_in,
+        "the second run reuses the first run's tokens"
+    );
+    sim.shutdown().await;
 }

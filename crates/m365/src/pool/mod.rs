@@ -11,6 +11,9 @@
 //! paces itself at the rate the budget refills, or, never seeing headers, learns it from the
 //! app's throttles.
 //!
+//! Downloads (`download.rs`) are read in ranges, so a user's egress budget fills evenly and a
+//! large file moves on to another account when its account is told to wait.
+//!
 //! Access (`access.rs`): a backup account reads only what its user may. The pool learns from
 //! `403`s which accounts can read which site or drive (a 403 is neither a throttle nor a broken
 //! account), sends a drive's requests only to accounts that can read it, falls back to the
@@ -18,12 +21,14 @@
 
 mod access;
 mod app_ceiling;
+mod download;
 mod metrics;
 mod pace;
 pub mod writes;
 
 pub use access::{access_scope, AccessReport};
 pub use app_ceiling::RateLimitReading;
+pub use download::RANGE_BYTES;
 pub use metrics::render_metrics;
 
 use pace::Readiness;
@@ -626,112 +631,6 @@ impl AccountPool {
         crate::response::json_capped(response, crate::response::MAX_GRAPH_BODY, url)
             .await
             .map_err(PoolError::from)
-    }
-
-    /// Streams a file's content (`/drives/{d}/items/{i}/content`, following the redirect to
-    /// the download URL) into `sink`, chunk by chunk; the number of bytes.
-    pub async fn download(
-        &self,
-        content_url: &str,
-        mut sink: impl FnMut(&[u8]),
-    ) -> Result<u64, PoolError> {
-        use futures_util::StreamExt;
-        let mut stream = self.download_stream(content_url).await?;
-        let mut total = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| M365Error::Unreachable {
-                url: "download URL".into(),
-                reason: e.to_string(),
-            })?;
-            sink(&chunk);
-            total += chunk.len() as u64;
-        }
-        Ok(total)
-    }
-
-    /// A file's content as a stream of chunks (`/drives/{d}/items/{i}/content` or a version's
-    /// `/content`, following the redirect to the download URL). Throttled downloads pause their
-    /// account and are asked for again before the stream starts; once it runs, a cut is an
-    /// error of the stream (`std::io::Error`), for the caller to retry. The bytes are counted
-    /// to the account that read them.
-    pub async fn download_stream(
-        &self,
-        content_url: &str,
-    ) -> Result<
-        impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
-        PoolError,
-    > {
-        use futures_util::StreamExt;
-        let route = access::Route::for_url(content_url);
-        let mut throttles = 0;
-        let (response, account) = loop {
-            let (response, account) = self.send(content_url, &route).await?;
-            if let Some(scope) = &route.scope {
-                self.access
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .readable(scope, account, self.accounts[account].organization);
-            }
-            let response =
-                if response.status().is_redirection() {
-                    let location = response
-                        .headers()
-                        .get(reqwest::header::LOCATION)
-                        .and_then(|v| v.to_str().ok())
-                        .ok_or_else(|| M365Error::Unreachable {
-                            url: content_url.to_owned(),
-                            reason: "redirect without a location".into(),
-                        })?
-                        .to_owned();
-                    // Pre-authenticated URL: no bearer token is sent to it.
-                    self.downloads.get(&location).send().await.map_err(|e| {
-                        M365Error::Unreachable {
-                            url: "download URL".into(),
-                            reason: crate::graph::reason(&e),
-                        }
-                    })?
-                } else {
-                    response
-                };
-            let status = response.status().as_u16();
-            if status == 429 || status == 503 {
-                // The download service throttles too (a user's egress budget): the account
-                // pauses as told and the file is asked for again.
-                let retry_after =
-                    crate::graph::retry_after(&response).unwrap_or(Duration::from_secs(1));
-                self.pause_account(account, retry_after, status);
-                throttles += 1;
-                self.may_retry(throttles, retry_after, status)?;
-                continue;
-            }
-            break (response, account);
-        };
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            return Err(M365Error::Graph {
-                status,
-                code: if status == 404 {
-                    "itemNotFound".into()
-                } else {
-                    "downloadFailed".into()
-                },
-                message: format!("the download URL answered HTTP {status}"),
-            }
-            .into());
-        }
-        let counter = self.accounts[account].counters.clone();
-        Ok(response.bytes_stream().map(move |chunk| match chunk {
-            Ok(bytes) => {
-                counter
-                    .bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                Ok(bytes)
-            }
-            Err(e) => Err(std::io::Error::other(format!(
-                "the download was cut off: {}",
-                crate::graph::reason(&e)
-            ))),
-        }))
     }
 
     /// The rate at which the app's budget in the tenant refills, units/s, as the pool has

@@ -133,6 +133,11 @@ impl Pace {
         )
     }
 
+    /// Told to wait, and the wait has not ended.
+    pub fn is_paused(&self, now: Instant) -> bool {
+        self.paused_until.is_some_and(|u| u > now)
+    }
+
     /// Still in the slow start: no throttle of its own yet.
     pub fn in_slow_start(&self) -> bool {
         self.probing

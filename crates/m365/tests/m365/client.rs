@@ -178,3 +178,41 @@ async fn retry_after_is_honoured() {
     assert!(retry_after >= Duration::from_secs(1));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn tokens_are_shared_by_clients_of_the_same_credentials_until_refused() {
+    let sim = sim(ThrottleConfig {
+        enabled: false,
+        ..Default::default()
+    })
+    .await;
+    let secret = sim.tenant().app.client_secret.clone();
+    let issued = || sim.sim().tokens.issued();
+    let before = issued();
+    // A run builds new clients for the same credentials: the process's token serves them all.
+    for _ in 0..3 {
+        let client = GraphClient::new(endpoints(&sim), app(&sim, &secret)).unwrap();
+        client.tenant_info().await.unwrap();
+    }
+    assert_eq!(issued() - before, 1, "one sign-in for three clients");
+    // Other credentials are other tokens: a wrong secret never gets the right one's token.
+    let wrong = GraphClient::new(endpoints(&sim), app(&sim, "wrong")).unwrap();
+    assert!(matches!(
+        wrong.tenant_info().await,
+        Err(M365Error::SignIn { .. })
+    ));
+    // Graph forgets the token (revoked, or another sim on the same port): a 401, one new
+    // sign-in, the call succeeds, and the new token is shared again.
+    sim.sim().tokens.revoke_all();
+    let client = GraphClient::new(endpoints(&sim), app(&sim, &secret)).unwrap();
+    let raw = client.get_once("/organization").await.unwrap();
+    assert!(raw.status().is_success(), "sent again with a new token");
+    assert_eq!(issued() - before, 2, "one sign-in after the refusal");
+    sim.sim().tokens.revoke_all();
+    client.tenant_info().await.unwrap();
+    assert_eq!(issued() - before, 3);
+    let other = GraphClient::new(endpoints(&sim), app(&sim, &secret)).unwrap();
+    other.tenant_info().await.unwrap();
+    assert_eq!(issued() - before, 3);
+    sim.shutdown().await;
+}
