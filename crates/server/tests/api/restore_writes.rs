@@ -1,7 +1,8 @@
 //! Restores to Microsoft 365 end to end: the real server over HTTPS, backups of an in-process
 //! simulated tenant, then `restoretoOriginallocation`, `restoreTo` and `copyTo` — the tenant's
 //! files compared byte for byte (and time for time) with what it held, under throttling and
-//! faults, and hostile requests refused with nothing written.
+//! faults, with their sharing and version history, hostile requests and hostile names in a
+//! backup refused with nothing written, and events a stopped server left running ended.
 
 use crate::common;
 
