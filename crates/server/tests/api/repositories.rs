@@ -785,7 +785,7 @@ async fn prune_without_retention_frees_only_unused_data(backend: Backend) {
     let (id, repo) = default_repository(&s, &token).await;
     write_files(&repo, "org-1", "drive-p", 1, &[("old", 1_000_000)]).await;
     let w = repo
-        .begin_snapshot(SnapshotSpec::new(object("org-1", "drive-p")))
+        .begin_snapshot(SnapshotSpec::new(object("org-1", "drive-q")))
         .await
         .unwrap();
     w.put_file(
