@@ -228,6 +228,12 @@ struct ChildRun {
     write_time: Option<Duration>,
 }
 
+/// The child's "STARTED" (the test harness prints `test crash::child ... ` before it on the
+/// same line).
+fn is_started(line: &str) -> bool {
+    line.ends_with("STARTED")
+}
+
 /// Runs the child for one round; kills it `kill_after` its "STARTED" (the repository open and
 /// its catalog rebuilt, the writing about to begin).
 fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> ChildRun {
@@ -255,7 +261,7 @@ fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> ChildRu
     let mut ended = Instant::now();
     loop {
         while let Ok(line) = lines.try_recv() {
-            if line == "STARTED" {
+            if is_started(&line) {
                 started = Some(Instant::now());
             }
             output.push_str(&line);
@@ -277,7 +283,7 @@ fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> ChildRu
     }
     reader.join().unwrap();
     for line in lines.try_iter() {
-        if line == "STARTED" && started.is_none() {
+        if is_started(&line) && started.is_none() {
             started = Some(ended);
         }
         output.push_str(&line);
