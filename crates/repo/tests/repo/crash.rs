@@ -176,7 +176,10 @@ async fn crash_rounds(kind: Kind, rounds: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut write_time = Duration::ZERO;
     let mut kills = 0;
-    for round in 0..rounds {
+    // Past `rounds`, a few more while no kill has left anything behind yet (a kill before the
+    // first pack upload leaves nothing), so every run shows prune removing orphans.
+    let mut round = 0;
+    while round < rounds || (state.orphans_seen == 0 && round < rounds + 10) {
         // Round 0 runs to completion and measures how long writing a restore point takes;
         // later rounds are cut anywhere in that time (a tenth past it lets some finish).
         let kill_after = (round > 0).then(|| write_time.mul_f64(rng.gen_range(0.0..1.1)));
@@ -201,10 +204,11 @@ async fn crash_rounds(kind: Kind, rounds: u64) {
             kills += 1;
         }
         verify(&place, &mut state, round).await;
+        round += 1;
     }
     assert!(
-        kills >= rounds / 3,
-        "seed {seed}: most rounds were interrupted ({kills} of {rounds}; a write takes {write_time:?})"
+        kills >= round / 3,
+        "seed {seed}: most rounds were interrupted ({kills} of {round}; a write takes {write_time:?})"
     );
     assert!(
         state.orphans_seen > 0,
