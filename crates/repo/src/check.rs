@@ -33,8 +33,16 @@ pub struct CheckReport {
     pub packs: usize,
     pub blobs: usize,
     pub packs_read: usize,
+    /// Which packs were read (all of them, a random subset, or none).
+    pub read_packs: Vec<PackId>,
     /// Packs no index lists: left by an interrupted writer; `prune` removes them.
     pub unindexed_packs: Vec<PackId>,
+    /// Indexed blob copies no restore point uses (an interrupted writer's chunks and item
+    /// pages, a second copy of a chunk two writers stored at once, what retention let go):
+    /// not damage, space `prune` gives back.
+    pub unreferenced_blobs: usize,
+    /// Indexed packs none of whose blobs a restore point uses: `prune` deletes them whole.
+    pub unreferenced_packs: usize,
     pub errors: Vec<String>,
     pub damaged: Vec<DamagedChunk>,
 }
@@ -151,9 +159,12 @@ impl Repository {
             progress.advance(1);
         }
         report.snapshots = records.len();
+        let mut used: HashSet<BlobId> = HashSet::new();
         for record in &records {
-            self.check_snapshot_items(record, &blobs, &mut report).await;
+            self.check_snapshot_items(record, &blobs, &mut used, &mut report)
+                .await;
         }
+        count_unreferenced(&packs, &used, &mut report);
         // Content.
         let mut to_read: Vec<PackId> = packs
             .keys()
@@ -185,6 +196,7 @@ impl Repository {
             .await;
         for (id, result) in results {
             report.packs_read += 1;
+            report.read_packs.push(id);
             match result {
                 Ok((bad, problems)) => {
                     damaged.extend(bad.into_iter().map(|(b, reason)| (b, id, reason)));
@@ -225,8 +237,10 @@ impl Repository {
         &self,
         record: &SnapshotRecord,
         blobs: &HashMap<BlobId, BlobLocation>,
+        used: &mut HashSet<BlobId>,
         report: &mut CheckReport,
     ) {
+        used.extend(record.doc.pages.iter().copied());
         let what = format!(
             "restore point {} ({} at {})",
             record.id, record.doc.object.name, record.doc.time
@@ -249,6 +263,7 @@ impl Repository {
                         .push(format!("{what}: items out of order at {}", item.id));
                 }
                 for chunk in item.chunks() {
+                    used.insert(chunk.0);
                     if !blobs.contains_key(&chunk.0) {
                         report.errors.push(format!(
                             "{what}: file {} ({}) needs chunk {}, which is missing",
@@ -348,6 +363,32 @@ impl Repository {
             }
         }
         Ok(uses)
+    }
+}
+
+/// Counts the indexed blob copies and packs nothing uses. A blob listed in several packs
+/// counts once as used (its first copy in pack order, the one `prune` keeps), the others as
+/// unreferenced.
+fn count_unreferenced(
+    packs: &HashMap<PackId, IndexedPack>,
+    used: &HashSet<BlobId>,
+    report: &mut CheckReport,
+) {
+    let mut ordered: Vec<&IndexedPack> = packs.values().collect();
+    ordered.sort_by_key(|p| p.id);
+    let mut kept: HashSet<BlobId> = HashSet::new();
+    for p in ordered {
+        let mut live = 0;
+        for b in &p.blobs {
+            if used.contains(&b.id) && kept.insert(b.id) {
+                live += 1;
+            } else {
+                report.unreferenced_blobs += 1;
+            }
+        }
+        if live == 0 {
+            report.unreferenced_packs += 1;
+        }
     }
 }
 

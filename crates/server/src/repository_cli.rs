@@ -324,6 +324,12 @@ pub async fn run(command: RepositoryCommand, settings: &Settings) -> anyhow::Res
                     report.unindexed_packs.len()
                 );
             }
+            if report.unreferenced_blobs > 0 {
+                println!(
+                    "{} chunks are used by no restore point ({} packs wholly unused); prune gives their space back.",
+                    report.unreferenced_blobs, report.unreferenced_packs
+                );
+            }
             for e in &report.errors {
                 println!("error: {e}");
             }

@@ -477,7 +477,8 @@ pub async fn remove_repository(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `{"applyRetention": null}`, `{"check": {"readDataSubset": "10%"}}` or `{"rebuildCatalog": null}`.
+/// `{"applyRetention": null}`, `{"prune": null}` (unused data only, no retention),
+/// `{"check": {"readDataSubset": "10%"}}` or `{"rebuildCatalog": null}`.
 #[utoipa::path(
     post,
     path = "/v5/BackupRepositories/{repositoryId}/Action",
@@ -515,6 +516,10 @@ pub async fn repository_action(
             AuditKind::RepositoryRetentionApplied,
             serde_json::to_value(service.apply_retention(id, &Quiet).await?),
         ),
+        "prune" => (
+            AuditKind::RepositoryRetentionApplied,
+            serde_json::to_value(service.prune_unused(id, &Quiet).await?),
+        ),
         "rebuildcatalog" => {
             let r = service.rebuild_catalog(id, &Quiet).await?;
             (
@@ -534,7 +539,7 @@ pub async fn repository_action(
         }
         _ => {
             return Err(ApiError::BadRequest(format!(
-                "unknown action '{verb}': use applyRetention, check or rebuildCatalog"
+                "unknown action '{verb}': use applyRetention, prune, check or rebuildCatalog"
             )))
         }
     };
@@ -606,6 +611,8 @@ fn check_json(r: &CheckReport) -> serde_json::Value {
         "blobs": r.blobs,
         "packsRead": r.packs_read,
         "unindexedPacks": r.unindexed_packs.len(),
+        "unreferencedPacks": r.unreferenced_packs,
+        "unreferencedChunks": r.unreferenced_blobs,
         "errors": r.errors,
         "damaged": r.damaged.iter().map(|d| serde_json::json!({
             "chunk": d.blob.to_hex(),

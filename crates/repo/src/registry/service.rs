@@ -440,6 +440,26 @@ impl RepositoryService {
         Ok(report)
     }
 
+    /// Prune without retention: no restore point goes; what none uses (an interrupted
+    /// writer's packs, chunks whose restore points are gone) is removed and sparse packs are
+    /// repacked, past the grace period. Not a retention run: the daily one still comes.
+    pub async fn prune_unused(
+        &self,
+        id: uuid::Uuid,
+        progress: &dyn Progress,
+    ) -> CoreResult<PruneReport> {
+        self.get(id).await?;
+        let _busy = self.mark_busy(id, "prune")?;
+        let repo = self.open(id).await?;
+        let options = PruneOptions {
+            retention: None,
+            now: Utc::now(),
+            grace: self.prune_grace,
+            ..PruneOptions::default()
+        };
+        repo.prune(&options, progress).await.map_err(repo_error)
+    }
+
     pub async fn check(
         &self,
         id: uuid::Uuid,

@@ -12,6 +12,74 @@ use crate::support::*;
 
 on_all_backends! {
     a_flipped_byte_is_found_and_never_read_as_data;
+    a_data_subset_check_reads_its_share_and_finds_damage_in_it;
+}
+
+/// `check --read-data-subset`: each run reads the asked share of the packs (rounded up), a
+/// different random choice each time, and reports the flipped byte exactly when the damaged
+/// pack is among those read; over the runs both happen.
+async fn a_data_subset_check_reads_its_share_and_finds_damage_in_it(kind: Kind) {
+    let place = place(kind).await;
+    let o = create_with(
+        &place,
+        m365backup_repo::InitOptions {
+            pack_size: 256 * 1024,
+            ..init_options()
+        },
+    )
+    .await;
+    let w = o
+        .repo
+        .begin_snapshot(SnapshotSpec::new(object("dora")))
+        .await
+        .unwrap();
+    // Small files (one chunk each) fill many small packs.
+    let mut files = Vec::new();
+    for i in 0..40 {
+        let data = random_bytes(20 + i, 150_000);
+        files.push(
+            w.put_file(
+                Item::file(format!("f{i}"), None, format!("{i}.bin")),
+                stream_of(data, 65536),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let file = &files[7];
+    w.commit(None).await.unwrap();
+    let all = o.repo.check(ReadData::All, &Quiet).await.unwrap();
+    assert!(all.is_ok(), "{all:?}");
+    let packs = all.packs;
+    assert!(packs >= 15, "{packs} packs");
+    assert_eq!(all.packs_read, packs);
+
+    let victim = file.content.as_ref().unwrap().chunks[0].0;
+    let location = o.catalog_lookup(victim).await;
+    flip_byte_in_pack(&place, &pack_key(&location.pack), location.offset + 50).await;
+
+    let share = 0.3;
+    let want = (packs as f64 * share).ceil() as usize;
+    let (mut found, mut missed) = (0, 0);
+    let mut chosen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        let r = o.repo.check(ReadData::Subset(share), &Quiet).await.unwrap();
+        assert_eq!(r.packs_read, want, "{packs} packs at {share}");
+        let read: std::collections::HashSet<_> = r.read_packs.iter().copied().collect();
+        assert_eq!(read.len(), want, "each pack read once");
+        chosen.extend(read.iter().copied());
+        if read.contains(&location.pack) {
+            found += 1;
+            assert_eq!(r.damaged.len(), 1, "{r:?}");
+            assert_eq!(r.damaged[0].blob, victim);
+            assert_eq!(r.damaged[0].pack, location.pack);
+        } else {
+            missed += 1;
+            assert!(r.is_ok(), "damage reported in a pack not read: {r:?}");
+        }
+    }
+    assert!(found > 0 && missed > 0, "found {found}, missed {missed}");
+    assert!(chosen.len() > want, "the subset is drawn anew each run");
 }
 
 async fn a_flipped_byte_is_found_and_never_read_as_data(kind: Kind) {

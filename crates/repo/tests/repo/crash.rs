@@ -1,10 +1,17 @@
 //! Crash safety: a child process writing a restore point is killed with SIGKILL at a random
 //! moment, over many rounds. After each kill the repository opens, its catalog rebuilds,
 //! `check` passes (reading every pack), every committed restore point reads back exactly, the
-//! interrupted one is absent or complete, and `prune` removes what it left behind.
+//! interrupted one is absent or complete, and `prune` removes what it left behind (`check`
+//! counts no unindexed pack, no unreferenced chunk or pack afterwards).
+//!
+//! The kill moment is drawn from the writer's own measured duration (from its "STARTED" to its
+//! exit, in the last round that ran to the end), so debug and release builds are cut alike. The
+//! rounds' random choices come from one seed: `M365BACKUP_CRASH_SEED` repeats a run; a failure
+//! prints the seed it used.
 
-use std::io::Read;
+use std::io::BufRead;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use m365backup_core::Secret;
@@ -23,6 +30,17 @@ use rand::{Rng, SeedableRng};
 use crate::support::*;
 
 const CHILD_ENV: &str = "M365BACKUP_CRASH_CHILD";
+const SEED_ENV: &str = "M365BACKUP_CRASH_SEED";
+
+/// The seed of this run: `M365BACKUP_CRASH_SEED`, else a fresh one.
+fn crash_seed() -> u64 {
+    match std::env::var(SEED_ENV) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{SEED_ENV}={v} is not a number")),
+        Err(_) => rand::random(),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_writer_killed_at_random_points() {
@@ -132,6 +150,9 @@ async fn child() {
 }
 
 async fn crash_rounds(kind: Kind, rounds: u64) {
+    let seed = crash_seed();
+    // Shown with the failure (the test harness prints a failed test's output).
+    println!("{kind:?} crash rounds with {SEED_ENV}={seed}");
     let place = place(kind).await;
     if kind == Kind::S3 {
         let _ = S3Server::shared();
@@ -147,35 +168,79 @@ async fn crash_rounds(kind: Kind, rounds: u64) {
         },
     )
     .await;
-    let mut committed: Vec<(SnapshotId, u64)> = Vec::new();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed + kind as u64);
-    let mut full_run = Duration::from_secs(2);
+    let mut state = Rounds {
+        seed,
+        committed: Vec::new(),
+        orphans_seen: 0,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut write_time = Duration::ZERO;
     let mut kills = 0;
-    for round in 0..rounds {
-        // Round 0 runs to completion and measures how long a round takes.
-        let kill_after = (round > 0).then(|| full_run.mul_f64(rng.gen_range(0.0..1.1)));
-        let (finished, output) = run_child(&place, round, kill_after);
+    // Past `rounds`, a few more while no kill has left anything behind yet (a kill before the
+    // first pack upload leaves nothing), so every run shows prune removing orphans.
+    let mut round = 0;
+    while round < rounds || (state.orphans_seen == 0 && round < rounds + 10) {
+        // Round 0 runs to completion and measures how long writing a restore point takes;
+        // later rounds are cut anywhere in that time (a tenth past it lets some finish).
+        let kill_after = (round > 0).then(|| write_time.mul_f64(rng.gen_range(0.0..1.1)));
+        let run = run_child(&place, round, kill_after);
         if round == 0 {
-            assert!(finished, "the first round completes: {output}");
+            assert!(
+                run.finished,
+                "seed {seed}: the first round completes: {}",
+                run.output
+            );
         }
-        if let Some(id) = output.lines().find_map(|l| l.strip_prefix("COMMITTED ")) {
-            committed.push((id.parse().unwrap(), round));
+        if let Some(took) = run.write_time {
+            write_time = took;
+        }
+        if let Some(id) = run
+            .output
+            .lines()
+            .find_map(|l| l.strip_prefix("COMMITTED "))
+        {
+            state.committed.push((id.parse().unwrap(), round));
         } else {
             kills += 1;
         }
-        verify(&place, &mut committed, round).await;
-        if round == 0 {
-            full_run = full_run.max(Duration::from_millis(300));
-        }
+        verify(&place, &mut state, round).await;
+        round += 1;
     }
     assert!(
-        kills >= rounds / 3,
-        "most rounds were interrupted ({kills} of {rounds})"
+        kills >= round / 3,
+        "seed {seed}: most rounds were interrupted ({kills} of {round}; a write takes {write_time:?})"
+    );
+    assert!(
+        state.orphans_seen > 0,
+        "seed {seed}: no kill left anything behind for prune to remove ({kills} kills)"
     );
 }
 
-/// Runs the child for one round; kills it after `kill_after`. Returns (exited by itself, stdout).
-fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> (bool, String) {
+/// What the rounds so far left: committed restore points and how many orphans were found.
+struct Rounds {
+    seed: u64,
+    committed: Vec<(SnapshotId, u64)>,
+    /// Unindexed packs plus unreferenced chunks `check` counted before each prune.
+    orphans_seen: usize,
+}
+
+struct ChildRun {
+    /// Exited by itself (not killed), successfully.
+    finished: bool,
+    output: String,
+    /// From "STARTED" to the exit, when it ran to the end.
+    write_time: Option<Duration>,
+}
+
+/// The child's "STARTED" (the test harness prints `test crash::child ... ` before it on the
+/// same line).
+fn is_started(line: &str) -> bool {
+    line.ends_with("STARTED")
+}
+
+/// Runs the child for one round; kills it `kill_after` its "STARTED" (the repository open and
+/// its catalog rebuilt, the writing about to begin).
+fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> ChildRun {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["crash::child", "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, describe(place))
@@ -184,39 +249,68 @@ fn run_child(place: &Place, round: u64, kill_after: Option<Duration>) -> (bool, 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut output = String::new();
+    let mut started: Option<Instant> = None;
     let mut finished = false;
+    let mut ended = Instant::now();
     loop {
+        while let Ok(line) = lines.try_recv() {
+            if is_started(&line) {
+                started = Some(Instant::now());
+            }
+            output.push_str(&line);
+            output.push('\n');
+        }
         if let Some(status) = child.try_wait().unwrap() {
+            ended = Instant::now();
             finished = status.success();
             break;
         }
-        if kill_after.is_some_and(|k| started.elapsed() >= k) {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            break;
+        if let (Some(k), Some(at)) = (kill_after, started) {
+            if at.elapsed() >= k {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    (finished, out)
+    reader.join().unwrap();
+    for line in lines.try_iter() {
+        if is_started(&line) && started.is_none() {
+            started = Some(ended);
+        }
+        output.push_str(&line);
+        output.push('\n');
+    }
+    ChildRun {
+        finished,
+        write_time: started.filter(|_| finished).map(|at| ended - at),
+        output,
+    }
 }
 
-async fn verify(place: &Place, committed: &mut Vec<(SnapshotId, u64)>, round: u64) {
+async fn verify(place: &Place, state: &mut Rounds, round: u64) {
+    let seed = state.seed;
+    let committed = &mut state.committed;
     let o = reopen(place).await;
     let report = o.repo.check(ReadData::All, &Quiet).await.unwrap();
-    assert!(report.is_ok(), "round {round}: {report:?}");
+    assert!(report.is_ok(), "seed {seed} round {round}: {report:?}");
     let snaps = o.repo.snapshots(&SnapshotFilter::default()).await.unwrap();
     for (id, _) in committed.iter() {
         assert!(
             snaps.iter().any(|s| s.id == *id),
-            "round {round}: committed restore point {id} is missing"
+            "seed {seed} round {round}: committed restore point {id} is missing"
         );
     }
     // A restore point whose commit was cut off after its document was written is complete.
@@ -226,7 +320,7 @@ async fn verify(place: &Place, committed: &mut Vec<(SnapshotId, u64)>, round: u6
         .collect();
     assert!(
         extra.len() <= 1,
-        "round {round}: unexpected restore points {extra:?}"
+        "seed {seed} round {round}: unexpected restore points {extra:?}"
     );
     if let Some(s) = extra.first() {
         committed.push((s.id, round));
@@ -239,27 +333,43 @@ async fn verify(place: &Place, committed: &mut Vec<(SnapshotId, u64)>, round: u6
                 .item(&snap, &name)
                 .await
                 .unwrap()
-                .unwrap_or_else(|| panic!("{name} in {id}"));
+                .unwrap_or_else(|| panic!("seed {seed}: {name} in {id}"));
             let back = read_all(&o.repo, item.content.as_ref().unwrap(), None).await;
             assert!(
                 back == data,
-                "round {round}: {name} of restore point {id} reads back wrong"
+                "seed {seed} round {round}: {name} of restore point {id} reads back wrong"
             );
         }
     }
-    o.repo
+    state.orphans_seen += report.unindexed_packs.len() + report.unreferenced_blobs;
+    // Every pack with anything unused is repacked, so nothing unused may stay.
+    let pruned = o
+        .repo
         .prune(
             &PruneOptions {
                 grace: Duration::ZERO,
+                max_unused: 0.0,
                 ..PruneOptions::default()
             },
             &Quiet,
         )
         .await
         .unwrap();
-    let report = o.repo.check(ReadData::None, &Quiet).await.unwrap();
+    assert_eq!(
+        pruned.unindexed_packs_deleted,
+        report.unindexed_packs.len(),
+        "seed {seed} round {round}: {pruned:?}"
+    );
+    assert_eq!(
+        pruned.blobs_removed, report.unreferenced_blobs,
+        "seed {seed} round {round}: {pruned:?} after {report:?}"
+    );
+    let after = o.repo.check(ReadData::None, &Quiet).await.unwrap();
     assert!(
-        report.is_ok() && report.unindexed_packs.is_empty(),
-        "round {round} after prune: {report:?}"
+        after.is_ok()
+            && after.unindexed_packs.is_empty()
+            && after.unreferenced_blobs == 0
+            && after.unreferenced_packs == 0,
+        "seed {seed} round {round} after prune: {after:?}"
     );
 }

@@ -10,6 +10,7 @@ mod concurrency;
 mod corruption;
 mod crash;
 mod faults;
+mod outage;
 mod restore_points;
 mod retention;
 mod round_trip;

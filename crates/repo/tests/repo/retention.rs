@@ -71,6 +71,17 @@ async fn snapshot_based_retention_removes_old_restore_points(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(report.restore_points_removed, 4, "{report:?}");
+    // Days 2–4 wrote packs only they used: deleted. Day 1's pack also holds the stable file,
+    // which day 5 still uses: repacked (the stable file copied out, the pack deleted).
+    assert_eq!(report.packs_repacked, 1, "{report:?}");
+    assert!(report.packs_deleted >= 3, "{report:?}");
+    let unused = o
+        .repo
+        .check(m365backup_repo::check::ReadData::None, &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(unused.unreferenced_blobs, 0, "{unused:?}");
+    assert_eq!(unused.unreferenced_packs, 0, "{unused:?}");
     let left = o.repo.snapshots(&SnapshotFilter::default()).await.unwrap();
     assert_eq!(
         left.iter().map(|s| s.doc.time).collect::<Vec<_>>(),
@@ -169,6 +180,8 @@ async fn item_level_retention_removes_old_item_versions(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(report.restore_points_rewritten, 2, "{report:?}");
+    // Day 1's pack keeps only the first fresh version of three files: repacked.
+    assert!(report.packs_repacked >= 1, "{report:?}");
     assert_eq!(
         report.item_versions_removed, 6,
         "two files and a folder in each: {report:?}"

@@ -7,7 +7,9 @@ use crate::common;
 
 use chrono::{TimeZone, Utc};
 use common::{assert_plaintext_absent, json, organization_body, start_sim, Backend, TestServer};
-use m365backup_repo::testing::{S3Server, S3_ACCESS_KEY, S3_SECRET_KEY};
+use m365backup_repo::testing::{
+    Azurite, S3Server, AZURITE_ACCOUNT, AZURITE_KEY, S3_ACCESS_KEY, S3_SECRET_KEY,
+};
 use m365backup_repo::{
     Item, ItemKind, ObjectKind, ProtectedObject, Repository, SnapshotFilter, SnapshotRecord,
     SnapshotSpec,
@@ -19,7 +21,10 @@ on_both_stores! {
     local_repositories_are_added_edited_and_removed;
     bad_repository_input_is_refused_and_changes_nothing;
     object_storage_repository_on_an_s3_server;
+    object_storage_repository_on_azurite;
     retention_applies_on_demand_through_the_action;
+    retention_runs_on_schedule_without_a_call;
+    prune_without_retention_frees_only_unused_data;
     sql_catalog_browses_and_rebuilds_the_same;
     used_repositories_of_an_organization;
 }
@@ -140,6 +145,33 @@ async fn default_repository_and_proxy_exist_from_first_start(backend: Backend) {
             .status(),
         404
     );
+    // A node whose heartbeat stopped is Offline; it is Online again when it beats.
+    let parts = m365backup_store::open_parts(
+        s.settings.database_url.as_ref().map(|u| u.expose()),
+        s.data_dir.path(),
+    )
+    .await
+    .unwrap();
+    let proxy_uuid: uuid::Uuid = proxy_id.parse().unwrap();
+    let stale =
+        Utc::now() - m365backup_core::proxies::ONLINE_WINDOW - chrono::TimeDelta::seconds(5);
+    parts
+        .proxies
+        .proxy_heartbeat(proxy_uuid, stale)
+        .await
+        .unwrap();
+    let p = json(s.get(&format!("/v5/Proxies/{proxy_id}"), &token).await).await;
+    assert_eq!(p["status"], "Offline", "{p}");
+    let listed = json(s.get("/v5/Proxies", &token).await).await;
+    assert_eq!(listed[0]["status"], "Offline", "{listed}");
+    parts
+        .proxies
+        .proxy_heartbeat(proxy_uuid, Utc::now())
+        .await
+        .unwrap();
+    let p = json(s.get(&format!("/v5/Proxies/{proxy_id}"), &token).await).await;
+    assert_eq!(p["status"], "Online", "{p}");
+    drop(parts);
     // The same proxy and repository after a restart: nothing is created twice.
     s.restart().await;
     let token = s.admin_token().await;
@@ -521,6 +553,129 @@ async fn object_storage_repository_on_an_s3_server(backend: Backend) {
     s.stop().await;
 }
 
+fn azure_body(azurite: &Azurite, container: &str, key: &str) -> Value {
+    json!({
+        "name": format!("Azure {container}"),
+        "objectStorage": {
+            "type": "AzureBlob", "endpoint": azurite.endpoint(), "accountName": AZURITE_ACCOUNT,
+            "accountKey": key, "container": container, "folder": "m365", "allowHttp": true
+        },
+        "encryptionPassword": "repository password for azure"
+    })
+}
+
+/// An Azure Blob repository added through the API (Azurite), then used: a restore point
+/// written, checked reading its data, browsed after the server restarts.
+async fn object_storage_repository_on_azurite(backend: Backend) {
+    let azurite = Azurite::shared();
+    let mut s = TestServer::start(backend).await;
+    let token = s.admin_token().await;
+    let container = format!("srv{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let r = post(
+        &s,
+        "/v5/BackupRepositories",
+        &token,
+        azure_body(azurite, &container, AZURITE_KEY),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let message = json(r).await["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("does not exist"), "{message}");
+    azurite.create_container(&container).await;
+    let wrong_key = "d3JvbmcgYXp1cml0ZSBrZXkgZm9yIHRlc3Rpbmc=";
+    let r = post(
+        &s,
+        "/v5/BackupRepositories",
+        &token,
+        azure_body(azurite, &container, wrong_key),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let message = json(r).await["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("access denied"), "{message}");
+    let r = post(
+        &s,
+        "/v5/BackupRepositories",
+        &token,
+        azure_body(azurite, &container, AZURITE_KEY),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let created = json(r).await;
+    assert_eq!(
+        created["path"],
+        format!("azure://{AZURITE_ACCOUNT}/{container}/m365")
+    );
+    assert_eq!(created["objectStorageEncryptionEnabled"], true);
+    assert!(!created.to_string().contains(AZURITE_KEY));
+    let os_id = created["objectStorageId"].as_str().unwrap().to_owned();
+    let os = json(
+        s.get(&format!("/v5/ObjectStorageRepositories/{os_id}"), &token)
+            .await,
+    )
+    .await;
+    assert_eq!(os["type"], "AzureBlob");
+    assert_eq!(os["bucket"]["name"], container.as_str());
+    assert_eq!(os["bucket"]["servicePoint"], azurite.endpoint().as_str());
+    assert_eq!(os["folder"], "m365");
+    assert!(!os.to_string().contains(AZURITE_KEY));
+
+    let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+    let repo = s
+        .server
+        .as_ref()
+        .unwrap()
+        .repositories
+        .open(id)
+        .await
+        .unwrap();
+    let snap = write_files(&repo, "org-1", "drive-az", 1, &[("a", 300_000), ("b", 7)]).await;
+    drop(repo);
+    let check = action(&s, &token, id, json!({"check": {"readData": true}})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["restorePoints"], 1);
+    assert!(check["packsRead"].as_u64().unwrap() >= 1, "{check}");
+    let one = json(s.get(&format!("/v5/BackupRepositories/{id}"), &token).await).await;
+    assert!(one["capacityBytes"].as_u64().unwrap() > 300_000, "{one}");
+    // After a restart the sealed key opens it again.
+    s.restart().await;
+    let token = s.admin_token().await;
+    let repo = s
+        .server
+        .as_ref()
+        .unwrap()
+        .repositories
+        .open(id)
+        .await
+        .unwrap();
+    let back = repo.snapshot(snap.id).await.unwrap();
+    let files = repo.list_folder(&back, Some("root-folder")).await.unwrap();
+    assert_eq!(
+        files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["a.bin", "b.bin"]
+    );
+    let data: Vec<bytes::Bytes> = futures_util::TryStreamExt::try_collect(
+        repo.read_content(files[0].content.as_ref().unwrap(), None)
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data.concat().len(), 300_000);
+    drop(repo);
+    let r = send(
+        &s,
+        reqwest::Method::DELETE,
+        &format!("/v5/BackupRepositories/{id}"),
+        &token,
+        None,
+    )
+    .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_plaintext_absent(&s, AZURITE_KEY).await;
+    assert_plaintext_absent(&s, "repository password for azure").await;
+    s.stop().await;
+}
+
 fn object(org: &str, drive: &str) -> ProtectedObject {
     ProtectedObject {
         organization_id: org.into(),
@@ -622,6 +777,79 @@ async fn retention_applies_on_demand_through_the_action(backend: Backend) {
     s.stop().await;
 }
 
+/// `{"prune": null}`: no restore point goes, whatever the retention; data none uses (here what
+/// an earlier retention run let go, past the grace period) is deleted.
+async fn prune_without_retention_frees_only_unused_data(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let token = s.admin_token().await;
+    let (id, repo) = default_repository(&s, &token).await;
+    write_files(&repo, "org-1", "drive-p", 1, &[("old", 1_000_000)]).await;
+    let w = repo
+        .begin_snapshot(SnapshotSpec::new(object("org-1", "drive-q")))
+        .await
+        .unwrap();
+    w.put_file(
+        Item::file("new", None, "new.bin"),
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            b"recent content",
+        ))]),
+    )
+    .await
+    .unwrap();
+    let recent = w.commit(None).await.unwrap();
+    // A week's retention takes the May restore point; its data stays (younger than the grace).
+    let r = send(
+        &s,
+        reqwest::Method::PUT,
+        &format!("/v5/BackupRepositories/{id}"),
+        &token,
+        Some(json!({"retentionPeriodType": "Daily", "dailyRetentionPeriod": 7})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let report = action(&s, &token, id, json!({"applyRetention": null})).await;
+    assert_eq!(report["restorePointsRemoved"], 1, "{report}");
+    assert_eq!(report["packsDeleted"], 0, "{report}");
+    // Nothing is young any more: every pack is older than the grace period.
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    let data = s.data_dir.path().join("repository/data");
+    for dir in std::fs::read_dir(&data).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(f.unwrap().path())
+                .unwrap();
+            f.set_modified(long_ago).unwrap();
+        }
+    }
+    let check = action(&s, &token, id, json!({"check": null})).await;
+    assert!(check["unreferencedChunks"].as_u64().unwrap() > 0, "{check}");
+    let report = action(&s, &token, id, json!({"PRUNE": null})).await;
+    assert_eq!(report["restorePointsRemoved"], 0, "{report}");
+    assert!(
+        report["packsDeleted"].as_u64().unwrap() + report["packsRepacked"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    assert!(
+        report["bytesFreed"].as_u64().unwrap() > 1_000_000,
+        "{report}"
+    );
+    let check = action(&s, &token, id, json!({"check": {"readData": true}})).await;
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(check["restorePoints"], 1, "{check}");
+    assert_eq!(check["unreferencedChunks"], 0, "{check}");
+    let kept = repo.snapshot(recent.id).await.unwrap();
+    let item = repo.item(&kept, "new").await.unwrap().unwrap();
+    let back: Vec<bytes::Bytes> = futures_util::TryStreamExt::try_collect(
+        repo.read_content(item.content.as_ref().unwrap(), None)
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(back.concat(), b"recent content");
+    s.stop().await;
+}
+
 async fn sql_catalog_browses_and_rebuilds_the_same(backend: Backend) {
     let s = TestServer::start(backend).await;
     let token = s.admin_token().await;
@@ -707,6 +935,89 @@ async fn sql_catalog_browses_and_rebuilds_the_same(backend: Backend) {
     assert_eq!(browse(repo.snapshot(s2.id).await.unwrap()).await, b2);
     let check = action(&s, &token, id, json!({"check": {"readDataSubset": "100%"}})).await;
     assert_eq!(check["ok"], true, "{check}");
+
+    // The same from the command line, beside the running server: lost again, rebuilt by
+    // `repository rebuild-catalog`, browsed the same.
+    repo.catalog().clear(id).await.unwrap();
+    assert!(repo.snapshot(s1.id).await.is_err());
+    let id_arg = id.to_string();
+    let (ok, out, err) = common::cli(&s, &["repository", "rebuild-catalog", &id_arg]).await;
+    assert!(ok, "{out}{err}");
+    assert_eq!(browse(repo.snapshot(s1.id).await.unwrap()).await, b1);
+    assert_eq!(browse(repo.snapshot(s2.id).await.unwrap()).await, b2);
+    assert_eq!(
+        repo.snapshots(&SnapshotFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // `check --read-data-subset` on it reads its share of the packs, rounded up.
+    let all = action(&s, &token, id, json!({"check": {"readData": true}})).await;
+    let packs = all["packs"].as_u64().unwrap();
+    assert!(packs >= 1 && all["packsRead"] == packs, "{all}");
+    let (ok, out, err) = common::cli(
+        &s,
+        &["repository", "check", &id_arg, "--read-data-subset", "50%"],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    let expected = format!(
+        "2 restore points, {packs} packs, {} chunks; {} packs read.",
+        all["blobs"],
+        packs.div_ceil(2)
+    );
+    assert!(out.contains(&expected), "{out} (expected {expected})");
+    assert!(out.contains("No errors found."), "{out}");
+    s.stop().await;
+}
+
+/// The server applies a repository's retention at its daily time on its own: no API call, no
+/// command. The server's scheduler looks every minute and once as it starts; the restart
+/// (same data, same store) makes that look come now instead of within a minute.
+async fn retention_runs_on_schedule_without_a_call(backend: Backend) {
+    let mut s = TestServer::start(backend).await;
+    let token = s.admin_token().await;
+    let (id, repo) = default_repository(&s, &token).await;
+    for d in 1..=3 {
+        write_files(&repo, "org-1", "drive-s", d, &[(&format!("f{d}"), 100_000)]).await;
+    }
+    drop(repo);
+    // Due from now on (a second on, so a run at start earlier today does not count as today's).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let due = chrono::Local::now().format("%H:%M:%S").to_string();
+    let r = send(
+        &s,
+        reqwest::Method::PUT,
+        &format!("/v5/BackupRepositories/{id}"),
+        &token,
+        Some(json!({
+            "retentionPeriodType": "Daily", "dailyRetentionPeriod": 1,
+            "retentionFrequencyType": "Daily", "dailyTime": due, "dailyType": "Everyday"
+        })),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    s.restart().await;
+    let token = s.admin_token().await;
+    let (_, repo) = default_repository(&s, &token).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let left = repo.snapshot_ids().await.unwrap().len();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} expired restore points are still there"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(repo
+        .snapshots(&SnapshotFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
     s.stop().await;
 }
 
