@@ -228,7 +228,12 @@ async fn more_streams_than_pack_buffers_all_commit(kind: Kind) {
     assert_eq!(report.snapshots, WRITERS);
     for (w, record) in records.iter().enumerate() {
         for f in 0..FILES {
-            let item = o.repo.item(record, &format!("f{f}")).await.unwrap().unwrap();
+            let item = o
+                .repo
+                .item(record, &format!("f{f}"))
+                .await
+                .unwrap()
+                .unwrap();
             let content = read_all(&o.repo, item.content.as_ref().unwrap(), None).await;
             assert_eq!(sha256(&content), sha256(&data(w, f)), "o{w}/f{f}");
         }
