@@ -197,7 +197,7 @@ async fn more_streams_than_pack_buffers_all_commit(kind: Kind) {
                         let name = format!("f{f}");
                         writer
                             .put_file(
-                                Item::file(&name, None, &format!("{name}.bin")),
+                                Item::file(&name, None, format!("{name}.bin")),
                                 stream_of(data(w, f), 16 * 1024),
                             )
                             .await
