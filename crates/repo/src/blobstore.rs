@@ -6,14 +6,18 @@
 //! open pack → written when full (two uploads at a time, the pipeline waits beyond that) →
 //! listed in an index file → recorded in the catalog. Only then is a blob visible to other
 //! processes; until then this process knows it as "in flight".
+//!
+//! Memory: a pack is held whole from its first blob until its upload ends, so the number of
+//! pack buffers alive at once is bounded ([`PACK_BUFFERS`]): a stream that needs a new pack
+//! while every buffer is taken waits for an upload to end instead of allocating another one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::Backend;
 use crate::catalog::{Catalog, RepoKey};
@@ -28,6 +32,12 @@ use crate::ids::{BlobId, BlobKind, IndexId};
 
 /// Packs written at the same time; the pipeline waits for a slot beyond that.
 const UPLOAD_SLOTS: usize = 2;
+/// Pack buffers alive at once (open, full and waiting for a slot, or being written): one
+/// filling while the upload slots write. Without a bound, every stream that found the open
+/// pack full started another while the full ones waited for a slot (seven 16 MiB packs at once
+/// in the backup benchmark). Never below two: a pack of one kind (tree pages) left open must
+/// not keep the other kind from ever opening one (see [`BlobStore::append_inner`]).
+pub const PACK_BUFFERS: usize = UPLOAD_SLOTS + 1;
 /// Written packs listed per index file (more at a flush).
 const PACKS_PER_INDEX: usize = 8;
 /// Ids looked up in the catalog per query, at most (at most this many chunks of a stream wait
@@ -69,10 +79,29 @@ pub(crate) struct InFlightRefs(pub(crate) std::collections::HashSet<BlobId>);
 
 type Upload = tokio::task::JoinHandle<(Vec<BlobId>, RepoResult<IndexedPack>)>;
 
+/// A pack being filled, with its share of [`PACK_BUFFERS`] (given back once it is written).
+struct OpenPack {
+    builder: PackBuilder,
+    buffer: BufferShare,
+}
+
+/// One of the [`PACK_BUFFERS`], held from a pack's first blob until its bytes are gone.
+struct BufferShare {
+    _permit: OwnedSemaphorePermit,
+    /// Buffers alive now (counted apart from the permits, so a test sees the real number).
+    live: Arc<AtomicUsize>,
+}
+
+impl Drop for BufferShare {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Default)]
 struct PackState {
-    data: Option<PackBuilder>,
-    tree: Option<PackBuilder>,
+    data: Option<OpenPack>,
+    tree: Option<OpenPack>,
     /// Blobs appended to a pack that is not yet recorded in the catalog.
     in_flight: HashMap<BlobId, BlobKind>,
     uploads: Vec<Upload>,
@@ -113,6 +142,11 @@ pub(crate) struct BlobStore {
     pack_size: usize,
     state: Mutex<PackState>,
     upload_slots: Arc<Semaphore>,
+    /// Pack buffers alive at once (see [`PACK_BUFFERS`]).
+    pack_buffers: Arc<Semaphore>,
+    /// Pack buffers alive now, and the most there were at once.
+    buffers_live: Arc<AtomicUsize>,
+    buffers_peak: AtomicUsize,
     /// Plain chunk bytes in flight in `store_stream`, all streams together (see
     /// [`CHUNK_BUDGET_IN_MAX_CHUNKS`]); a chunk holds its share from the chunker to its pack.
     chunk_budget: Arc<Semaphore>,
@@ -146,6 +180,9 @@ impl BlobStore {
             pack_size,
             state: Mutex::new(PackState::default()),
             upload_slots: Arc::new(Semaphore::new(UPLOAD_SLOTS)),
+            pack_buffers: Arc::new(Semaphore::new(PACK_BUFFERS.max(2))),
+            buffers_live: Arc::new(AtomicUsize::new(0)),
+            buffers_peak: AtomicUsize::new(0),
             index_lock: tokio::sync::Mutex::new(()),
             failures: AtomicU64::new(0),
             workers,
@@ -154,6 +191,23 @@ impl BlobStore {
 
     pub fn failure_count(&self) -> u64 {
         self.failures.load(Ordering::SeqCst)
+    }
+
+    /// The most pack buffers that were alive at once.
+    pub fn pack_buffers_peak(&self) -> usize {
+        self.buffers_peak.load(Ordering::SeqCst)
+    }
+
+    fn open_pack(&self, permit: OwnedSemaphorePermit) -> OpenPack {
+        let live = self.buffers_live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.buffers_peak.fetch_max(live, Ordering::SeqCst);
+        OpenPack {
+            builder: PackBuilder::new(self.pack_size + PACK_SLACK),
+            buffer: BufferShare {
+                _permit: permit,
+                live: self.buffers_live.clone(),
+            },
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PackState> {
@@ -337,33 +391,60 @@ impl BlobStore {
         plain_len: u32,
         skip_settled: bool,
     ) -> RepoResult<bool> {
-        let full = {
-            let mut st = self.lock();
-            if st.in_flight.contains_key(&id) || (skip_settled && st.settled.contains(&id)) {
-                return Ok(false);
+        // Back-pressure without deadlock: a caller waits for a buffer only while no pack of
+        // its kind is open, so every buffer is then held by a pack of the other kind (at most
+        // one, open) or by packs on their way out (waiting for an upload slot, or uploading),
+        // which the upload tasks give back without help from any stream. A stream's own
+        // half-full pack is the shared open pack: whoever fills it or flushes sends it off.
+        let mut buffer: Option<OwnedSemaphorePermit> = None;
+        let full = loop {
+            {
+                let mut guard = self.lock();
+                let st = &mut *guard;
+                if st.in_flight.contains_key(&id) || (skip_settled && st.settled.contains(&id)) {
+                    return Ok(false);
+                }
+                let slot = match kind {
+                    BlobKind::Data => &mut st.data,
+                    BlobKind::Tree => &mut st.tree,
+                };
+                if slot.is_none() {
+                    let permit = buffer
+                        .take()
+                        .or_else(|| self.pack_buffers.clone().try_acquire_owned().ok());
+                    *slot = permit.map(|p| self.open_pack(p));
+                }
+                if let Some(open) = slot {
+                    // A buffer taken while another caller opened the pack goes back at once.
+                    drop(buffer.take());
+                    open.builder.append(kind, id, stored, plain_len);
+                    let full = if open.builder.len() >= self.pack_size {
+                        slot.take()
+                    } else {
+                        None
+                    };
+                    st.in_flight.insert(id, kind);
+                    break full;
+                }
             }
-            st.in_flight.insert(id, kind);
-            let pack_size = self.pack_size;
-            let slot = match kind {
-                BlobKind::Data => &mut st.data,
-                BlobKind::Tree => &mut st.tree,
-            };
-            let builder = slot.get_or_insert_with(|| PackBuilder::new(pack_size + PACK_SLACK));
-            builder.append(kind, id, stored, plain_len);
-            if builder.len() >= pack_size {
-                slot.take()
-            } else {
-                None
-            }
+            // Every buffer is taken: wait (outside the lock) until an upload gives one back.
+            buffer = Some(
+                self.pack_buffers
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(RepoError::task("pack buffers"))?,
+            );
         };
-        if let Some(builder) = full {
-            self.start_upload(builder).await?;
+        if let Some(open) = full {
+            self.start_upload(open).await?;
             self.index_written(false).await?;
         }
         Ok(true)
     }
 
-    async fn start_upload(&self, builder: PackBuilder) -> RepoResult<()> {
+    async fn start_upload(&self, open: OpenPack) -> RepoResult<()> {
+        let OpenPack { builder, buffer } = open;
         // If this future is dropped or fails before the upload is under way, the pack's blobs
         // are no longer in flight and every writer that referred to them must fail.
         let mut abandon = Abandon {
@@ -392,6 +473,8 @@ impl BlobStore {
                     size,
                     blobs: pack.entries.into_iter().map(IndexedBlob::from).collect(),
                 });
+            // The pack's bytes are gone (`put` took them): its buffer may be used again.
+            drop(buffer);
             drop(permit);
             (ids, result)
         });
@@ -518,7 +601,7 @@ impl BlobStore {
     /// Closes the open packs and waits until every blob appended so far is written, indexed and
     /// in the catalog.
     pub async fn flush(&self) -> RepoResult<()> {
-        let builders: Vec<PackBuilder> = {
+        let builders: Vec<OpenPack> = {
             let mut st = self.lock();
             [st.data.take(), st.tree.take()]
                 .into_iter()

@@ -30,7 +30,10 @@ pub struct Chunker {
 /// A stream's first buffer (it doubles from there, up to `max_size`).
 const FIRST_BUFFER: usize = 16 * 1024;
 /// A gathered chunk's buffer is handed over as is (no copy) when it wastes at most this
-/// fraction of its capacity; else the chunk is copied out and the buffer kept for the next.
+/// fraction of its capacity; else the chunk is copied out and the buffer kept for the next,
+/// unless it grew past `avg_size`: a buffer grown for one large chunk and kept would hold up to
+/// `max_size` for the rest of the stream, for every stream at once (a backup of large files
+/// held 4 MiB per download that way, 56 MiB in all), where a fresh one grows with the chunk.
 const HAND_OVER_SLACK: usize = 4;
 
 impl Chunker {
@@ -260,7 +263,11 @@ impl Gatherer {
             return Bytes::from(std::mem::take(&mut self.buf));
         }
         let chunk = Bytes::copy_from_slice(&self.buf);
-        self.buf.clear();
+        if self.buf.capacity() > c.avg {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
         chunk
     }
 }
@@ -381,6 +388,13 @@ mod tests {
             at += used;
             if let Some(chunk) = chunk {
                 assert!(chunk.len() <= 65536);
+                // Between chunks, no buffer grown for a large one is kept.
+                let kept = g.buf.capacity();
+                assert!(
+                    kept <= 16384usize.max(2 * g.buf.len()).max(FIRST_BUFFER),
+                    "{kept} bytes kept for {} carried over",
+                    g.buf.len()
+                );
             }
             assert!(g.buf.len() < 65536 && g.buf.capacity() <= 65536);
         }

@@ -38,7 +38,7 @@ pub mod testing;
 pub mod writer;
 
 pub use backend::{AzureLocation, Location, S3Location};
-pub use blobstore::LOOKUP_BATCH;
+pub use blobstore::{LOOKUP_BATCH, PACK_BUFFERS};
 pub use catalog::{Catalog, ItemChange, MemoryCatalog, RepoKey, SnapshotFilter, SnapshotRecord};
 pub use error::{CatalogError, ErrorClass, RepoError, RepoResult, StorageFault};
 pub use format::item::{ChunkRef, Content, Item, ItemKind, ItemVersion};

@@ -231,6 +231,12 @@ impl Repository {
         self.inner.active_writers.load(Ordering::SeqCst)
     }
 
+    /// The most pack buffers this handle held at once (packs open, waiting to be written, or
+    /// being written; each up to the pack size): at most [`crate::PACK_BUFFERS`].
+    pub fn pack_buffers_peak(&self) -> usize {
+        self.inner.blobs.pack_buffers_peak()
+    }
+
     /// Bytes the repository's packs take (from the catalog).
     pub async fn stored_bytes(&self) -> RepoResult<u64> {
         Ok(self.inner.catalog.stored_bytes(self.inner.repo).await?)

@@ -1,10 +1,11 @@
 //! Several writers at once: both commit, shared chunks are stored once, check passes; prune
-//! waits for writers (it cannot take its exclusive lock while one works).
+//! waits for writers (it cannot take its exclusive lock while one works); many more streams
+//! than pack buffers wait for one in turn, and every writer still commits.
 
 use m365backup_repo::check::ReadData;
 use m365backup_repo::progress::Quiet;
 use m365backup_repo::prune::PruneOptions;
-use m365backup_repo::{Item, RepoError, Repository, SnapshotSpec};
+use m365backup_repo::{InitOptions, Item, RepoError, Repository, SnapshotSpec, PACK_BUFFERS};
 
 use crate::on_all_backends;
 use crate::support::*;
@@ -12,6 +13,7 @@ use crate::support::*;
 on_all_backends! {
     two_writers_at_once_share_chunks;
     two_handles_write_at_once_and_prune_waits;
+    more_streams_than_pack_buffers_all_commit;
 }
 
 async fn write_object(
@@ -160,5 +162,80 @@ async fn two_handles_write_at_once_and_prune_waits(kind: Kind) {
             read_all(&fresh.repo, item.content.as_ref().unwrap(), None).await,
             data
         );
+    }
+}
+
+/// Writers of 6 objects, 4 files each, all at once: 24 streams filling packs so small that
+/// every chunk closes one, against 3 pack buffers. Streams wait for a buffer rather than
+/// allocate one, tree pages (written while other writers' streams hold every buffer) still find
+/// one, and every writer commits; the repository checks clean and every file reads back.
+async fn more_streams_than_pack_buffers_all_commit(kind: Kind) {
+    const WRITERS: usize = 6;
+    const FILES: usize = 4;
+    let place = place(kind).await;
+    let o = create_with(
+        &place,
+        InitOptions {
+            pack_size: 64 * 1024,
+            ..init_options()
+        },
+    )
+    .await;
+    let data = |w: usize, f: usize| random_bytes(100 + (w * FILES + f) as u64, 700 * 1024);
+    let writers = (0..WRITERS).map(|w| {
+        let repo = o.repo.clone();
+        async move {
+            let writer = std::sync::Arc::new(
+                repo.begin_snapshot(SnapshotSpec::new(object(&format!("o{w}"))))
+                    .await
+                    .unwrap(),
+            );
+            let files: Vec<_> = (0..FILES)
+                .map(|f| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        let name = format!("f{f}");
+                        writer
+                            .put_file(
+                                Item::file(&name, None, format!("{name}.bin")),
+                                stream_of(data(w, f), 16 * 1024),
+                            )
+                            .await
+                    })
+                })
+                .collect();
+            for file in files {
+                file.await.unwrap().unwrap();
+            }
+            let writer = std::sync::Arc::into_inner(writer).unwrap();
+            writer.commit(None).await.unwrap()
+        }
+    });
+    // A deadlock shows as this timeout, not as a hung test run.
+    let records = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        futures::future::join_all(writers),
+    )
+    .await
+    .expect("every writer commits (no stream waits forever for a pack buffer)");
+    let peak = o.repo.pack_buffers_peak();
+    assert!(
+        (2..=PACK_BUFFERS).contains(&peak),
+        "pack buffers alive at once: {peak} (bound {PACK_BUFFERS})"
+    );
+    let report = o.repo.check(ReadData::All, &Quiet).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.snapshots, WRITERS);
+    for (w, record) in records.iter().enumerate() {
+        for f in 0..FILES {
+            let item = o
+                .repo
+                .item(record, &format!("f{f}"))
+                .await
+                .unwrap()
+                .unwrap();
+            let content = read_all(&o.repo, item.content.as_ref().unwrap(), None).await;
+            assert_eq!(sha256(&content), sha256(&data(w, f)), "o{w}/f{f}");
+        }
     }
 }

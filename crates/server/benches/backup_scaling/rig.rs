@@ -3,15 +3,20 @@
 //! registered with the tenant's app-only credentials, N backup accounts set with
 //! `PUT .../BackupAccounts`, one manual job over the whole organization. A run is timed from
 //! `POST /v5/Jobs/{id}/Action {"start":null}` to the moment the API shows its session ended, with
-//! the simulator's own counters read at both ends.
+//! the simulator's own counters read at both ends. Where this process's memory is measured, the
+//! simulator runs in a child process instead ([`ChildSim`]: this benchmark's binary started
+//! again in simulator mode, serving m365sim as the `m365sim` binary does), so that the figure is
+//! the backup server's alone.
 
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use m365backup_engine::backup::EngineConfig;
 use m365backup_repo::Repository;
 use m365sim::tenant::generated_password;
 use m365sim::throttle::Principal;
-use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+use m365sim::{RunningSim, SimConfig, Tenant, TenantSpec, ThrottleConfig};
 use serde_json::{json, Value};
 
 use crate::support::BenchServer;
@@ -36,8 +41,8 @@ pub fn engine_config() -> EngineConfig {
 }
 
 /// A server, a tenant and a job, ready to run.
-pub struct Rig {
-    pub sim: RunningSim,
+pub struct Rig<S = RunningSim> {
+    pub sim: S,
     pub server: BenchServer,
     pub org: String,
     pub job: String,
@@ -60,7 +65,11 @@ pub struct SimCounters {
 }
 
 impl SimCounters {
-    pub fn read(sim: &RunningSim) -> Self {
+    pub fn read(sim: &impl SimSide) -> Self {
+        sim.counters()
+    }
+
+    fn of(sim: &RunningSim) -> Self {
         let mut c = Self::default();
         for (principal, s) in sim.sim().throttler.stats() {
             let throttled = (s.throttled429 + s.throttled503) as f64;
@@ -167,12 +176,164 @@ pub async fn start_sim(tenant: TenantSpec, throttling: ThrottleConfig) -> Runnin
         .unwrap()
 }
 
+/// What a rig needs of its simulator.
+pub trait SimSide {
+    fn tenant(&self) -> &Tenant;
+    fn base_url(&self) -> &str;
+    fn graph_url(&self) -> String;
+    /// The throttling counters (zero where they cannot be read).
+    fn counters(&self) -> SimCounters;
+    fn shutdown(self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl SimSide for RunningSim {
+    fn tenant(&self) -> &Tenant {
+        RunningSim::tenant(self)
+    }
+    fn base_url(&self) -> &str {
+        RunningSim::base_url(self)
+    }
+    fn graph_url(&self) -> String {
+        RunningSim::graph_url(self)
+    }
+    fn counters(&self) -> SimCounters {
+        SimCounters::of(self)
+    }
+    async fn shutdown(self) {
+        RunningSim::shutdown(self).await
+    }
+}
+
+/// The simulator in a process of its own (killed when dropped). The tenant is generated here
+/// too, from the same spec (generation is deterministic; the child's app id, which it prints,
+/// is checked against it), for the organization's credentials.
+pub struct ChildSim {
+    child: Child,
+    tenant: Tenant,
+    base_url: String,
+    _spec_dir: tempfile::TempDir,
+}
+
+/// Set in a child started by [`ChildSim::start`]: the tenant file it serves.
+pub const SIM_CHILD_TENANT: &str = "BACKUP_SCALING_SIM_TENANT";
+/// Set in such a child: `1` to throttle as m365sim does by default, else unthrottled.
+const SIM_CHILD_THROTTLING: &str = "BACKUP_SCALING_SIM_THROTTLING";
+
+/// Simulator mode (the child's `main`): serves the tenant of the file on a free loopback port,
+/// prints its address and app id, and runs until killed. Builds the binary only the benchmark
+/// needs: the `m365sim` binary's dependencies have other features, a second long build.
+pub async fn serve_sim_child(tenant_file: &str) {
+    let tenant = TenantSpec::from_file(std::path::Path::new(tenant_file)).unwrap();
+    let throttling = if std::env::var(SIM_CHILD_THROTTLING).as_deref() == Ok("1") {
+        ThrottleConfig::default()
+    } else {
+        ThrottleConfig {
+            enabled: false,
+            ..ThrottleConfig::default()
+        }
+    };
+    let sim = start_sim(tenant, throttling).await;
+    println!("client id {}", sim.tenant().app.client_id);
+    println!("serving at {}", sim.base_url());
+    std::future::pending::<()>().await;
+}
+
+impl ChildSim {
+    /// Starts the simulator with `tenant`, throttling on (m365sim's defaults) or off.
+    pub fn start(tenant: TenantSpec, throttling: bool) -> Self {
+        let generated = Tenant::generate(&tenant).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("tenant.json");
+        std::fs::write(&spec, serde_json::to_vec(&tenant).unwrap()).unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(SIM_CHILD_TENANT, &spec)
+            .env(SIM_CHILD_THROTTLING, if throttling { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the simulator's process");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let (mut base_url, mut client_id) = (None, None);
+        while base_url.is_none() || client_id.is_none() {
+            let line = lines
+                .next()
+                .expect("the simulator printed its address and app")
+                .unwrap();
+            if let Some(url) = line.strip_prefix("serving at ") {
+                base_url = Some(url.trim().to_owned());
+            } else if let Some(id) = line.strip_prefix("client id ") {
+                client_id = Some(id.trim().to_owned());
+            }
+        }
+        assert_eq!(
+            client_id,
+            Some(generated.app.client_id.to_string()),
+            "the child's tenant is the one generated here"
+        );
+        // Keep reading what it prints, so that it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            tenant: generated,
+            base_url: base_url.unwrap(),
+            _spec_dir: dir,
+        }
+    }
+
+    /// The child's peak resident memory, MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        vm_hwm_mib(&format!("/proc/{}/status", self.child.id()))
+    }
+}
+
+impl Drop for ChildSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SimSide for ChildSim {
+    fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    fn graph_url(&self) -> String {
+        format!("{}/v1.0", self.base_url)
+    }
+    fn counters(&self) -> SimCounters {
+        SimCounters::default()
+    }
+    async fn shutdown(self) {
+        drop(self);
+    }
+}
+
 impl Rig {
-    /// The server, the tenant, the organization with `accounts` backup accounts
-    /// (`backup1` … of the tenant's "Backup Accounts" group) and a manual job over everything.
+    /// The server, the tenant (in this process), the organization with `accounts` backup
+    /// accounts (`backup1` … of the tenant's "Backup Accounts" group) and a manual job over
+    /// everything.
     pub async fn start(tenant: TenantSpec, throttling: ThrottleConfig, accounts: usize) -> Self {
         let seed = tenant.seed;
         let sim = start_sim(tenant, throttling).await;
+        Rig::with_sim(sim, seed, accounts).await
+    }
+}
+
+impl Rig<ChildSim> {
+    /// As [`Rig::start`], with the simulator in a child process (unthrottled, or throttled
+    /// as `m365sim` is by default).
+    pub async fn start_child(tenant: TenantSpec, throttling: bool, accounts: usize) -> Self {
+        let seed = tenant.seed;
+        let sim = ChildSim::start(tenant, throttling);
+        Rig::with_sim(sim, seed, accounts).await
+    }
+}
+
+impl<S: SimSide> Rig<S> {
+    async fn with_sim(sim: S, seed: u64, accounts: usize) -> Self {
         let server = start_server(engine_config()).await;
         let t = sim.tenant();
         let org_body = json!({"type": "Office365", "region": "Worldwide", "isSharePointOnline": true,
@@ -354,7 +515,12 @@ pub fn pool_bytes() -> u64 {
 
 /// Peak resident memory of this process since the last reset, MiB.
 pub fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    vm_hwm_mib("/proc/self/status")
+}
+
+/// `VmHWM` of a `/proc/…/status` file, MiB.
+fn vm_hwm_mib(path: &str) -> f64 {
+    let status = std::fs::read_to_string(path).unwrap_or_default();
     let kb: f64 = status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
