@@ -7,6 +7,13 @@ M365BACKUP_SCHEMATHESIS_IDS naming that JSON), it puts those ids in every genera
 the calls reach real logic instead of 404s: the operations that remove or stop something get a
 resource of their own, so the others keep theirs. A path parameter that schemathesis made invalid
 on purpose (a negative case) is left alone.
+
+Valid bodies (positive cases) also get the state the document cannot describe, and nothing else:
+the demo tenant's sign-in for organizations (its application, the simulator's endpoints, a
+backup worker's password), distinct members of the demo's security group with their passwords
+for backup accounts, a worker that signs in for a restore's userName, real sites, users, groups,
+repository and proxy for jobs, a fresh folder for a new repository (a local one: the demo reaches
+no object storage) and the repository's own path on PUT. Invalid bodies are sent as generated.
 """
 
 import json
@@ -106,7 +113,7 @@ def setup():
     ids["objectStorageId"] = api.first_id("/v5/ObjectStorageRepositories")
     # Directory objects a job's items may name, and the demo tenant's sign-in (its app, and the
     # simulator's endpoints as the demo organization has them).
-    sites = api.call("GET", f"{org}/Sites?limit=50")["results"]
+    sites = api.call("GET", f"{org}/Sites?limit=1000")["results"]
     ids["sites"] = [{"id": s["id"], "url": s["url"]} for s in sites if not s["isPersonal"]][:5]
     users = api.call("GET", f"{org}/Users?limit=5")["results"]
     ids["users"] = [{"id": u["id"], "name": u["name"], "displayName": u["displayName"]} for u in users]
@@ -256,7 +263,10 @@ def real_accounts(body):
 
 
 def real_repository(body, method, ids):
-    """A new repository in a fresh folder of the run; an edit keeps the repository's path."""
+    """A new repository in a fresh folder of the run, on the real proxy; an edit keeps the
+    repository's path."""
+    if isinstance(body.get("proxyId"), str):
+        body["proxyId"] = IDS["proxyId"]
     if method == "POST" and isinstance(body.get("objectStorage"), dict):
         # The demo reaches no object storage: the same body with a local folder instead.
         body["objectStorage"] = None
