@@ -542,6 +542,13 @@ mod tests {
             ..SchedulePatch::default()
         };
         assert!(retries.apply(SchedulePolicy::default()).is_err());
+        // Given bounds hold while retries are off too.
+        let off = SchedulePatch {
+            retry_enabled: Some(false),
+            retry_wait_interval: Some(1000),
+            ..SchedulePatch::default()
+        };
+        assert!(off.apply(SchedulePolicy::default()).is_err());
     }
 
     #[test]
