@@ -7,6 +7,13 @@ M365BACKUP_SCHEMATHESIS_IDS naming that JSON), it puts those ids in every genera
 the calls reach real logic instead of 404s: the operations that remove or stop something get a
 resource of their own, so the others keep theirs. A path parameter that schemathesis made invalid
 on purpose (a negative case) is left alone.
+
+Valid bodies (positive cases) also get the state the document cannot describe, and nothing else:
+the demo tenant's sign-in for organizations (its application, the simulator's endpoints, a
+backup worker's password), distinct members of the demo's security group with their passwords
+for backup accounts, a worker that signs in for a restore's userName, real sites, users, groups,
+repository and proxy for jobs, a fresh folder for a new repository (a local one: the demo reaches
+no object storage) and the repository's own path on PUT. Invalid bodies are sent as generated.
 """
 
 import json
@@ -22,6 +29,15 @@ DEMO_ORGANIZATION = "6f9b3da3-204d-4a4b-b466-55586e0233fc"
 DEMO_GROUP = "6e570850-9ce9-40ed-b81d-41772dabcead"
 # An id of nothing, for the kinds of resource the demo has none of.
 NOTHING = "00000000-0000-4000-8000-000000000001"
+# The demo tenant's application secret (crates/server/src/demo.rs; never returned by the API)
+# and its backup workers, members of DEMO_GROUP, with the passwords `serve --demo` prints.
+DEMO_APP_SECRET = "demo-app-secret"
+DEMO_ACCOUNTS = [
+    ("account1@office365.onmicrosoft.com", "XXXXX"),
+    ("account2@office365.onmicrosoft.com", "Pass-account2-365!"),
+    ("account3@office365.onmicrosoft.com", "Pass-account3-365!"),
+    ("account4@office365.onmicrosoft.com", "Pass-account4-365!"),
+]
 
 
 # --- setup: make the resources -------------------------------------------------------------
@@ -83,7 +99,9 @@ def setup():
     api.token = signed_in["access_token"]
     org = f"/v5/Organizations/{DEMO_ORGANIZATION}"
     ids = {"token": api.token, "organizationId": DEMO_ORGANIZATION, "groupId": DEMO_GROUP}
-    ids["repositoryId"] = api.first_id("/v5/BackupRepositories")
+    repositories = api.call("GET", "/v5/BackupRepositories")
+    ids["repositoryId"] = repositories[0]["id"]
+    ids["repositoryPath"] = {r["id"]: r.get("path") for r in repositories}
     ids["proxyId"] = api.first_id("/v5/Proxies")
     ids["userId"] = api.first_id(f"{org}/Users?limit=1")
     sites = api.call("GET", f"{org}/Sites?limit=1")["results"]
@@ -93,6 +111,22 @@ def setup():
     host = urllib.parse.urlparse(sites[0]["url"]).hostname if sites else "nothing"
     ids["graphSiteId"] = f"{host},{ids['siteId'][:36]},{ids['siteId'][36:]}"
     ids["objectStorageId"] = api.first_id("/v5/ObjectStorageRepositories")
+    # Directory objects a job's items may name, and the demo tenant's sign-in (its app, and the
+    # simulator's endpoints as the demo organization has them).
+    sites = api.call("GET", f"{org}/Sites?limit=1000")["results"]
+    ids["sites"] = [{"id": s["id"], "url": s["url"]} for s in sites if not s["isPersonal"]][:5]
+    users = api.call("GET", f"{org}/Users?limit=5")["results"]
+    ids["users"] = [{"id": u["id"], "name": u["name"], "displayName": u["displayName"]} for u in users]
+    groups = api.call("GET", f"{org}/Groups?limit=5")["results"]
+    ids["groups"] = [{"id": g["id"], "name": g["name"], "displayName": g["displayName"]} for g in groups]
+    settings = api.call("GET", org)["sharePointOnlineSettings"]
+    ids["tenant"] = {
+        "applicationId": settings["applicationId"],
+        "applicationSecret": DEMO_APP_SECRET,
+        "officeOrganizationName": settings["officeOrganizationName"],
+        "authorityUrl": settings["authorityUrl"],
+        "graphUrl": settings["graphUrl"],
+    }
     # A job run once: its session, log items, and restore points to explore.
     job = {"name": "Schemathesis", "backupType": "EntireOrganization", "schedulePolicy": {"type": "ManualOnly"}, "runNow": True}
     ids["jobId"] = api.call("POST", f"{org}/Jobs", job)["id"]
@@ -127,9 +161,11 @@ def setup():
     # What the removing and stopping operations may take.
     spare = {"name": "Schemathesis spare", "backupType": "EntireOrganization", "schedulePolicy": {"type": "ManualOnly"}}
     repository = {"name": "Schemathesis spare", "path": os.path.join(os.environ["M365BACKUP_WORK"], "spare-repository")}
+    spare_repository = api.call("POST", "/v5/BackupRepositories", repository)
+    ids["repositoryPath"][spare_repository["id"]] = spare_repository.get("path")
     ids["spare"] = {
         "jobId": api.call("POST", f"{org}/Jobs", spare)["id"],
-        "repositoryId": api.call("POST", "/v5/BackupRepositories", repository)["id"],
+        "repositoryId": spare_repository["id"],
         "restoreSessionId": explore(api, "veod"),
         # The demo organization itself is not removed: a fresh id of nothing instead.
         "organizationId": NOTHING,
@@ -170,6 +206,82 @@ def ids_for(method, path):
     return ids
 
 
+def real_account(options):
+    """A restore's writing account: one that signs in to the demo tenant."""
+    if isinstance(options.get("userName"), str):
+        options["userName"], options["userPassword"] = DEMO_ACCOUNTS[0]
+
+
+def real_items(items):
+    """A job's items naming real sites, users and groups (the n-th of a kind the n-th real one)."""
+    if not isinstance(items, list):
+        return
+    seen = {}
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type", "")).lower()
+        field, real = {"site": ("site", IDS["sites"]), "user": ("user", IDS["users"]), "group": ("group", IDS["groups"])}.get(kind, (None, None))
+        target = item.get(field) if field else None
+        if not isinstance(target, dict) or not real:
+            continue
+        n = seen.get(kind, 0)
+        seen[kind] = n + 1
+        pick = real[n % len(real)]
+        for key in ("id", "url", "name", "displayName"):
+            if isinstance(target.get(key), str) and target[key].strip() and key in pick:
+                target[key] = pick[key]
+
+
+def real_job(body):
+    """A job body naming the real repository and proxy, and real items."""
+    for field, real in (("repositoryId", IDS["repositoryId"]), ("proxyId", IDS["proxyId"])):
+        if isinstance(body.get(field), str) and body[field].strip():
+            body[field] = real
+    real_items(body.get("selectedItems"))
+    real_items(body.get("excludedItems"))
+
+
+def real_sign_in(body):
+    """An organization's connection settings that sign in to the demo tenant."""
+    for field in ("sharePointOnlineSettings", "exchangeOnlineSettings"):
+        settings = body.get(field)
+        if not isinstance(settings, dict):
+            continue
+        settings.update(IDS["tenant"])
+        if settings.get("useApplicationOnlyAuth") is not True:
+            settings["account"], settings["password"] = DEMO_ACCOUNTS[0]
+
+
+def real_accounts(body):
+    """Backup accounts: distinct members of the demo's group, with their passwords."""
+    del body[len(DEMO_ACCOUNTS):]
+    for entry, (login, password) in zip(body, DEMO_ACCOUNTS):
+        if isinstance(entry, dict) and isinstance(entry.get("groupMember"), dict):
+            entry["groupMember"].update({"groupId": DEMO_GROUP, "login": login})
+            entry["password"] = password
+
+
+def real_repository(body, method, ids):
+    """A new repository in a fresh folder of the run, on the real proxy; an edit keeps the
+    repository's path."""
+    if isinstance(body.get("proxyId"), str):
+        body["proxyId"] = IDS["proxyId"]
+    if method == "POST" and isinstance(body.get("objectStorage"), dict):
+        # The demo reaches no object storage: the same body with a local folder instead.
+        body["objectStorage"] = None
+        body["path"] = ""
+    if method == "POST" and isinstance(body.get("path"), str):
+        global FOLDERS
+        FOLDERS += 1
+        body["path"] = os.path.join(os.path.dirname(os.environ["M365BACKUP_SCHEMATHESIS_IDS"]), "repositories", str(FOLDERS))
+    if method == "PUT" and isinstance(body.get("path"), str):
+        body["path"] = IDS["repositoryPath"].get(ids["repositoryId"])
+
+
+FOLDERS = 0
+
+
 def real_targets(body, ids):
     """A restore action's copy target and listed items, as real ones of the organization."""
     options = body.get("copyTo")
@@ -184,6 +296,7 @@ def real_targets(body, ids):
     for options in body.values():
         if not isinstance(options, dict):
             continue
+        real_account(options)
         for field, real in (("folders", ids.get("folderId")), ("documents", ids.get("documentId"))):
             items = options.get(field)
             if isinstance(items, list) and items and isinstance(items[0], dict) and real:
@@ -201,8 +314,21 @@ def map_case(context, case):
         for name in case.path_parameters:
             if name in ids:
                 case.path_parameters[name] = ids[name]
-    if isinstance(case.body, dict) and not negative(case, ParameterLocation.BODY):
-        real_targets(case.body, ids)
+    path = case.operation.path
+    method = case.method.upper()
+    if case.body is not None and not negative(case, ParameterLocation.BODY):
+        if isinstance(case.body, dict) and "/RestoreSessions/" in path:
+            real_targets(case.body, ids)
+        elif isinstance(case.body, dict) and path in ("/v5/Organizations/{organizationId}/Jobs", "/v5/Jobs/{jobId}"):
+            real_job(case.body)
+        elif path in ("/v5/Jobs/{jobId}/SelectedItems", "/v5/Jobs/{jobId}/ExcludedItems"):
+            real_items(case.body)
+        elif isinstance(case.body, dict) and path in ("/v5/Organizations", "/v5/Organizations/{organizationId}"):
+            real_sign_in(case.body)
+        elif isinstance(case.body, list) and path == "/v5/Organizations/{organizationId}/BackupAccounts":
+            real_accounts(case.body)
+        elif isinstance(case.body, dict) and path.startswith("/v5/BackupRepositories") and not path.endswith("/Action"):
+            real_repository(case.body, method, ids)
     # A site's folders and documents are listed under a library or folder of it.
     if isinstance(case.query, dict) and "parentId" in case.query and "parentId" in ids:
         if not negative(case, ParameterLocation.QUERY):

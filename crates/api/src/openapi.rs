@@ -5,6 +5,10 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use m365backup_core::jobs::schedule::{
+    HOURS_PER_WEEK, MAX_OFFSET_MINUTES, MAX_RETRIES, MAX_RETRY_WAIT,
+};
+
 use crate::paging::{DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET};
 
 #[derive(OpenApi)]
@@ -90,6 +94,12 @@ pub fn served(openapi: &utoipa::openapi::OpenApi) -> Value {
             }
         }
     }
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        refine_schemas(schemas);
+    }
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -99,6 +109,25 @@ pub fn served(openapi: &utoipa::openapi::OpenApi) -> Value {
                 let Some(op) = op.as_object_mut() else {
                     continue;
                 };
+                if let Some(schema) = creation_body(method, path) {
+                    if let Some(at) = op
+                        .get_mut("requestBody")
+                        .and_then(|b| b.pointer_mut("/content/application~1json/schema"))
+                    {
+                        *at = json!({"$ref": format!("#/components/schemas/{schema}")});
+                    }
+                }
+                if method == "post"
+                    && (path.ends_with("/SelectedItems") || path.ends_with("/ExcludedItems"))
+                {
+                    // At least one item to add.
+                    if let Some(list) = op.get_mut("requestBody").and_then(|b| {
+                        b.pointer_mut("/content/application~1json/schema")
+                            .and_then(Value::as_object_mut)
+                    }) {
+                        list.insert("minItems".into(), json!(1));
+                    }
+                }
                 if method == "post" {
                     if let Some(schema) = action_body(path) {
                         op.insert(
@@ -467,12 +496,278 @@ fn body_constraints() -> Vec<(&'static str, &'static str, Value)> {
         (
             "JobBody",
             "name",
-            json!({"type": "string", "pattern": "\\S", "maxLength": 255}),
+            json!({"type": ["string", "null"], "pattern": "\\S", "maxLength": 255}),
         ),
         ("RepositoryBody", "dailyTime", time.clone()),
+        (
+            "RepositoryBody",
+            "name",
+            json!({"type": ["string", "null"], "pattern": "\\S"}),
+        ),
+        (
+            "RepositoryBody",
+            "path",
+            json!({"type": ["string", "null"],
+                   "description": "On PUT: the repository's path, unchanged (a GET answer sent back)"}),
+        ),
+        (
+            "RepositoryBody",
+            "objectStorage",
+            json!({"type": "null", "description": "Set when the repository is added only"}),
+        ),
+        (
+            "RepositoryBody",
+            "dailyRetentionPeriod",
+            json!({"type": ["integer", "null"], "minimum": 1, "maximum": 36500, "description": "Days"}),
+        ),
+        (
+            "RepositoryBody",
+            "monthlyRetentionPeriod",
+            json!({"type": ["integer", "null"], "minimum": 1, "maximum": 1200, "description": "Months"}),
+        ),
+        (
+            "ObjectStorageBody",
+            "type",
+            json!({"type": "string", "enum": ["S3Compatible", "AmazonS3", "AzureBlob"]}),
+        ),
         ("SchedulePolicyBody", "dailyTime", time),
+        (
+            "SchedulePolicyBody",
+            "retryNumber",
+            json!({"type": ["integer", "null"], "minimum": 1, "maximum": MAX_RETRIES}),
+        ),
+        (
+            "SchedulePolicyBody",
+            "retryWaitInterval",
+            json!({"type": ["integer", "null"], "minimum": 1, "maximum": MAX_RETRY_WAIT,
+                   "description": "Minutes"}),
+        ),
+        (
+            "BackupWindowBody",
+            "backupWindow",
+            json!({"type": ["array", "null"], "items": {"type": "boolean"},
+                   "minItems": HOURS_PER_WEEK, "maxItems": HOURS_PER_WEEK,
+                   "description": "One value per hour of the week from Sunday 00:00"}),
+        ),
+        (
+            "BackupWindowBody",
+            "minuteOffset",
+            json!({"type": ["integer", "null"], "minimum": -MAX_OFFSET_MINUTES,
+                   "maximum": MAX_OFFSET_MINUTES}),
+        ),
+        (
+            "GroupMemberBody",
+            "groupId",
+            json!({"type": "string", "pattern": format!("^ *{GUID}({GUID})? *$"),
+                   "description": "Composite id of a security group of the organization"}),
+        ),
+        (
+            "GroupMemberBody",
+            "login",
+            json!({"type": "string", "pattern": "\\S",
+                   "description": "The account's user principal name"}),
+        ),
+        (
+            "GroupMemberBody",
+            "type",
+            json!({"type": "string", "pattern": "^[Uu][Ss][Ee][Rr]$", "description": "User (any letter case)"}),
+        ),
     ]
 }
 
+/// The bodies that create a resource, whose schema differs from the one that edits it:
+/// (method, path) → component.
+fn creation_body(method: &str, path: &str) -> Option<&'static str> {
+    match (method, path) {
+        ("post", "/v5/Organizations/{organizationId}/Jobs") => Some("NewJobBody"),
+        ("post", "/v5/BackupRepositories") => Some("NewRepositoryBody"),
+        _ => None,
+    }
+}
+
+/// What the handlers check across properties, which the derived schemas cannot say.
+fn refine_schemas(schemas: &mut Map<String, Value>) {
+    if let Some(job) = schemas.get("JobBody").cloned() {
+        // A new job needs its name, and a SelectedItems job at least one item (on edit, the
+        // job's stored items count too).
+        let new_job = json!({"allOf": [job, {
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}},
+            "if": {"required": ["backupType"], "properties": {"backupType": {"const": "SelectedItems"}}},
+            "then": {"required": ["selectedItems"], "properties": {"selectedItems": {"type": "array", "minItems": 1}}}
+        }]});
+        schemas.insert("NewJobBody".into(), new_job);
+    }
+    if let Some(repository) = schemas.get("RepositoryBody").cloned() {
+        let mut new_repository = repository;
+        if let Some(props) = new_repository
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+        {
+            props.insert(
+                "objectStorage".into(),
+                json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/ObjectStorageBody"}]}),
+            );
+            props.insert(
+                "path".into(),
+                json!({"type": ["string", "null"], "description": "Absolute folder on the server"}),
+            );
+        }
+        new_repository["required"] = json!(["name"]);
+        new_repository["oneOf"] = json!([
+            {"required": ["path"], "properties": {"path": {"type": "string", "pattern": "^/"}, "objectStorage": {"type": "null"}}},
+            {"required": ["objectStorage"], "properties": {"objectStorage": {"type": "object"}, "path": {"type": "null"}}}
+        ]);
+        schemas.insert("NewRepositoryBody".into(), new_repository);
+    }
+    schemas.insert("BackupItemBody".into(), backup_item());
+    if let Some(connection) = schemas.get_mut("ConnectionSettingsBody") {
+        connection["oneOf"] = connection_sign_in();
+    }
+    if let Some(organization) = schemas.get_mut("OrganizationBody") {
+        let settings = json!({"$ref": "#/components/schemas/ConnectionSettingsBody"});
+        organization["anyOf"] = json!([
+            {"required": ["sharePointOnlineSettings"], "properties": {"sharePointOnlineSettings": settings}},
+            {"required": ["exchangeOnlineSettings"], "properties": {"exchangeOnlineSettings": settings}}
+        ]);
+    }
+}
+
+/// One of the two sign-ins: the application alone (its secret, the tenant's name), or an
+/// account with its password through the application (not with MFA).
+fn connection_sign_in() -> Value {
+    let text = json!({"type": "string", "pattern": "\\S"});
+    let secret = json!({"type": "string", "minLength": 1});
+    json!([
+        {"required": ["useApplicationOnlyAuth", "applicationId", "applicationSecret", "officeOrganizationName"],
+         "properties": {"useApplicationOnlyAuth": {"const": true}, "applicationId": text,
+                        "applicationSecret": secret, "officeOrganizationName": text}},
+        {"required": ["applicationId", "account", "password"],
+         "properties": {"useApplicationOnlyAuth": {"const": false}, "useMfa": {"const": false},
+                        "applicationId": text, "password": secret,
+                        "account": {"type": "string", "pattern": "^\\s*[^@\\s]\\S*@\\S*[^@\\s]\\s*$",
+                                    "description": "user@domain"}}}
+    ])
+}
+
+/// A `selectedItems`/`excludedItems` entry, one shape per `type`.
+fn backup_item() -> Value {
+    let flag = json!({"type": ["boolean", "null"]});
+    let yes = json!({"const": true});
+    let no = json!({"enum": [false, null]});
+    let text = json!({"type": "string", "pattern": "\\S"});
+    let nullable = json!({"type": ["string", "null"]});
+    let object = |names: &[&str]| {
+        let props: Map<String, Value> = names
+            .iter()
+            .map(|n| ((*n).to_owned(), nullable.clone()))
+            .collect();
+        json!({"type": "object", "properties": props})
+    };
+    let mut site = object(&["id", "url", "title", "name"]);
+    site["anyOf"] = json!([
+        {"required": ["id"], "properties": {"id": text}},
+        {"required": ["url"], "properties": {"url": text, "id": {"type": "null"}}}
+    ]);
+    // A directory object by its (composite) id, else by name; a blank id is no id.
+    let object_id = json!({"type": "string", "pattern": format!("^\\s*{GUID}({GUID})?\\s*$")});
+    let no_id = json!({"type": ["string", "null"], "pattern": "^\\s*$"});
+    let mut user = object(&["id", "name", "displayName"]);
+    user["anyOf"] = json!([
+        {"required": ["id"], "properties": {"id": object_id}},
+        {"required": ["name"], "properties": {"name": text, "id": no_id}}
+    ]);
+    let mut group = object(&["id", "name", "displayName"]);
+    group["anyOf"] = json!([
+        {"required": ["id"], "properties": {"id": object_id}},
+        {"required": ["name"], "properties": {"name": text, "id": no_id}},
+        {"required": ["displayName"], "properties": {"displayName": text, "id": no_id, "name": {"type": "null"}}}
+    ]);
+    let flags = |names: &[&str], value: &Value| -> Map<String, Value> {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), value.clone()))
+            .collect()
+    };
+    let shape = |kind: &str, mut props: Map<String, Value>, required: &[&str], rule: Value| {
+        props.insert("type".into(), json!({"const": kind}));
+        let mut required: Vec<&str> = required.to_vec();
+        required.push("type");
+        let mut s = json!({"type": "object", "required": required, "properties": props});
+        if !rule.is_null() {
+            s["anyOf"] = rule;
+        }
+        s
+    };
+    let all_flags = [
+        "oneDrive",
+        "mailbox",
+        "archiveMailbox",
+        "members",
+        "memberOnedrive",
+        "memberSite",
+        "memberMailbox",
+        "memberArchiveMailbox",
+        "groupMailbox",
+        "groupSite",
+        "teams",
+    ];
+    let mut base = flags(&all_flags, &flag);
+    base.insert(
+        "user".into(),
+        json!({"oneOf": [{"type": "null"}, {"type": "object"}]}),
+    );
+    base.insert(
+        "group".into(),
+        json!({"oneOf": [{"type": "null"}, {"type": "object"}]}),
+    );
+    let with = |extra: Map<String, Value>| {
+        let mut m = base.clone();
+        m.extend(extra);
+        m
+    };
+    let mut site_item = Map::new();
+    site_item.insert("site".into(), site);
+    let mut user_item = flags(&["mailbox", "archiveMailbox"], &no);
+    user_item.insert("user".into(), user);
+    user_item.insert("site".into(), flag.clone());
+    let mut group_item = flags(
+        &["groupMailbox", "memberMailbox", "memberArchiveMailbox"],
+        &no,
+    );
+    group_item.insert("group".into(), group);
+    group_item.insert("site".into(), flag.clone());
+    let mut partial = flags(&["mailbox", "archiveMailbox", "teams"], &no);
+    partial.insert("site".into(), flag.clone());
+    let personal = {
+        let mut m = Map::new();
+        m.insert("site".into(), json!({}));
+        m
+    };
+    json!({
+        "description": "A `selectedItems`/`excludedItems` entry: `type` says which fields count (mailboxes and Teams are not backed up by this server). `site` is an object for type `Site` and a boolean (the personal site) for the others. An item listed twice is kept once.",
+        "oneOf": [
+            shape("Site", with(site_item), &["site"], Value::Null),
+            shape("User", with(user_item), &["user"], json!([
+                {"properties": {"oneDrive": {"enum": [true, null]}}},
+                {"required": ["site"], "properties": {"site": yes}}
+            ])),
+            shape("Group", with(group_item), &["group"], json!([
+                {"required": ["site"], "properties": {"site": yes}},
+                {"required": ["groupSite"], "properties": {"site": {"type": "null"}, "groupSite": yes}},
+                {"required": ["members"], "properties": {"members": yes}, "anyOf": [
+                    {"required": ["memberOnedrive"], "properties": {"memberOnedrive": yes}},
+                    {"required": ["memberSite"], "properties": {"memberSite": yes}}
+                ]}
+            ])),
+            shape("PartialOrganization", with(partial), &[], json!([
+                {"required": ["oneDrive"], "properties": {"oneDrive": yes}},
+                {"required": ["site"], "properties": {"site": yes}}
+            ])),
+            shape("PersonalSites", with(personal), &[], Value::Null)
+        ]
+    })
+}
+
 /// Properties a body must have: (component schema, property).
-const REQUIRED: &[(&str, &str)] = &[("JobBody", "name")];
+const REQUIRED: &[(&str, &str)] = &[("GroupMemberBody", "type")];

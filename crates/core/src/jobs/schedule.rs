@@ -183,13 +183,31 @@ pub struct SchedulePatch {
 }
 
 /// The vendor's bounds: up to 777 retries, up to 999 minutes apart; offsets within ±14 hours.
-const MAX_RETRIES: u32 = 777;
-const MAX_RETRY_WAIT: u32 = 999;
-const MAX_OFFSET_MINUTES: i32 = 14 * 60;
+pub const MAX_RETRIES: u32 = 777;
+pub const MAX_RETRY_WAIT: u32 = 999;
+pub const MAX_OFFSET_MINUTES: i32 = 14 * 60;
 
 impl SchedulePatch {
-    /// `base` with this patch applied, or what is wrong (naming the field).
+    /// `base` with this patch applied, or what is wrong (naming the field). A retry count or
+    /// wait that is given must be in its bounds even while retries are off (the document says
+    /// so, and a later `retryEnabled: true` alone would otherwise be refused for it).
     pub fn apply(self, base: SchedulePolicy) -> Result<SchedulePolicy, String> {
+        if self
+            .retry_number
+            .is_some_and(|n| !(1..=MAX_RETRIES).contains(&n))
+        {
+            return Err(format!(
+                "schedulePolicy.retryNumber must be between 1 and {MAX_RETRIES}"
+            ));
+        }
+        if self
+            .retry_wait_interval
+            .is_some_and(|n| !(1..=MAX_RETRY_WAIT).contains(&n))
+        {
+            return Err(format!(
+                "schedulePolicy.retryWaitInterval must be between 1 and {MAX_RETRY_WAIT} minutes"
+            ));
+        }
         let p = SchedulePolicy {
             kind: self.kind.unwrap_or(base.kind),
             schedule_enabled: self.schedule_enabled.unwrap_or(base.schedule_enabled),
@@ -524,6 +542,13 @@ mod tests {
             ..SchedulePatch::default()
         };
         assert!(retries.apply(SchedulePolicy::default()).is_err());
+        // Given bounds hold while retries are off too.
+        let off = SchedulePatch {
+            retry_enabled: Some(false),
+            retry_wait_interval: Some(1000),
+            ..SchedulePatch::default()
+        };
+        assert!(off.apply(SchedulePolicy::default()).is_err());
     }
 
     #[test]

@@ -493,7 +493,8 @@ impl JobService {
         }
     }
 
-    /// Items as clients send them, checked and resolved against the organization's directory.
+    /// Items as clients send them, checked and resolved against the organization's directory;
+    /// an item listed twice is kept once.
     async fn resolve_items(
         &self,
         org: OrganizationId,
@@ -504,8 +505,9 @@ impl JobService {
         for (i, input) in inputs.iter().enumerate() {
             let at = format!("{field}[{i}]");
             let scope = self.resolve_item(org, &at, input).await?;
+            // An item listed twice (by id and by name, say) is one item: kept once.
             if items.iter().any(|b: &BackupItem| b.scope == scope) {
-                return Err(invalid(format!("{at}: the same item is listed twice")));
+                continue;
             }
             items.push(BackupItem {
                 id: BackupItemId::new_random(),

@@ -413,6 +413,15 @@ async fn bad_jobs_are_refused_naming_the_field(backend: Backend) {
         "retryNumber",
     )
     .await;
+    // A retry count or wait out of bounds is refused even while retries are off.
+    let mut retries_off = with(&["schedulePolicy", "retryEnabled"], json!(false));
+    retries_off["schedulePolicy"]["retryWaitInterval"] = json!(2_147_483_648u64);
+    expect_400(&s, &token, &retries_off, "retryWaitInterval").await;
+    retries_off["schedulePolicy"]["retryWaitInterval"] = json!(0);
+    expect_400(&s, &token, &retries_off, "retryWaitInterval").await;
+    retries_off["schedulePolicy"]["retryWaitInterval"] = json!(10);
+    retries_off["schedulePolicy"]["retryNumber"] = json!(778);
+    expect_400(&s, &token, &retries_off, "retryNumber").await;
     expect_400(
         &s,
         &token,
@@ -482,9 +491,11 @@ async fn items_are_added_and_removed(backend: Backend) {
     )
     .await;
     let group = &groups["results"][0];
+    // An item listed twice is one item.
     let add = json!([
         {"type": "Group", "group": {"id": group["id"]}, "members": true, "memberOnedrive": true, "site": false},
         {"type": "PersonalSites"},
+        {"type": "PersonalSites", "mailbox": false},
     ]);
     let r = post_json(&s, &format!("/v5/Jobs/{id}/SelectedItems"), &token, &add).await;
     assert_eq!(r.status(), 204);
