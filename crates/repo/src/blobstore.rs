@@ -50,9 +50,9 @@ pub const LOOKUP_BATCH: usize = 8;
 const CHUNK_BUDGET_IN_MAX_CHUNKS: usize = 8;
 /// The budget counts kibibytes (a semaphore counts in u32).
 const BUDGET_UNIT: usize = 1024;
-/// Room for the blob that closes a pack and its header: what a pack's buffer may grow to
-/// without reallocating beyond its expected size.
-const PACK_SLACK: usize = 5 * 1024 * 1024 + 1024 * 1024;
+/// Room for a full pack's header beyond its data: a pack is sent before a blob would take it
+/// past `pack_size`, so its buffer never grows (and reallocates) past this.
+const PACK_SLACK: usize = 256 * 1024;
 
 /// What storing some content cost, added up per writer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -398,6 +398,7 @@ impl BlobStore {
         // half-full pack is the shared open pack: whoever fills it or flushes sends it off.
         let mut buffer: Option<OwnedSemaphorePermit> = None;
         let full = loop {
+            let mut closing = None;
             {
                 let mut guard = self.lock();
                 let st = &mut *guard;
@@ -414,7 +415,14 @@ impl BlobStore {
                         .or_else(|| self.pack_buffers.clone().try_acquire_owned().ok());
                     *slot = permit.map(|p| self.open_pack(p));
                 }
-                if let Some(open) = slot {
+                // A blob that would take the open pack past its size sends the pack first:
+                // a pack's buffer then never outgrows `pack_size` (growing a 16 MiB buffer
+                // for the blob that closes it meant copying it into a larger one).
+                if slot.as_ref().is_some_and(|open| {
+                    !open.builder.is_empty() && open.builder.len() + stored.len() > self.pack_size
+                }) {
+                    closing = slot.take();
+                } else if let Some(open) = slot {
                     // A buffer taken while another caller opened the pack goes back at once.
                     drop(buffer.take());
                     open.builder.append(kind, id, stored, plain_len);
@@ -426,6 +434,11 @@ impl BlobStore {
                     st.in_flight.insert(id, kind);
                     break full;
                 }
+            }
+            if let Some(open) = closing {
+                self.start_upload(open).await?;
+                self.index_written(false).await?;
+                continue;
             }
             // Every buffer is taken: wait (outside the lock) until an upload gives one back.
             buffer = Some(

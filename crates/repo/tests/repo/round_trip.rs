@@ -1,6 +1,8 @@
-//! Content round trips: every size that matters, read back byte for byte, and ranges.
+//! Content round trips: every size that matters, read back byte for byte, and ranges; packs
+//! that never outgrow the repository's pack size.
 
-use m365backup_repo::{Item, RepoError, SnapshotSpec};
+use m365backup_repo::backend::Backend;
+use m365backup_repo::{InitOptions, Item, RepoError, SnapshotSpec};
 
 use crate::on_all_backends;
 use crate::support::*;
@@ -9,6 +11,7 @@ on_all_backends! {
     sizes_round_trip;
     ranges_return_exactly_the_asked_bytes;
     a_large_file_round_trips;
+    packs_never_outgrow_their_size;
 }
 
 const MIN: usize = 256 * 1024;
@@ -147,4 +150,67 @@ async fn a_large_file_round_trips(kind: Kind) {
     let back = read_all(&o.repo, item.content.as_ref().unwrap(), None).await;
     assert_eq!(back.len(), 100 * 1024 * 1024);
     assert_eq!(sha256(&back), digest);
+}
+
+/// A chunk that would take the open pack past the pack size goes into the next pack: a pack
+/// holds at most `pack_size` bytes of chunks (plus its header), so its buffer never grows past
+/// that either. (Closing a pack only once it had passed the size let it grow by up to a whole
+/// chunk, and its buffer be copied into a larger one for that last chunk.)
+async fn packs_never_outgrow_their_size(kind: Kind) {
+    const PACK_SIZE: u64 = 5 * 1024 * 1024;
+    let place = place(kind).await;
+    let o = create_with(
+        &place,
+        InitOptions {
+            pack_size: PACK_SIZE,
+            ..init_options()
+        },
+    )
+    .await;
+    let w = o
+        .repo
+        .begin_snapshot(SnapshotSpec::new(object("packs")))
+        .await
+        .unwrap();
+    let files: Vec<Vec<u8>> = (0..3)
+        .map(|i| random_bytes(500 + i, 8 * 1024 * 1024))
+        .collect();
+    for (i, data) in files.iter().enumerate() {
+        let name = format!("f{i}");
+        w.put_file(
+            Item::file(&name, None, format!("{name}.bin")),
+            stream_of(data.clone(), 256 * 1024),
+        )
+        .await
+        .unwrap();
+    }
+    let record = w.commit(None).await.unwrap();
+    let backend = Backend::open(&place.location).unwrap();
+    let packs = backend.list("data").await.unwrap();
+    assert!(
+        packs.len() >= 4,
+        "24 MiB in 5 MiB packs: {} packs",
+        packs.len()
+    );
+    // The header: 49 bytes per chunk, sealed, and the trailer; far below 64 KiB here.
+    let most = PACK_SIZE + 64 * 1024;
+    for pack in &packs {
+        assert!(
+            pack.size <= most,
+            "pack {} holds {} bytes, more than the pack size {PACK_SIZE} and its header",
+            pack.name,
+            pack.size
+        );
+    }
+    for (i, data) in files.iter().enumerate() {
+        let item = o
+            .repo
+            .item(&record, &format!("f{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let content = read_all(&o.repo, item.content.as_ref().unwrap(), None).await;
+        assert_eq!(sha256(&content), sha256(data), "f{i}");
+    }
+    assert_checks_clean(&o.repo).await;
 }
