@@ -456,31 +456,23 @@ async fn object_storage_repository_on_an_s3_server(backend: Backend) {
     let token = s.admin_token().await;
     let bucket = format!("srv{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     // The bucket must exist, the credentials must be accepted, the endpoint must answer.
-    let r = post(
+    assert_refused(
         &s,
-        "/v5/BackupRepositories",
         &token,
         s3_body(server, &bucket, S3_SECRET_KEY),
+        400,
+        "does not exist",
     )
     .await;
-    assert_eq!(r.status(), 400);
-    assert!(json(r).await["message"]
-        .as_str()
-        .unwrap()
-        .contains("does not exist"));
     server.create_bucket(&bucket);
-    let r = post(
+    assert_refused(
         &s,
-        "/v5/BackupRepositories",
         &token,
         s3_body(server, &bucket, "wrong-secret-key"),
+        400,
+        "access denied",
     )
     .await;
-    assert_eq!(r.status(), 400);
-    assert!(json(r).await["message"]
-        .as_str()
-        .unwrap()
-        .contains("access denied"));
     let mut unreachable = s3_body(server, &bucket, S3_SECRET_KEY);
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -488,12 +480,7 @@ async fn object_storage_repository_on_an_s3_server(backend: Backend) {
         .unwrap()
         .port();
     unreachable["objectStorage"]["endpoint"] = json!(format!("http://127.0.0.1:{closed}"));
-    let r = post(&s, "/v5/BackupRepositories", &token, unreachable).await;
-    assert_eq!(r.status(), 503);
-    assert!(json(r).await["message"]
-        .as_str()
-        .unwrap()
-        .contains("cannot be reached"));
+    assert_refused(&s, &token, unreachable, 503, "cannot be reached").await;
 
     let r = post(
         &s,
@@ -528,14 +515,7 @@ async fn object_storage_repository_on_an_s3_server(backend: Backend) {
     assert_eq!(one["name"], created["name"]);
     // The repository really lives in the bucket and works: a restore point, then check.
     let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
-    let repo = s
-        .server
-        .as_ref()
-        .unwrap()
-        .repositories
-        .open(id)
-        .await
-        .unwrap();
+    let repo = open_repository(&s, id).await;
     write_files(&repo, "org-1", "drive-s3", 1, &[("a", 300_000)]).await;
     assert!(server.object_path(&bucket, "m365/backups/config").exists());
     let check = action(&s, &token, id, json!({"Check": {"readData": "true"}})).await;
@@ -571,28 +551,24 @@ async fn object_storage_repository_on_azurite(backend: Backend) {
     let mut s = TestServer::start(backend).await;
     let token = s.admin_token().await;
     let container = format!("srv{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let r = post(
+    assert_refused(
         &s,
-        "/v5/BackupRepositories",
         &token,
         azure_body(azurite, &container, AZURITE_KEY),
+        400,
+        "does not exist",
     )
     .await;
-    assert_eq!(r.status(), 400);
-    let message = json(r).await["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("does not exist"), "{message}");
     azurite.create_container(&container).await;
     let wrong_key = "d3JvbmcgYXp1cml0ZSBrZXkgZm9yIHRlc3Rpbmc=";
-    let r = post(
+    assert_refused(
         &s,
-        "/v5/BackupRepositories",
         &token,
         azure_body(azurite, &container, wrong_key),
+        400,
+        "access denied",
     )
     .await;
-    assert_eq!(r.status(), 400);
-    let message = json(r).await["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("access denied"), "{message}");
     let r = post(
         &s,
         "/v5/BackupRepositories",
@@ -621,14 +597,7 @@ async fn object_storage_repository_on_azurite(backend: Backend) {
     assert!(!os.to_string().contains(AZURITE_KEY));
 
     let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
-    let repo = s
-        .server
-        .as_ref()
-        .unwrap()
-        .repositories
-        .open(id)
-        .await
-        .unwrap();
+    let repo = open_repository(&s, id).await;
     let snap = write_files(&repo, "org-1", "drive-az", 1, &[("a", 300_000), ("b", 7)]).await;
     drop(repo);
     let check = action(&s, &token, id, json!({"check": {"readData": true}})).await;
@@ -640,14 +609,7 @@ async fn object_storage_repository_on_azurite(backend: Backend) {
     // After a restart the sealed key opens it again.
     s.restart().await;
     let token = s.admin_token().await;
-    let repo = s
-        .server
-        .as_ref()
-        .unwrap()
-        .repositories
-        .open(id)
-        .await
-        .unwrap();
+    let repo = open_repository(&s, id).await;
     let back = repo.snapshot(snap.id).await.unwrap();
     let files = repo.list_folder(&back, Some("root-folder")).await.unwrap();
     assert_eq!(
@@ -730,19 +692,30 @@ async fn write_files(
     w.commit(None).await.unwrap()
 }
 
+/// The server's own handle on repository `id`.
+async fn open_repository(s: &TestServer, id: uuid::Uuid) -> Repository {
+    s.server
+        .as_ref()
+        .unwrap()
+        .repositories
+        .open(id)
+        .await
+        .unwrap()
+}
+
+/// `POST /v5/BackupRepositories` of `body`, refused with `status` and a message containing
+/// `needle`.
+async fn assert_refused(s: &TestServer, token: &str, body: Value, status: u16, needle: &str) {
+    let r = post(s, "/v5/BackupRepositories", token, body).await;
+    assert_eq!(r.status(), status);
+    let message = json(r).await["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(needle), "{message}");
+}
+
 async fn default_repository(s: &TestServer, token: &str) -> (uuid::Uuid, Repository) {
     let repos = json(s.get("/v5/BackupRepositories", token).await).await;
     let id: uuid::Uuid = repos[0]["id"].as_str().unwrap().parse().unwrap();
-    (
-        id,
-        s.server
-            .as_ref()
-            .unwrap()
-            .repositories
-            .open(id)
-            .await
-            .unwrap(),
-    )
+    (id, open_repository(s, id).await)
 }
 
 async fn retention_applies_on_demand_through_the_action(backend: Backend) {
