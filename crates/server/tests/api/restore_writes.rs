@@ -108,6 +108,28 @@ impl Setup {
         json(r).await["id"].as_str().unwrap().to_owned()
     }
 
+    /// The id a SharePoint session gives the site at `url`.
+    async fn site_id(&self, session: &str, url: &str) -> String {
+        let sites = json(
+            self.s
+                .get(
+                    &format!("/v5/RestoreSessions/{session}/Organization/Sites"),
+                    &self.token,
+                )
+                .await,
+        )
+        .await;
+        sites["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["url"] == url)
+            .unwrap_or_else(|| panic!("{sites}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// `POST …/Action` under a session's organization: status and JSON (or text) answer.
     async fn act(&self, session: &str, rest: &str, body: &Value) -> (u16, Value) {
         let r = post(
@@ -1031,23 +1053,7 @@ async fn a_library_folder_comes_back_by_restore_to() {
     t.backup().await;
     let before = snapshot(&lib);
     let session = t.explore("vesp").await;
-    let sites = json(
-        t.s.get(
-            &format!("/v5/RestoreSessions/{session}/Organization/Sites"),
-            &t.token,
-        )
-        .await,
-    )
-    .await;
-    let site_id = sites["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["url"] == site_url.as_str())
-        .unwrap_or_else(|| panic!("{sites}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let site_id = t.site_id(&session, &site_url).await;
     let back_as_before = |what: &str| {
         let after = snapshot(&lib);
         for path in [
@@ -1256,23 +1262,7 @@ async fn sharing_and_version_history_come_back_where_they_were() {
     // SharePoint, `restoreTo` with every version: the library's history in order.
     lib.delete(&minutes).unwrap();
     let session = t.explore("vesp").await;
-    let sites = json(
-        t.s.get(
-            &format!("/v5/RestoreSessions/{session}/Organization/Sites"),
-            &t.token,
-        )
-        .await,
-    )
-    .await;
-    let site_id = sites["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["url"] == site_url.as_str())
-        .unwrap_or_else(|| panic!("{sites}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let site_id = t.site_id(&session, &site_url).await;
     let (status, stats) = t
         .act(
             &session,
