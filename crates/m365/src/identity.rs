@@ -168,19 +168,12 @@ impl TokenSource {
         Ok(token)
     }
 
-    /// Forgets the cached token.
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
-    }
-
     /// Graph refused `token` (`401`): it is forgotten, unless another request already
     /// replaced it (many requests in flight with one token all come back refused).
     pub async fn refused(&self, token: &Secret) {
         let mut cached = self.cached.lock().await;
-        if cached
-            .as_ref()
-            .is_some_and(|c| c.token.expose() == token.expose())
-        {
+        // `Secret`'s equality is constant-time.
+        if cached.as_ref().is_some_and(|c| c.token == *token) {
             *cached = None;
         }
     }
