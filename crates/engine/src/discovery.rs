@@ -32,27 +32,9 @@ pub struct User {
     pub user_principal_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Site {
-    /// `hostname,siteCollectionGuid,webGuid`.
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub web_url: Option<String>,
-}
-
-impl Site {
-    /// A user's personal site (OneDrive's site).
-    pub fn is_personal(&self) -> bool {
-        self.web_url
-            .as_deref()
-            .is_some_and(|u| u.contains("/personal/"))
-    }
-}
+/// A site as Graph lists it (the directory's own type, so both read one shape and one
+/// personal-site rule).
+pub use m365backup_m365::directory::GraphSite as Site;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

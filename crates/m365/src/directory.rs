@@ -89,6 +89,15 @@ pub struct GraphSite {
     pub web_url: Option<String>,
 }
 
+impl GraphSite {
+    /// A user's personal site (the site behind a OneDrive): its url has a `/personal/` path.
+    pub fn is_personal(&self) -> bool {
+        self.web_url
+            .as_deref()
+            .is_some_and(|u| u.contains("/personal/"))
+    }
+}
+
 /// Page size asked of Graph for directory listings (its maximum is 999).
 const DIRECTORY_PAGE: u32 = 999;
 

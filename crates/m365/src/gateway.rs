@@ -305,7 +305,7 @@ fn directory_site(g: &directory::GraphSite, parent_id: Option<String>) -> Option
         graph_id: g.id.clone(),
         collection_id,
         web_id,
-        is_personal: url.contains("-my.sharepoint.com/personal/") || url.contains("/personal/"),
+        is_personal: g.is_personal(),
         title: g.display_name.clone().unwrap_or_else(|| name.clone()),
         name,
         url,
@@ -324,5 +324,24 @@ mod tests {
         assert_eq!(on_premises_guid(Some(&b64)), Some(guid));
         assert_eq!(on_premises_guid(Some("not base64!")), None);
         assert_eq!(on_premises_guid(None), None);
+    }
+
+    #[test]
+    fn a_personal_site_is_known_by_its_url_for_the_directory_and_the_engine_alike() {
+        let site = |url: &str| directory::GraphSite {
+            id: "contoso.sharepoint.com,6e570850-9ce9-40ed-b81d-41772dabcead,\
+                 0b9c3a5e-1d2f-4c6b-9a8e-7f6d5c4b3a21"
+                .into(),
+            name: None,
+            display_name: None,
+            web_url: Some(url.into()),
+        };
+        let personal = site("https://contoso-my.sharepoint.com/personal/adele_contoso_com");
+        let team = site("https://contoso.sharepoint.com/sites/marketing");
+        assert!(personal.is_personal());
+        assert!(!team.is_personal());
+        let listed = |s: &directory::GraphSite| directory_site(s, None).map(|d| d.is_personal);
+        assert_eq!(listed(&personal), Some(true));
+        assert_eq!(listed(&team), Some(false));
     }
 }
