@@ -15,7 +15,9 @@
 //! must be 0; the first few are printed), p50/p99/max latency of each kind, and the server's
 //! resident memory (VmRSS) idle after start-up, after the warm-up (the first backup, the first
 //! export and `SOAK_WARMUP_SECS`), at the end, and its growth from the warm-up to the end,
-//! overall and as the slope of a line fitted to the samples after the warm-up. The server is
+//! overall and as the slope of a line fitted to the samples after the warm-up; then minute by
+//! minute the lowest and highest sample, and the slope of the lowest ones (the floor the
+//! backups' and exports' buffers come and go above) over the run's last half. The server is
 //! then stopped with SIGTERM and must exit cleanly. Exits non-zero if there was any error.
 //!
 //! `cargo bench -p m365backup --bench soak` (env: SOAK_SECONDS (600), SOAK_WARMUP_SECS (60),
@@ -188,14 +190,29 @@ async fn main() {
         slope(&after_warmup) * 60.0,
         after_warmup.len()
     );
-    // The trend, one sample a minute (or the samples there are).
-    let step = ((60.0 / sample_every.as_secs_f64()) as usize).max(1);
-    let trend: Vec<String> = samples
+    // The trend, minute by minute: the lowest sample of a minute is the floor the backups'
+    // and exports' buffers come and go above; a leak raises it, a transient only the highest.
+    let minutes = per_minute(&samples);
+    let trend: Vec<String> = minutes
         .iter()
-        .step_by(step)
-        .map(|(t, mib)| format!("{t:.0}s {mib:.1}"))
+        .map(|(m, low, high)| format!("{m}: {low:.1}-{high:.1}"))
         .collect();
-    println!("  RSS trend (MiB): {}", trend.join(", "));
+    println!(
+        "  RSS per minute, lowest-highest (MiB): {}",
+        trend.join(", ")
+    );
+    let floors: Vec<(f64, f64)> = minutes
+        .iter()
+        .map(|(m, low, _)| (*m as f64 * 60.0, *low))
+        .collect();
+    let last_half = &floors[floors.len() / 2..];
+    println!(
+        "  RSS floor over the last half ({} minutes): {:.1} to {:.1} MiB, fitted slope {:+.2} MiB/min",
+        last_half.len(),
+        last_half.first().map_or(0.0, |f| f.1),
+        last_half.last().map_or(0.0, |f| f.1),
+        slope(last_half) * 60.0
+    );
     if errors > 0 {
         println!("  the server's warnings and errors (first 20):");
         for line in server.warnings().iter().take(20) {
@@ -292,6 +309,22 @@ fn slope(points: &[(f64, f64)]) -> f64 {
     } else {
         cov / var
     }
+}
+
+/// (minute, lowest, highest) of the (seconds, MiB) samples taken in each minute of the run.
+fn per_minute(samples: &[(f64, f64)]) -> Vec<(u64, f64, f64)> {
+    let mut out: Vec<(u64, f64, f64)> = Vec::new();
+    for &(t, mib) in samples {
+        let minute = (t / 60.0) as u64;
+        match out.last_mut() {
+            Some(last) if last.0 == minute => {
+                last.1 = last.1.min(mib);
+                last.2 = last.2.max(mib);
+            }
+            _ => out.push((minute, mib, mib)),
+        }
+    }
+    out
 }
 
 /// `m365backup serve` on a temporary data dir, its log in a file there.

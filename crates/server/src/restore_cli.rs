@@ -639,19 +639,14 @@ async fn restore_to_m365(
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     };
     bar.finish_and_clear();
-    for (item, status, text, at) in item_events(&stats, &summary) {
-        opened
-            .restore
-            .record_item_event(
-                opened.session.id,
-                EventType::Restore,
-                item,
-                status,
-                text,
-                at,
-            )
-            .await?;
-    }
+    opened
+        .restore
+        .record_item_events(
+            opened.session.id,
+            EventType::Restore,
+            item_events(&stats, &summary),
+        )
+        .await?;
     let (status, text) = outcome(&stats);
     opened
         .restore

@@ -822,6 +822,7 @@ macro_rules! impl_job_store {
                 &self,
                 e: &m365backup_core::restore::model::RestoreEvent,
             ) -> StoreResult<m365backup_core::restore::model::RestoreEvent> {
+                // The order is the row's: read back with the document, never written into it.
                 let order: i64 = sqlx::query_scalar(
                     "INSERT INTO restore_events (id, session_id, document) VALUES ($1, $2, $3)
                      RETURNING event_order",
@@ -834,8 +835,32 @@ macro_rules! impl_job_store {
                 .map_err(crate::db_error("append_restore_event"))?;
                 let mut stored = e.clone();
                 stored.order = order;
-                self.update_restore_event(&stored).await?;
                 Ok(stored)
+            }
+
+            async fn append_restore_events(
+                &self,
+                events: &[m365backup_core::restore::model::RestoreEvent],
+            ) -> StoreResult<()> {
+                let rows = events
+                    .iter()
+                    .map(|e| Ok((e.id.to_string(), e.session_id.to_string(), serde_json::to_string(e).map_err(json_err)?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let mut tx = self.write.begin().await.map_err(crate::db_error("append_restore_events"))?;
+                // Rows in the order given, so their event order is; a few hundred a statement
+                // keeps every backend's bound-parameter limit far away.
+                for chunk in rows.chunks(EVENTS_PER_INSERT) {
+                    sqlx::QueryBuilder::<$db>::new("INSERT INTO restore_events (id, session_id, document) ")
+                        .push_values(chunk, |mut row, (id, session, document)| {
+                            row.push_bind(id).push_bind(session).push_bind(document);
+                        })
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(crate::db_error("append_restore_events"))?;
+                }
+                tx.commit().await.map_err(crate::db_error("append_restore_events"))?;
+                Ok(())
             }
 
             async fn update_restore_event(
@@ -859,15 +884,15 @@ macro_rules! impl_job_store {
                 use m365backup_core::restore::model::{EventStatus, RestoreEvent};
                 // Events are documents: the text filter narrows the scan, the parsed status
                 // decides.
-                let docs: Vec<String> = sqlx::query_scalar(
-                    "SELECT document FROM restore_events WHERE document LIKE '%\"status\":\"Running\"%'",
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT event_order, document FROM restore_events WHERE document LIKE '%\"status\":\"Running\"%'",
                 )
                 .fetch_all(&self.read)
                 .await
                 .map_err(crate::db_error("fail_running_restore_events"))?;
                 let mut failed = 0;
-                for d in docs {
-                    let mut e: RestoreEvent = serde_json::from_str(&d).map_err(json_err)?;
+                for row in rows {
+                    let mut e: RestoreEvent = restore_event_from(row)?;
                     if e.status != EventStatus::Running {
                         continue;
                     }
@@ -884,14 +909,13 @@ macro_rules! impl_job_store {
                 &self,
                 id: m365backup_core::restore::model::RestoreEventId,
             ) -> StoreResult<Option<m365backup_core::restore::model::RestoreEvent>> {
-                let doc: Option<String> =
-                    sqlx::query_scalar("SELECT document FROM restore_events WHERE id = $1")
+                let row: Option<(i64, String)> =
+                    sqlx::query_as("SELECT event_order, document FROM restore_events WHERE id = $1")
                         .bind(id.to_string())
                         .fetch_optional(&self.read)
                         .await
                         .map_err(crate::db_error("get_restore_event"))?;
-                doc.map(|d| serde_json::from_str(&d).map_err(json_err))
-                    .transpose()
+                row.map(restore_event_from).transpose()
             }
 
             async fn list_restore_events(
@@ -906,8 +930,8 @@ macro_rules! impl_job_store {
                         .fetch_one(&self.read)
                         .await
                         .map_err(crate::db_error("list_restore_events"))?;
-                let docs: Vec<String> = sqlx::query_scalar(
-                    "SELECT document FROM restore_events WHERE session_id = $1
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT event_order, document FROM restore_events WHERE session_id = $1
                      ORDER BY event_order LIMIT $2 OFFSET $3",
                 )
                 .bind(session.to_string())
@@ -917,13 +941,27 @@ macro_rules! impl_job_store {
                 .await
                 .map_err(crate::db_error("list_restore_events"))?;
                 Ok(Paged {
-                    items: docs
-                        .iter()
-                        .map(|d| serde_json::from_str(d).map_err(json_err))
+                    items: rows
+                        .into_iter()
+                        .map(restore_event_from)
                         .collect::<StoreResult<_>>()?,
                     total: total as u64,
                 })
             }
+        }
+
+        /// At most this many events in one INSERT (three bound parameters each).
+        const EVENTS_PER_INSERT: usize = 250;
+
+        /// A restore event from its row: the document, and its order from the row's column
+        /// (documents written by earlier versions hold the same number).
+        fn restore_event_from(
+            (order, document): (i64, String),
+        ) -> StoreResult<m365backup_core::restore::model::RestoreEvent> {
+            let mut event: m365backup_core::restore::model::RestoreEvent =
+                serde_json::from_str(&document).map_err(json_err)?;
+            event.order = order;
+            Ok(event)
         }
 
         async fn insert_item(

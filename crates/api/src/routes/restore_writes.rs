@@ -246,14 +246,12 @@ pub async fn restore(
     // A task of its own: the restore ends, and its event with it, even if the client leaves.
     let running = tokio::spawn(async move {
         let stats = prepared.run().await;
-        for (item, status, text, at) in item_events(&stats, &summary) {
-            if let Err(e) = events
-                .record_item_event(event.session_id, EventType::Restore, item, status, text, at)
-                .await
-            {
-                tracing::warn!(error = %m365backup_core::Chain(&e), "a restored item's event could not be recorded");
-                break;
-            }
+        let items = item_events(&stats, &summary);
+        if let Err(e) = events
+            .record_item_events(event.session_id, EventType::Restore, items)
+            .await
+        {
+            tracing::warn!(error = %m365backup_core::Chain(&e), "the restored items' events could not be recorded");
         }
         let (status, text) = outcome(&stats);
         if let Err(e) = events

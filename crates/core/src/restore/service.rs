@@ -255,34 +255,35 @@ impl RestoreService {
         }
     }
 
-    /// Records an event that has already ended, one item of a larger piece of work whose own
-    /// event counts the items (so this one does not count into the session).
-    pub async fn record_item_event(
+    /// Records events that have already ended, the items of a larger piece of work whose own
+    /// event counts them (so these do not count into the session): all in one write, in the
+    /// order given.
+    pub async fn record_item_events(
         &self,
         session: RestoreSessionId,
         kind: EventType,
-        item: EventItem,
-        status: EventStatus,
-        message: String,
-        end_time: DateTime<Utc>,
+        items: Vec<ItemEnd>,
     ) -> CoreResult<()> {
-        let event = RestoreEvent {
-            id: RestoreEventId::new_random(),
-            session_id: session,
-            order: 0,
-            kind,
-            status,
-            start_time: end_time,
-            end_time: Some(end_time),
-            title: item.title,
-            message,
-            item_name: item.name,
-            item_type: item.item_type,
-            item_size: item.size,
-            source: item.source,
-            target: item.target,
-        };
-        self.store.append_restore_event(&event).await?;
+        let events: Vec<RestoreEvent> = items
+            .into_iter()
+            .map(|(item, status, message, end_time)| RestoreEvent {
+                id: RestoreEventId::new_random(),
+                session_id: session,
+                order: 0,
+                kind,
+                status,
+                start_time: end_time,
+                end_time: Some(end_time),
+                title: item.title,
+                message,
+                item_name: item.name,
+                item_type: item.item_type,
+                item_size: item.size,
+                source: item.source,
+                target: item.target,
+            })
+            .collect();
+        self.store.append_restore_events(&events).await?;
         Ok(())
     }
 
@@ -354,6 +355,9 @@ impl Drop for RestoreService {
         }
     }
 }
+
+/// How one item of a larger piece of work ended: what it is, its status, the message, when.
+pub type ItemEnd = (EventItem, EventStatus, String, DateTime<Utc>);
 
 /// What an event is about.
 #[derive(Clone, Debug, Default)]

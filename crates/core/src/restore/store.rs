@@ -37,6 +37,9 @@ pub trait RestoreStore: Send + Sync {
 
     /// Stores an event; its `order` is assigned here.
     async fn append_restore_event(&self, event: &RestoreEvent) -> StoreResult<RestoreEvent>;
+    /// Stores events at once (one transaction), ordered as given; their `order` is assigned
+    /// here and read back with them.
+    async fn append_restore_events(&self, events: &[RestoreEvent]) -> StoreResult<()>;
     async fn update_restore_event(&self, event: &RestoreEvent) -> StoreResult<()>;
     /// Ends every event still `Running` as `Failed` with `message` (the process that ran it is
     /// gone); how many.

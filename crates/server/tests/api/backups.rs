@@ -740,8 +740,16 @@ async fn stop_ends_a_run_within_seconds_and_keeps_what_was_committed(backend: Ba
     sim.shutdown().await;
 }
 
+/// The run starts as the server does (not after a stale-claim wait), once. A tenant of small
+/// files, so that how long the backup itself takes in a debug build under load (60 MiB took
+/// 50 s at load 10) does not decide the wait.
 async fn a_run_missed_while_the_server_was_down_starts_once_at_start_up(backend: Backend) {
-    let sim = start_sim(small_tenant(46)).await;
+    let sim = start_sim(m365sim::TenantSpec {
+        files_per_drive: 2,
+        max_file_size: 64 * 1024,
+        ..small_tenant(46)
+    })
+    .await;
     let mut s = TestServer::start(backend).await;
     let token = s.admin_token().await;
     let org = add_organization(&s, &token, &sim).await;
@@ -755,15 +763,20 @@ async fn a_run_missed_while_the_server_was_down_starts_once_at_start_up(backend:
     .await;
     let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
     assert!(view["nextRun"].is_string());
-    // The server was down when the run was due.
-    let store = s.server.as_ref().unwrap().store.clone();
+    // The server was down when the run was due (made due while it is down, so that its
+    // scheduler cannot claim the run before it stops).
+    let server = s.server.take().unwrap();
+    let store = server.store.clone();
+    server.shutdown().await.unwrap();
     let id = job.parse().unwrap();
     let mut stored = store.get_job(id).await.unwrap().unwrap();
     stored.next_run = Some(chrono::Utc::now() - chrono::Duration::hours(30));
     store.update_job(&stored).await.unwrap();
+    drop(store);
+    let restarting = chrono::Utc::now();
     s.restart().await;
     let token = s.admin_token().await;
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let view = loop {
         let view = json(s.get(&format!("/v5/Jobs/{job}"), &token).await).await;
         if view["lastStatus"] == "Success" {
@@ -778,6 +791,17 @@ async fn a_run_missed_while_the_server_was_down_starts_once_at_start_up(backend:
     // Once, and the next run is the schedule's next one, in the future.
     let sessions = json(s.get(&format!("/v5/Jobs/{job}/JobSessions"), &token).await).await;
     assert_eq!(sessions["results"].as_array().unwrap().len(), 1);
+    let started: chrono::DateTime<chrono::Utc> = sessions["results"][0]["creationTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        // (Stored to the millisecond.)
+        started.timestamp_millis() >= restarting.timestamp_millis()
+            && started < restarting + chrono::Duration::seconds(20),
+        "restarted at {restarting}, the run started at {started}"
+    );
     let next: chrono::DateTime<chrono::Utc> = view["nextRun"].as_str().unwrap().parse().unwrap();
     assert!(next > chrono::Utc::now());
     s.stop().await;

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 on_both_stores! {
     idle_sessions_stop_but_not_while_their_work_runs;
     events_left_running_end_as_interrupted_at_start_up;
+    item_events_written_at_once_keep_their_order;
 }
 
 fn tenant(seed: u64) -> m365sim::TenantSpec {
@@ -1324,6 +1325,98 @@ async fn events_left_running_end_as_interrupted_at_start_up(backend: Backend) {
     let e = event_view(&t, &session, done.id).await;
     assert_eq!(e["status"], "Success", "{e}");
     assert_eq!(e["message"], "Saved", "{e}");
+    t.s.stop().await;
+}
+
+/// A restore's item events, stored in one write (more than one INSERT's worth), are listed
+/// in the order given, each with its own ascending `order` (the same when read alone), after
+/// the restore's own event.
+async fn item_events_written_at_once_keep_their_order(backend: Backend) {
+    use m365backup_core::restore::model::{EventStatus, EventType, RestoreEvent, RestoreEventId};
+    use m365backup_core::restore::service::EventItem;
+    let t = setup_on(backend, 311, "Latest", |_| {}).await;
+    t.backup().await;
+    let session = t.explore("veod").await;
+    let id = session.parse().unwrap();
+    let server = t.s.server.as_ref().unwrap();
+    let whole = server
+        .store
+        .append_restore_event(&RestoreEvent {
+            id: RestoreEventId::new_random(),
+            session_id: id,
+            order: 0,
+            kind: EventType::Restore,
+            status: EventStatus::Running,
+            start_time: Utc::now(),
+            end_time: None,
+            title: "a restore".into(),
+            message: String::new(),
+            item_name: "Projects".into(),
+            item_type: "Folder".into(),
+            item_size: 0,
+            source: String::new(),
+            target: String::new(),
+        })
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..601)
+        .map(|i| format!("file-{:03}.txt", 600 - i))
+        .collect();
+    let items = names
+        .iter()
+        .map(|name| {
+            let item = EventItem {
+                title: format!("Restore {name}"),
+                name: name.clone(),
+                item_type: "File".into(),
+                size: 7,
+                ..Default::default()
+            };
+            (
+                item,
+                EventStatus::Success,
+                "Restored".to_owned(),
+                Utc::now(),
+            )
+        })
+        .collect();
+    let restore = m365backup_core::restore::service::RestoreService::new(server.store.clone());
+    restore
+        .record_item_events(id, EventType::Restore, items)
+        .await
+        .unwrap();
+
+    let listed = t.all_events(&session).await;
+    assert_eq!(listed.len(), 602);
+    assert_eq!(listed[0]["id"], whole.id.to_string());
+    assert_eq!(listed[0]["order"], whole.order);
+    let listed_names: Vec<&str> = listed[1..]
+        .iter()
+        .map(|e| e["itemName"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed_names, names);
+    let orders: Vec<i64> = listed
+        .iter()
+        .map(|e| e["order"].as_i64().unwrap())
+        .collect();
+    assert!(orders.windows(2).all(|w| w[0] < w[1]), "{orders:?}");
+    let last = &listed[601];
+    assert_eq!(
+        (last["status"].as_str(), last["message"].as_str()),
+        (Some("Success"), Some("Restored"))
+    );
+    let alone = event_view(&t, &session, last["id"].as_str().unwrap().parse().unwrap()).await;
+    assert_eq!(alone["order"], last["order"], "{alone}");
+    // A page further on starts where the one before ended.
+    let page = json(
+        t.s.get(
+            &format!("/v5/RestoreSessions/{session}/Events?offset=300&limit=2"),
+            &t.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(page["results"][0]["order"], listed[300]["order"], "{page}");
     t.s.stop().await;
 }
 
