@@ -1,7 +1,8 @@
 """Real ids for scripts/schemathesis.
 
 Run as `schemathesis-hooks.py setup` (with M365BACKUP_BASE, M365BACKUP_PASSWORD and
-M365BACKUP_WORK set), it signs in to a fresh `serve --demo`, makes the resources the generated
+M365BACKUP_WORK set), it signs in to a fresh `serve --demo`, turns its simulator's throttling
+off (a throttled sign-in is a documented 503, but here a 5xx must mean a bug), makes the resources the generated
 requests need and prints their ids as JSON. Loaded by schemathesis (SCHEMATHESIS_HOOKS, with
 M365BACKUP_SCHEMATHESIS_IDS naming that JSON), it puts those ids in every generated path, so that
 the calls reach real logic instead of 404s: the operations that remove or stop something get a
@@ -32,6 +33,9 @@ NOTHING = "00000000-0000-4000-8000-000000000001"
 # The demo tenant's application secret (crates/server/src/demo.rs; never returned by the API)
 # and its backup workers, members of DEMO_GROUP, with the passwords `serve --demo` prints.
 DEMO_APP_SECRET = "demo-app-secret"
+# The secret of the simulator's control API (`/_sim/`), m365sim's default, which `serve --demo`
+# keeps.
+SIM_CONTROL_SECRET = "sim-control"
 DEMO_ACCOUNTS = [
     ("account1@office365.onmicrosoft.com", "XXXXX"),
     ("account2@office365.onmicrosoft.com", "Pass-account2-365!"),
@@ -92,6 +96,20 @@ def explore(api, kind):
     return api.call("POST", f"/v5/Organizations/{DEMO_ORGANIZATION}/Action", body)["id"]
 
 
+def unthrottled(authority):
+    """Turns off the simulator's throttling (its run-time setting, `PUT /_sim/throttling`): a
+    throttled sign-in is answered 503 by design, and in this run a 5xx must mean a bug."""
+    request = urllib.request.Request(
+        authority.rstrip("/") + "/_sim/throttling",
+        data=json.dumps({"enabled": False}).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json", "X-Sim-Secret": SIM_CONTROL_SECRET},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if json.loads(response.read()).get("enabled") is not False:
+            raise SystemExit("the simulator's throttling is still on")
+
+
 def setup():
     api = Api(os.environ["M365BACKUP_BASE"])
     password = os.environ["M365BACKUP_PASSWORD"]
@@ -113,8 +131,11 @@ def setup():
     ids["objectStorageId"] = api.first_id("/v5/ObjectStorageRepositories")
     # Directory objects a job's items may name, and the demo tenant's sign-in (its app, and the
     # simulator's endpoints as the demo organization has them).
+    # Sites both sign-ins read: a PUT of the organization may switch it to the sign-in of a
+    # backup worker, who administers every site but site4 (crates/server/src/demo.rs), and
+    # the organization's sites are then the ones that worker sees.
     sites = api.call("GET", f"{org}/Sites?limit=1000")["results"]
-    ids["sites"] = [{"id": s["id"], "url": s["url"]} for s in sites if not s["isPersonal"]][:5]
+    ids["sites"] = [{"id": s["id"], "url": s["url"]} for s in sites if not s["isPersonal"] and not s["url"].endswith("/sites/site4")][:5]
     users = api.call("GET", f"{org}/Users?limit=5")["results"]
     ids["users"] = [{"id": u["id"], "name": u["name"], "displayName": u["displayName"]} for u in users]
     groups = api.call("GET", f"{org}/Groups?limit=5")["results"]
@@ -127,6 +148,7 @@ def setup():
         "authorityUrl": settings["authorityUrl"],
         "graphUrl": settings["graphUrl"],
     }
+    unthrottled(settings["authorityUrl"])
     # A job run once: its session, log items, and restore points to explore.
     job = {"name": "Schemathesis", "backupType": "EntireOrganization", "schedulePolicy": {"type": "ManualOnly"}, "runNow": True}
     ids["jobId"] = api.call("POST", f"{org}/Jobs", job)["id"]
@@ -233,11 +255,17 @@ def real_items(items):
                 target[key] = pick[key]
 
 
-def real_job(body):
-    """A job body naming the real repository and proxy, and real items."""
+def real_job(body, method):
+    """A job body naming the real repository and proxy, and real items. An edit that leaves
+    the job's selected items as stored while its type may be SelectedItems gets one real
+    item: whether that edit is valid depends on the items the job holds (state the document
+    cannot describe)."""
     for field, real in (("repositoryId", IDS["repositoryId"]), ("proxyId", IDS["proxyId"])):
         if isinstance(body.get(field), str) and body[field].strip():
             body[field] = real
+    whole = str(body.get("backupType")).lower() == "entireorganization"
+    if method == "PUT" and not whole and not body.get("selectedItems"):
+        body["selectedItems"] = [{"type": "Site", "site": {"id": IDS["sites"][0]["id"]}}]
     real_items(body.get("selectedItems"))
     real_items(body.get("excludedItems"))
 
@@ -270,6 +298,11 @@ def real_repository(body, method, ids):
     if method == "POST" and isinstance(body.get("objectStorage"), dict):
         # The demo reaches no object storage: the same body with a local folder instead.
         body["objectStorage"] = None
+        body["path"] = ""
+    if method == "POST" and body.get("path") is None and body.get("objectStorage") is None:
+        # schemathesis 4.32.5's coverage phase builds "all required properties" of the
+        # objectStorage branch with the other branch's null: a folder makes it the valid body
+        # it was meant to be.
         body["path"] = ""
     if method == "POST" and isinstance(body.get("path"), str):
         global FOLDERS
@@ -320,7 +353,7 @@ def map_case(context, case):
         if isinstance(case.body, dict) and "/RestoreSessions/" in path:
             real_targets(case.body, ids)
         elif isinstance(case.body, dict) and path in ("/v5/Organizations/{organizationId}/Jobs", "/v5/Jobs/{jobId}"):
-            real_job(case.body)
+            real_job(case.body, method)
         elif path in ("/v5/Jobs/{jobId}/SelectedItems", "/v5/Jobs/{jobId}/ExcludedItems"):
             real_items(case.body)
         elif isinstance(case.body, dict) and path in ("/v5/Organizations", "/v5/Organizations/{organizationId}"):

@@ -27,8 +27,12 @@ pub enum ApiError {
     TooManyRequests(Duration),
     /// The server is at a limit of its own (e.g. password hashes in progress); retry later.
     Busy(Duration),
-    /// Microsoft 365 is unavailable or throttling; the client may retry later.
-    ServiceUnavailable(String),
+    /// Microsoft 365 is unavailable or throttling; the client may retry later (after the wait
+    /// Microsoft asked for, when it throttled).
+    ServiceUnavailable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// OAuth-style token endpoint error (`invalid_grant`, `unsupported_grant_type`, ...).
     OAuth {
         error: &'static str,
@@ -57,9 +61,10 @@ impl From<CoreError> for ApiError {
             },
             CoreError::Throttled { retry_after } => ApiError::TooManyRequests(retry_after),
             CoreError::Unauthenticated => ApiError::Unauthorized,
-            e @ CoreError::Unavailable { .. } => {
-                ApiError::ServiceUnavailable(m365backup_core::error::Chain(&e).to_string())
-            }
+            e @ CoreError::Unavailable { retry_after, .. } => ApiError::ServiceUnavailable {
+                message: m365backup_core::error::Chain(&e).to_string(),
+                retry_after,
+            },
             CoreError::Busy { retry_after } => ApiError::Busy(retry_after),
             e @ CoreError::Store(_) => ApiError::internal(e),
             e @ CoreError::Internal { .. } => ApiError::internal(e),
@@ -114,7 +119,16 @@ impl IntoResponse for ApiError {
                     secs,
                 )
             }
-            ApiError::ServiceUnavailable(m) => message(StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::ServiceUnavailable {
+                message: m,
+                retry_after,
+            } => {
+                let answer = message(StatusCode::SERVICE_UNAVAILABLE, m);
+                match retry_after {
+                    Some(wait) => with_retry_after(answer, whole_secs(wait)),
+                    None => answer,
+                }
+            }
             ApiError::OAuth { error, description } => (
                 StatusCode::BAD_REQUEST,
                 Json(serde_json::json!({ "error": error, "error_description": description })),

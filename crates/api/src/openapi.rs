@@ -587,6 +587,13 @@ fn creation_body(method: &str, path: &str) -> Option<&'static str> {
 
 /// What the handlers check across properties, which the derived schemas cannot say.
 fn refine_schemas(schemas: &mut Map<String, Value>) {
+    if let Some(job) = schemas.get_mut("JobBody") {
+        // Items given with a SelectedItems type replace the stored ones: at least one.
+        job["if"] = json!({"required": ["backupType", "selectedItems"],
+                           "properties": {"backupType": {"const": "SelectedItems"},
+                                          "selectedItems": {"type": "array"}}});
+        job["then"] = json!({"properties": {"selectedItems": {"minItems": 1}}});
+    }
     if let Some(job) = schemas.get("JobBody").cloned() {
         // A new job needs its name, and a SelectedItems job at least one item (on edit, the
         // job's stored items count too).
@@ -611,6 +618,12 @@ fn refine_schemas(schemas: &mut Map<String, Value>) {
             props.insert(
                 "path".into(),
                 json!({"type": ["string", "null"], "description": "Absolute folder on the server"}),
+            );
+            props.insert("name".into(), json!({"type": "string", "pattern": "\\S"}));
+            props.insert(
+                "encryptionPassword".into(),
+                json!({"type": ["string", "null"], "minLength": 8,
+                       "description": "A new repository's password; a random one when absent"}),
             );
         }
         new_repository["required"] = json!(["name"]);

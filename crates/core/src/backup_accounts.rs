@@ -244,6 +244,14 @@ impl BackupAccountService {
                     format!("Backup account [{i}] ({login}): the sign-in could not be checked"),
                     e,
                 ),
+                GatewayError::Throttled {
+                    retry_after,
+                    source,
+                } => CoreError::unavailable_because(
+                    format!("Backup account [{i}] ({login}): the sign-in could not be checked"),
+                    source,
+                )
+                .retry_after(retry_after),
                 other => entry_error(i, &login, format!("the sign-in failed: {other}")),
             });
         }

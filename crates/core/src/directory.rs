@@ -227,10 +227,18 @@ pub enum GatewayError {
     /// The tenant answered something this server cannot use (the text says what).
     #[error("{0}")]
     Unavailable(String),
-    /// Microsoft 365 failed (throttled past the retries, 5xx, unreachable mid-read): its error,
-    /// kept whole and shared (a listing's failure reaches every request waiting for it).
+    /// Microsoft 365 failed (5xx, unreachable mid-read): its error, kept whole and shared (a
+    /// listing's failure reaches every request waiting for it).
     #[error(transparent)]
     Failed(std::sync::Arc<dyn std::error::Error + Send + Sync>),
+    /// Microsoft 365 still throttled the call after the client's retries: its error, and how
+    /// long it asked to wait (the server passes that on as `Retry-After`).
+    #[error("Microsoft 365 asks to wait {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        retry_after: std::time::Duration,
+        #[source]
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 #[async_trait]

@@ -106,6 +106,11 @@ fn gateway_error(e: GatewayError) -> CoreError {
         GatewayError::Failed(e) => {
             CoreError::unavailable_because("Cannot read the organization's directory", e)
         }
+        GatewayError::Throttled {
+            retry_after,
+            source,
+        } => CoreError::unavailable_because("Cannot read the organization's directory", source)
+            .retry_after(retry_after),
     }
 }
 

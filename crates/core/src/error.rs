@@ -95,6 +95,8 @@ pub enum CoreError {
         message: String,
         #[source]
         source: Option<BoxError>,
+        /// How long the service asked to wait when it throttled (answered as `Retry-After`).
+        retry_after: Option<Duration>,
     },
     /// No valid access token.
     #[error("Authorization has been denied for this request.")]
@@ -116,6 +118,7 @@ impl CoreError {
         Self::Unavailable {
             message: message.into(),
             source: None,
+            retry_after: None,
         }
     }
 
@@ -124,6 +127,21 @@ impl CoreError {
         Self::Unavailable {
             message: message.into(),
             source: Some(source.into()),
+            retry_after: None,
+        }
+    }
+
+    /// The service throttled: it asked to wait `wait` (an [`Self::Unavailable`] only).
+    pub fn retry_after(self, wait: Duration) -> Self {
+        match self {
+            Self::Unavailable {
+                message, source, ..
+            } => Self::Unavailable {
+                message,
+                source,
+                retry_after: Some(wait),
+            },
+            other => other,
         }
     }
 

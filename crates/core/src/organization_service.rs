@@ -104,6 +104,11 @@ fn gateway_error(e: GatewayError) -> CoreError {
         GatewayError::Failed(e) => {
             CoreError::unavailable_because("Microsoft 365 is unavailable", e)
         }
+        GatewayError::Throttled {
+            retry_after,
+            source,
+        } => CoreError::unavailable_because("Microsoft 365 is throttling", source)
+            .retry_after(retry_after),
     }
 }
 

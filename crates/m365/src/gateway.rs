@@ -98,6 +98,10 @@ pub fn gateway_error(e: M365Error) -> GatewayError {
         } => GatewayError::Connection(format!(
             "Microsoft Graph refused access ({code}): {message}"
         )),
+        M365Error::Throttled { retry_after, .. } => GatewayError::Throttled {
+            retry_after,
+            source: std::sync::Arc::new(e),
+        },
         other => GatewayError::Failed(std::sync::Arc::new(other)),
     }
 }

@@ -256,6 +256,7 @@ impl From<OrganizationBody> for OrganizationInput {
         (status = 400, description = "Invalid settings, or the tenant refused the sign-in (its reason quoted)", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 409, description = "The tenant is already added", body = ErrorBody),
+        (status = 503, description = "Microsoft 365 could not check the sign-in (down, or throttling: then Retry-After says how long to wait)", body = ErrorBody),
     )
 )]
 pub async fn add_organization(
@@ -282,6 +283,7 @@ pub async fn add_organization(
         (status = 400, description = "Invalid settings or refused sign-in", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such organization", body = ErrorBody),
+        (status = 503, description = "Microsoft 365 could not check the sign-in (down, or throttling: then Retry-After says how long to wait)", body = ErrorBody),
     )
 )]
 pub async fn edit_organization(

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 on_both_stores! {
     add_get_list_with_good_credentials;
     bad_credentials_are_400_and_store_nothing;
+    throttled_sign_in_check_is_503_with_retry_after;
     edit_keeps_secrets_and_revalidates;
     remove_organization;
     secrets_are_sealed_at_rest;
@@ -116,6 +117,42 @@ async fn expect_400(s: &TestServer, token: &str, body: &Value, needle: &str) {
         message.contains(needle),
         "'{message}' should contain '{needle}'"
     );
+}
+
+/// Microsoft 365 still throttling the sign-in check after the client's retries (here at once:
+/// it asks for a longer wait than the client waits) is not the operator's fault: 503 with the
+/// wait Microsoft asked for as `Retry-After`, and nothing stored.
+async fn throttled_sign_in_check_is_503_with_retry_after(backend: Backend) {
+    let sim = start_sim(spec()).await;
+    let s = TestServer::start(backend).await;
+    let token = s.admin_token().await;
+    sim.control().set_throttling(|c| {
+        c.enabled = true;
+        // Every Graph read costs more than a bucket holds, refilled over an hour and more.
+        c.user_rate = 0.001;
+        c.user_burst = 1.0;
+        c.app_rate = 0.001;
+        c.app_burst = 1.0;
+        c.cost_single = 5.0;
+        c.cost_multi = 5.0;
+    });
+    let password = generated_password("user1", 5);
+    let body = organization_body(&sim, "user1@contoso5.onmicrosoft.com", &password);
+    let r = post_org(&s, &token, &body).await;
+    assert_eq!(r.status(), 503);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        wait > 120,
+        "Retry-After {wait} s: the wait the simulator asked for, not a default"
+    );
+    let message = json(r).await["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("throttl"), "{message}");
+    let listed = json(s.get("/v5/Organizations", &token).await).await;
+    assert_eq!(listed, json!([]), "nothing stored");
 }
 
 async fn bad_credentials_are_400_and_store_nothing(backend: Backend) {
