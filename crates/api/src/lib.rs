@@ -23,6 +23,7 @@ pub mod range;
 pub mod request_span;
 pub mod routes;
 pub mod state;
+pub mod unread_body;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -252,6 +253,10 @@ pub fn build(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(TraceLayer::new_for_http().make_span_with(request_span::request_span))
+                // Outside the body limit, so a 413 for an over-long body closes too.
+                .layer(axum::middleware::from_fn(
+                    unread_body::close_when_body_unread,
+                ))
                 .layer(from_fn_with_state(state.clone(), response_conventions))
                 .layer(CatchPanicLayer::new())
                 .layer(RequestBodyLimitLayer::new(limit)),

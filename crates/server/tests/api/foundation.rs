@@ -497,6 +497,8 @@ async fn body_rules_give_clear_4xx(backend: Backend) {
         ])
         .await;
     assert_eq!(too_large.status(), 413);
+    // Answered before the body was read: the connection ends with the answer, and says so.
+    assert_eq!(too_large.headers()["connection"], "close");
     assert!(json(too_large).await["message"]
         .as_str()
         .unwrap()
@@ -537,6 +539,27 @@ async fn body_rules_give_clear_4xx(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(no_type.status(), 415);
+    // A 401 from the bearer check comes before the body is read, too.
+    let unauthenticated = s
+        .http
+        .post(s.url("/v5/Organizations"))
+        .header("content-type", "application/json")
+        .body(r#"{"type":"Office365"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(unauthenticated.headers()["connection"], "close");
+    // An answer after the body was read keeps the connection for the next request.
+    let signed_in = s
+        .token_request(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .await;
+    assert_eq!(signed_in.status(), 200);
+    assert!(signed_in.headers().get("connection").is_none());
     // The server still works.
     s.admin_token().await;
     s.stop().await;
