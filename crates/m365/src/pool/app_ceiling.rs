@@ -15,7 +15,10 @@
 //! budget from app throttles alone. The pace the pool had when the app was throttled is a
 //! ceiling's upper bound; the pool drops to 90 % of it, recovers towards 97 % within seconds
 //! and then probes upwards, slowly at first (so app throttles stay rare) and faster as time
-//! passes without one (so a ceiling learned by mistake lets go).
+//! passes without one (so a ceiling learned by mistake lets go). Each app throttle that finds
+//! the ceiling where the last one did doubles the quiet time before the probing starts: a
+//! probe that overshoots costs a pause of the whole pool (and the refused calls count against
+//! the budget too), so a ceiling confirmed again and again is probed more and more rarely.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -56,6 +59,11 @@ const BLIND_RECOVERY_SECS: f64 = 2.0;
 /// that was too low does not hold the pool for long.
 const BLIND_PROBE: f64 = 0.0005;
 const BLIND_PROBE_AFTER_SECS: f64 = 10.0;
+/// An app throttle at a pace within these shares of the last one's peak found the same
+/// ceiling...
+const BLIND_SAME_CEILING: std::ops::RangeInclusive<f64> = 0.9..=1.1;
+/// ...and doubles the quiet time before probing, up to this many times (160 s).
+const BLIND_MAX_CONFIRMED: u32 = 4;
 
 /// What an app throttle taught a pool that has never seen `RateLimit-*` headers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,14 +72,51 @@ struct Blind {
     peak: f64,
     /// When the pause that followed ended.
     since: Instant,
+    /// App throttles in a row that found the ceiling where the one before had it.
+    confirmed: u32,
 }
 
 impl Blind {
+    /// What an app throttle at a pace of `measured` units/s teaches, after `last` (if any);
+    /// `full`: the pace was measured over a whole span without a pause. A pace measured right
+    /// after a pause may be low for other reasons: then the peak falls by 5 % at most. A whole
+    /// span's pace is the bound: the first peak, measured on a budget that starts full, is
+    /// often far too high, and coming down from it 5 % a throttle cost a pause every few
+    /// seconds for half a minute.
+    fn after(last: Option<Blind>, measured: f64, full: bool, since: Instant) -> Self {
+        let Some(last) = last else {
+            return Self {
+                peak: measured,
+                since,
+                confirmed: 0,
+            };
+        };
+        let confirmed = if BLIND_SAME_CEILING.contains(&(measured / last.peak)) {
+            (last.confirmed + 1).min(BLIND_MAX_CONFIRMED)
+        } else {
+            0
+        };
+        Self {
+            peak: if full {
+                measured
+            } else {
+                measured.max(0.95 * last.peak)
+            },
+            since,
+            confirmed,
+        }
+    }
+
+    /// How long the pace stays at its plateau before probing upwards.
+    fn quiet_secs(&self) -> f64 {
+        BLIND_PROBE_AFTER_SECS * f64::from(1u32 << self.confirmed)
+    }
+
     fn pace(&self, now: Instant) -> f64 {
         let t = now.saturating_duration_since(self.since).as_secs_f64();
         let plateau = BLIND_PLATEAU * self.peak;
         let gap = plateau - BLIND_DROP * self.peak;
-        let probing = (t - BLIND_PROBE_AFTER_SECS).max(0.0);
+        let probing = (t - self.quiet_secs()).max(0.0);
         plateau - gap * (-t / BLIND_RECOVERY_SECS).exp()
             + self.peak * BLIND_PROBE * probing * probing
     }
@@ -205,17 +250,26 @@ impl AppCeiling {
 
     /// The pool's pace over the last two seconds (or since its last pause ended), units/s.
     fn recent_rate(&self, now: Instant) -> f64 {
+        self.recent_rate_span(now).0
+    }
+
+    /// [`Self::recent_rate`], and whether it was measured over the whole two seconds (no
+    /// pause ended within them, the pool is that old).
+    fn recent_rate_span(&self, now: Instant) -> (f64, bool) {
+        let two = Duration::from_secs(2);
         let from = match self.paused_until {
-            Some(p) if now.saturating_duration_since(p) < Duration::from_secs(2) => p,
-            _ => now - Duration::from_secs(2).min(now.saturating_duration_since(self.created)),
+            Some(p) if now.saturating_duration_since(p) < two => p,
+            _ => now - two.min(now.saturating_duration_since(self.created)),
         };
-        let span = now.saturating_duration_since(from).as_secs_f64().max(0.5);
-        self.sent
+        let measured = now.saturating_duration_since(from);
+        let rate = self
+            .sent
             .iter()
             .filter(|(t, _)| *t >= from)
             .map(|(_, u)| u)
             .sum::<f64>()
-            / span
+            / measured.as_secs_f64().max(0.5);
+        (rate, measured >= two)
     }
 
     /// An admitted answer to an app-only or a delegated call, with its reading if it carried
@@ -336,16 +390,19 @@ impl AppCeiling {
                 Some(e) => 0.95 * e,
                 None => 0.8 * self.recent_rate(now),
             });
-        } else {
-            // Blind: the pace that was too much bounds the budget from above. A pace measured
-            // right after a pause may be low for other reasons: the bound falls by 5 % at most.
-            let measured = self.recent_rate(now).max(1.0);
-            let peak = self.blind.map_or(measured, |b| measured.max(0.95 * b.peak));
-            self.estimate = Some(BLIND_DROP * peak);
-            self.blind = Some(Blind {
-                peak,
-                since: self.paused_until.map_or(until, |p| p.max(until)),
-            });
+        } else if self.paused_until.is_none_or(|p| p <= now) {
+            // Blind: the pace that was too much bounds the budget from above (see
+            // `Blind::after`). During a pause the answers of requests sent before it teach
+            // nothing more.
+            let (measured, full) = self.recent_rate_span(now);
+            let since = self.paused_until.map_or(until, |p| p.max(until));
+            let blind = Blind::after(self.blind, measured.max(1.0), full, since);
+            self.estimate = Some(BLIND_DROP * blind.peak);
+            self.blind = Some(blind);
+        }
+        if let Some(blind) = self.blind.as_mut() {
+            // The plateau starts when the pause ends, however long a later answer made it.
+            blind.since = blind.since.max(until);
         }
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
         self.probe_only = true;
@@ -481,6 +538,66 @@ mod tests {
             app.throttled(resumed, i, Duration::from_secs(1), true);
         }
         assert!((app.pace(resumed).unwrap() - 0.9 * 47.5).abs() < 1e-9);
+    }
+
+    /// An app throttle of a blind pool that has sent `rate` units/s over the last 2 s, at `at`.
+    fn blind_throttle(app: &mut AppCeiling, at: Instant, rate: f64) {
+        for _ in 0..4 {
+            app.take(at, rate / 2.0);
+        }
+        let retry = Duration::from_secs(1);
+        let throttled = [0, 1, 2].map(|i| app.throttled(at, i, retry, true));
+        assert_eq!(throttled, [false, false, true], "a quorum of 3");
+    }
+
+    #[test]
+    fn a_ceiling_found_again_is_probed_more_and_more_rarely() {
+        let created = Instant::now();
+        let mut app = AppCeiling::new(created);
+        let t0 = created + Duration::from_secs(2);
+        blind_throttle(&mut app, t0, 100.0);
+        let quiet = |app: &AppCeiling| {
+            let b = app.blind.unwrap();
+            let plateau = b.pace(b.since + Duration::from_secs(9));
+            // The first second past the plateau's end where the pace has grown 1 %.
+            (10..400)
+                .find(|&s| b.pace(b.since + Duration::from_secs(s)) > 1.01 * plateau)
+                .unwrap()
+        };
+        let first = quiet(&app);
+        assert!((14..20).contains(&first), "{first}");
+        // Answers to requests sent before the pause teach nothing more.
+        app.throttled(
+            t0 + Duration::from_millis(10),
+            3,
+            Duration::from_secs(1),
+            true,
+        );
+        assert_eq!(app.blind.unwrap().confirmed, 0);
+        assert_eq!(app.blind.unwrap().peak, 100.0);
+        // Throttled again at about the same pace: the same ceiling, twice the quiet time.
+        let t1 = t0 + Duration::from_secs(30);
+        blind_throttle(&mut app, t1, 104.0);
+        assert_eq!(app.blind.unwrap().confirmed, 1);
+        assert_eq!(app.blind.unwrap().since, t1 + Duration::from_secs(1));
+        let second = quiet(&app);
+        assert!(second >= first + 10, "{first} {second}");
+        for k in 2..8 {
+            blind_throttle(&mut app, t1 + Duration::from_secs(200 * k), 100.0);
+        }
+        assert_eq!(app.blind.unwrap().confirmed, BLIND_MAX_CONFIRMED);
+        assert!(quiet(&app) >= 160, "{}", quiet(&app));
+        // A throttle over a whole span at a pace well below the peak: that pace is the bound
+        // (not 5 % less than the last one), and not the same ceiling.
+        let t2 = t1 + Duration::from_secs(1600);
+        blind_throttle(&mut app, t2, 60.0);
+        assert_eq!(app.blind.unwrap().peak, 60.0);
+        assert_eq!(app.blind.unwrap().confirmed, 0);
+        blind_throttle(&mut app, t2 + Duration::from_secs(200), 100.0);
+        // A throttle well above the last peak: the ceiling moved; probing starts early again.
+        blind_throttle(&mut app, t1 + Duration::from_secs(2000), 150.0);
+        assert_eq!(app.blind.unwrap().confirmed, 0);
+        assert!(quiet(&app) < 20, "{}", quiet(&app));
     }
 
     #[test]
