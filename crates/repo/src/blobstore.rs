@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::Backend;
 use crate::catalog::{Catalog, RepoKey};
+use crate::chunk_budget;
 use crate::chunker::Chunker;
 use crate::crypto::Keys;
 use crate::error::{RepoError, RepoResult};
@@ -43,13 +44,11 @@ const PACKS_PER_INDEX: usize = 8;
 /// Ids looked up in the catalog per query, at most (at most this many chunks of a stream wait
 /// for their answer); public for the catalog benchmark.
 pub const LOOKUP_BATCH: usize = 8;
-/// Chunks (plain bytes) between the chunker and their pack, across every stream being stored,
-/// in multiples of the largest chunk: enough to keep every worker busy, and what bounds the
-/// memory of many large files stored at once (each stream's own queues would otherwise stay
-/// full for the whole of a large file).
+/// Plain bytes between the downloads and their packs (chunks being gathered included), across
+/// every stream being stored, in multiples of the largest chunk: enough to keep every worker
+/// busy, and what bounds the memory of many large files stored at once (see
+/// [`crate::chunk_budget`]).
 const CHUNK_BUDGET_IN_MAX_CHUNKS: usize = 8;
-/// The budget counts kibibytes (a semaphore counts in u32).
-const BUDGET_UNIT: usize = 1024;
 /// Room for a full pack's header beyond its data: a pack is sent before a blob would take it
 /// past `pack_size`, so its buffer never grows (and reallocates) past this.
 const PACK_SLACK: usize = 256 * 1024;
@@ -147,8 +146,8 @@ pub(crate) struct BlobStore {
     /// Pack buffers alive now, and the most there were at once.
     buffers_live: Arc<AtomicUsize>,
     buffers_peak: AtomicUsize,
-    /// Plain chunk bytes in flight in `store_stream`, all streams together (see
-    /// [`CHUNK_BUDGET_IN_MAX_CHUNKS`]); a chunk holds its share from the chunker to its pack.
+    /// Plain bytes in flight in `store_stream`, all streams together (see
+    /// [`CHUNK_BUDGET_IN_MAX_CHUNKS`]); a chunk holds its share from its first byte to its pack.
     chunk_budget: Arc<Semaphore>,
     /// Serializes index writing, so a flush returns only once every earlier pack is indexed.
     index_lock: tokio::sync::Mutex<()>,
@@ -169,7 +168,8 @@ impl BlobStore {
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let budget_units = CHUNK_BUDGET_IN_MAX_CHUNKS * chunker.max_size().div_ceil(BUDGET_UNIT);
+        let budget_units =
+            CHUNK_BUDGET_IN_MAX_CHUNKS * chunk_budget::units(chunker.max_size()) as usize;
         Self {
             chunk_budget: Arc::new(Semaphore::new(budget_units)),
             backend,
@@ -253,14 +253,7 @@ impl BlobStore {
         let keys = self.keys.clone();
         let parallel = self.workers + 1;
         let budget = self.chunk_budget.clone();
-        let hashed = self
-            .chunker
-            .chunks(input)
-            .map_err(|e| RepoError::io("reading the content to back up", e))
-            // One chunk at a time per stream: a stream's waiting chunk is always younger than
-            // the ones holding its share, which finish without more, so streams cannot
-            // starve each other into a deadlock.
-            .and_then(move |chunk| take_budget(budget.clone(), chunk))
+        let hashed = chunk_budget::chunks(&self.chunker, input, budget)
             .map_ok(move |(chunk, share)| {
                 let keys = keys.clone();
                 async move {
@@ -643,17 +636,4 @@ impl Drop for Abandon<'_> {
             }
         }
     }
-}
-
-/// Waits for `chunk`'s share of the repository's chunk budget.
-async fn take_budget(
-    budget: Arc<Semaphore>,
-    chunk: Bytes,
-) -> RepoResult<(Bytes, tokio::sync::OwnedSemaphorePermit)> {
-    let units = chunk.len().div_ceil(BUDGET_UNIT).max(1) as u32;
-    let share = budget
-        .acquire_many_owned(units)
-        .await
-        .map_err(RepoError::task("chunk budget"))?;
-    Ok((chunk, share))
 }

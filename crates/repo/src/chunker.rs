@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use fastcdc::v2020::{get_gear_with_seed, select_masks, Normalization};
-use futures::{Stream, StreamExt};
 
 use crate::format::config::ChunkerParams;
 
@@ -86,12 +85,20 @@ impl Chunker {
         }
     }
 
-    /// Cuts a stream of bytes into chunks.
-    pub fn chunks<S, E>(&self, input: S) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
+    /// Cuts a stream of bytes into chunks, with no budget: the reference the tests and fuzz
+    /// targets check cuts against (writers cut through [`crate::chunk_budget::chunks`]).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn chunks<S, E>(
+        &self,
+        input: S,
+    ) -> impl futures::Stream<Item = Result<Bytes, E>> + Send + 'static
     where
-        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
         E: Send + 'static,
     {
+        use bytes::Buf;
+        use futures::StreamExt;
+
         struct State<S> {
             input: std::pin::Pin<Box<S>>,
             gatherer: Gatherer,

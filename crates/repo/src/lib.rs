@@ -15,6 +15,7 @@ pub mod backend;
 mod blobstore;
 pub mod catalog;
 pub mod check;
+mod chunk_budget;
 mod chunker;
 pub mod crypto;
 pub mod error;
