@@ -13,37 +13,16 @@ use crate::support;
 
 use futures_util::StreamExt;
 use m365backup_core::jobs::model::VersionPolicy;
-use m365backup_core::Secret;
 use m365backup_engine::backup::drive::{back_up, DriveOptions, ObjectResult};
 use m365backup_engine::backup::progress::RunCounters;
 use m365backup_engine::pool_builder::build_pool;
 use m365backup_m365::pool::PoolConfig;
-use m365backup_repo::{
-    InitOptions, ItemKind, Location, MemoryCatalog, ObjectKind, ProtectedObject, Repository,
-    SnapshotFilter,
-};
+use m365backup_repo::{ItemKind, ObjectKind, ProtectedObject, Repository, SnapshotFilter};
 use m365sim::RunningSim;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 const SEED: u64 = 12;
-
-async fn repository(dir: &std::path::Path) -> Repository {
-    Repository::init(
-        &Location::Local {
-            path: dir.to_owned(),
-        },
-        &Secret::new("test password"),
-        Arc::new(MemoryCatalog::new()),
-        uuid::Uuid::new_v4(),
-        &InitOptions {
-            kdf_cost: (1024, 1),
-            ..InitOptions::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 /// Every live file of a drive of the tenant: id → SHA-256 of its current bytes.
 fn tenant_files(sim: &RunningSim, drive: &str) -> BTreeMap<String, String> {
@@ -153,7 +132,7 @@ async fn back_up_changing_midway(
 async fn tombstones_and_a_file_twice_in_a_first_round() {
     let sim = support::paged_sim(SEED).await;
     let dir = tempfile::tempdir().unwrap();
-    let repo = repository(dir.path()).await;
+    let repo = support::local_repository(dir.path()).await;
     let drive = sim.tenant().drives[0].id.clone();
     let deleted = support::delete_some(&sim, &drive);
     assert!(deleted.len() >= 4, "{deleted:?}");
@@ -202,7 +181,7 @@ async fn tombstones_and_a_file_twice_in_a_first_round() {
 async fn a_resync_in_the_middle_of_a_first_round() {
     let sim = support::paged_sim(SEED).await;
     let dir = tempfile::tempdir().unwrap();
-    let repo = repository(dir.path()).await;
+    let repo = support::local_repository(dir.path()).await;
     let drive = sim.tenant().drives[1].id.clone();
     let deleted = support::delete_some(&sim, &drive);
     let (listed, _) = support::full_round_items(&sim, &drive);

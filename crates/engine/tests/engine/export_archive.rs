@@ -3,18 +3,13 @@
 //! byte, the CRC, the entry after it — and by Info-ZIP's `unzip -t` when it is installed; and a
 //! restore's length (its progress bar) counts the items the restore meets.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use futures_util::{stream, AsyncReadExt, Stream, StreamExt};
-use m365backup_core::Secret;
 use m365backup_engine::restore::browse::RestorePoint;
 use m365backup_engine::restore::export::{selection_items, zip_export, Export};
 use m365backup_engine::restore::selection::Selection;
 use m365backup_repo::{
-    InitOptions, Item, Location, MemoryCatalog, ObjectKind, ProtectedObject, Repository,
-    SnapshotRecord, SnapshotSpec,
+    Item, ObjectKind, ProtectedObject, Repository, SnapshotRecord, SnapshotSpec,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -49,20 +44,6 @@ async fn expected_hash(len: u64) -> blake3::Hash {
         hasher.update(&piece.unwrap());
     }
     hasher.finalize()
-}
-
-async fn open_new(path: &Path) -> Repository {
-    Repository::init(
-        &Location::Local {
-            path: path.to_owned(),
-        },
-        &Secret::new("test password"),
-        Arc::new(MemoryCatalog::new()),
-        uuid::Uuid::new_v4(),
-        &InitOptions::default(),
-    )
-    .await
-    .unwrap()
 }
 
 fn onedrive() -> ProtectedObject {
@@ -117,7 +98,7 @@ async fn a_streamed_zip64_archive_comes_back_whole() {
 
 async fn archive_reads_back(size: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open_new(&dir.path().join("repository")).await;
+    let repo = crate::support::local_repository(&dir.path().join("repository")).await;
     let snapshot = write_point(
         &repo,
         &[("root", None, "root"), ("d", Some("root"), "Big")],
@@ -235,7 +216,7 @@ async fn archive_reads_back(size: u64) {
 #[tokio::test]
 async fn a_restore_is_as_long_as_the_items_it_meets() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = open_new(&dir.path().join("repository")).await;
+    let repo = crate::support::local_repository(&dir.path().join("repository")).await;
     let snapshot = write_point(
         &repo,
         &[

@@ -5,8 +5,28 @@ use m365backup_core::backup_accounts::BackupAccountSession;
 use m365backup_core::directory::{TenantAuth, TenantConnection};
 use m365backup_core::organizations::Region;
 use m365backup_core::Secret;
+use m365backup_repo::{InitOptions, Location, MemoryCatalog, Repository};
 use m365sim::tenant::generated_password;
 use m365sim::{RunningSim, SimConfig, TenantSpec, ThrottleConfig};
+
+/// A new repository in a local folder, with a cheap key derivation (tests make many).
+#[allow(dead_code)] // Not every includer (the benchmark) stores anything.
+pub async fn local_repository(dir: &std::path::Path) -> Repository {
+    Repository::init(
+        &Location::Local {
+            path: dir.to_owned(),
+        },
+        &Secret::new("test password"),
+        std::sync::Arc::new(MemoryCatalog::new()),
+        uuid::Uuid::new_v4(),
+        &InitOptions {
+            kdf_cost: (1024, 1),
+            ..InitOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
 
 /// Two OneDrives (user1's and backup1's) of more than one delta page each (Graph's 200 items),
 /// every request slowed so that a test can change the tenant between two pages of a round.
