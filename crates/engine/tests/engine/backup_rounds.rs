@@ -142,17 +142,7 @@ async fn tombstones_and_a_file_twice_in_a_first_round() {
         "{tombstones} tombstones"
     );
     // Between two pages the drive's first file changes: it comes again later in the round.
-    let changed = {
-        let state = sim.tenant().drive(&drive).unwrap().state.read().unwrap();
-        state
-            .items
-            .iter()
-            .filter(|i| i.file.is_some() && !i.deleted)
-            .min_by_key(|i| i.log_pos)
-            .unwrap()
-            .id
-            .clone()
-    };
+    let changed = support::first_file(&sim, &drive);
     let result = back_up_changing_midway(&sim, &repo, &drive, |sim| {
         sim.drive(&drive)
             .unwrap()

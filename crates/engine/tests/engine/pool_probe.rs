@@ -640,17 +640,7 @@ async fn tombstones_and_repeats_of_a_first_enumeration_are_folded() {
     // round, with its new hash (the last one wins).
     let report = probe_changing_midway(&sim, |sim| {
         for d in &sim.tenant().drives {
-            let first = {
-                let state = d.state.read().unwrap();
-                state
-                    .items
-                    .iter()
-                    .filter(|i| i.file.is_some() && !i.deleted)
-                    .min_by_key(|i| i.log_pos)
-                    .unwrap()
-                    .id
-                    .clone()
-            };
+            let first = support::first_file(sim, &d.id);
             sim.drive(&d.id)
                 .unwrap()
                 .modify_file(&first, 9_999)

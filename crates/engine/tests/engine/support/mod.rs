@@ -73,6 +73,20 @@ pub fn full_round_items(sim: &RunningSim, drive: &str) -> (u64, u64) {
     }
 }
 
+#[allow(dead_code)] // Not every includer (the benchmark) changes files.
+/// The id of the file of `drive` that a delta round lists first (the lowest change position).
+pub fn first_file(sim: &RunningSim, drive: &str) -> String {
+    let state = sim.tenant().drive(drive).unwrap().state.read().unwrap();
+    state
+        .items
+        .iter()
+        .filter(|i| i.file.is_some() && !i.deleted)
+        .min_by_key(|i| i.log_pos)
+        .unwrap()
+        .id
+        .clone()
+}
+
 #[allow(dead_code)] // Not every includer (the benchmark) deletes.
 /// Deletes the last three files of `drive` and a folder holding files; the deleted files' ids.
 pub fn delete_some(sim: &RunningSim, drive: &str) -> Vec<String> {
